@@ -1,0 +1,207 @@
+"""The one engine interface that FP32, FP16 and INT8 implement.
+
+Everything above the engines (UI, CLI, benchmark, load test) talks only to
+`Engine`, `Transcript` and the dataclasses here, never to torch, onnxruntime or
+funasr. An engine never raises from `transcribe`: a failure becomes
+`Transcript.error`, so one broken precision cannot take the other two down.
+"""
+from __future__ import annotations
+
+import time
+import traceback
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..audio import Clip
+from .. import memory as _memory
+
+
+@dataclass
+class Timings:
+    """Wall-clock seconds of one call; `total_s` is what latency and RTF use."""
+
+    total_s: float = 0.0
+    features_s: float = 0.0
+    encoder_s: float = 0.0
+    decoding_s: float = 0.0
+
+    def per_token_s(self, tokens: int) -> float | None:
+        return self.decoding_s / tokens if tokens > 0 else None
+
+
+@dataclass
+class Memory:
+    """Bytes. On CPU, `resident_bytes` is the process RSS growth this engine's
+    load caused and `peak_bytes` the process RSS high-water mark during the
+    call; on CUDA both come from torch's allocator (see memory.py)."""
+
+    disk_bytes: int = 0
+    resident_bytes: int = 0
+    peak_bytes: int = 0
+    peak_delta_bytes: int = 0  # peak during the call above the RSS just before it
+    kind: str = "cpu-rss"  # "cpu-rss" | "cuda-allocator"
+
+
+@dataclass
+class EngineInfo:
+    """What a person needs to know to read an engine's numbers."""
+
+    name: str  # "FP32", "FP16", "INT8", "BF16"
+    precision: str  # "fp32", "fp16", "int8", "bf16"
+    runtime: str  # e.g. "PyTorch 2.13.0", "ONNX Runtime 1.31.1"
+    device: str  # e.g. "cpu", "cuda:0", "CPUExecutionProvider"
+    model: str  # e.g. "Whisper base (multilingual)"
+    details: str = ""  # which parts run in which precision, and caveats
+    threads: int = 0
+    disk_bytes: int = 0
+    resident_bytes: int = 0
+    load_s: float = 0.0
+    available: bool = True
+    error: str | None = None  # why it is unavailable
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} - {self.runtime}, {self.device}"
+
+
+@dataclass
+class Transcript:
+    """One engine's answer on one clip. `error` is None on success."""
+
+    engine: str
+    text: str = ""
+    language: str | None = None
+    tokens: int = 0
+    audio_s: float = 0.0
+    timings: Timings = field(default_factory=Timings)
+    memory: Memory = field(default_factory=Memory)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+    token_ids: list[int] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def latency_s(self) -> float:
+        return self.timings.total_s
+
+    @property
+    def rtf(self) -> float | None:
+        """Real-time factor: compute time over audio time (lower is faster)."""
+        return self.timings.total_s / self.audio_s if self.audio_s > 0 else None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["rtf"] = self.rtf
+        d["latency_s"] = self.latency_s
+        return d
+
+
+@dataclass
+class RawResult:
+    """What an implementation returns; the base class adds timing and memory."""
+
+    text: str
+    language: str | None
+    token_ids: list[int]
+    features_s: float = 0.0
+    encoder_s: float = 0.0
+    decoding_s: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+
+class EngineError(RuntimeError):
+    """An engine-level failure with a message meant for people."""
+
+
+class Engine(ABC):
+    """One precision of one model, loaded once and held resident."""
+
+    info: EngineInfo
+
+    @abstractmethod
+    def _run(self, clip: Clip, language: str | None) -> RawResult:
+        """Transcribe; may raise. Called only through `transcribe`."""
+
+    def transcribe(self, clip: Clip, language: str | None = None) -> Transcript:
+        """Never raises: any failure, MemoryError included, becomes `error`."""
+        if not self.info.available:
+            return Transcript(
+                engine=self.info.name,
+                audio_s=clip.duration_s,
+                error=f"{self.info.name} is unavailable: {self.info.error}",
+                memory=Memory(disk_bytes=self.info.disk_bytes, resident_bytes=self.info.resident_bytes),
+            )
+        sampler = _memory.PeakSampler(device=self.info.device)
+        start = time.perf_counter()
+        try:
+            with sampler:
+                raw = self._run(clip, language)
+            _memory.synchronize(self.info.device)
+        except MemoryError:
+            return self._failed(clip, "ran out of memory on this clip", start, sampler)
+        except Exception as exc:  # noqa: BLE001 - an engine's failure must stay its own
+            return self._failed(clip, _describe(exc), start, sampler)
+        total = time.perf_counter() - start
+        return Transcript(
+            engine=self.info.name,
+            text=raw.text,
+            language=raw.language,
+            tokens=len(raw.token_ids),
+            token_ids=list(raw.token_ids),
+            audio_s=clip.duration_s,
+            timings=Timings(total, raw.features_s, raw.encoder_s, raw.decoding_s),
+            memory=self._memory(sampler),
+            warnings=list(raw.warnings),
+        )
+
+    def close(self) -> None:
+        """Release sessions or weights; optional."""
+
+    def _memory(self, sampler: "_memory.PeakSampler") -> Memory:
+        return Memory(
+            disk_bytes=self.info.disk_bytes,
+            resident_bytes=self.info.resident_bytes,
+            peak_bytes=sampler.peak_bytes,
+            peak_delta_bytes=sampler.peak_delta_bytes,
+            kind=sampler.kind,
+        )
+
+    def _failed(self, clip: Clip, message: str, start: float, sampler) -> Transcript:
+        return Transcript(
+            engine=self.info.name,
+            audio_s=clip.duration_s,
+            timings=Timings(total_s=time.perf_counter() - start),
+            memory=self._memory(sampler),
+            error=message,
+        )
+
+
+class UnavailableEngine(Engine):
+    """Stands in for an engine that failed to load, so the others still run."""
+
+    def __init__(self, info: EngineInfo):
+        info.available = False
+        self.info = info
+
+    def _run(self, clip: Clip, language: str | None) -> RawResult:  # pragma: no cover - never called
+        raise EngineError(self.info.error or "unavailable")
+
+
+def _describe(exc: BaseException) -> str:
+    """A one-line message for people; CUDA OOM named as such."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    name = type(exc).__name__
+    if "out of memory" in str(exc).lower() or name == "OutOfMemoryError":
+        return f"ran out of memory on this clip ({name})"
+    if isinstance(exc, EngineError):
+        return text
+    return f"{name}: {text}"[:500] if text else name
+
+
+def format_exception(exc: BaseException) -> str:
+    """For logs, not for people."""
+    return "".join(traceback.format_exception(exc))

@@ -1,0 +1,130 @@
+"""Memory figures: weights on disk, resident memory, peak during a call.
+
+On CPU the three engines share one process, so "resident" is the RSS growth an
+engine's load caused and "peak" is the process RSS high-water mark sampled by a
+thread during the call. On CUDA, torch's allocator gives exact per-call peaks.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import psutil
+
+_PROC = psutil.Process(os.getpid())
+
+
+def rss_bytes() -> int:
+    return _PROC.memory_info().rss
+
+
+def disk_bytes(*paths: str | os.PathLike) -> int:
+    """Total size of files (or folders, recursively), ONNX external data included."""
+    total = 0
+    for p in paths:
+        p = Path(p)
+        if p.is_file():
+            total += p.stat().st_size
+        elif p.is_dir():
+            total += sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+    return total
+
+
+def _is_cuda(device: str) -> bool:
+    return device.startswith("cuda") or device == "CUDAExecutionProvider"
+
+
+def synchronize(device: str) -> None:
+    """Make GPU timings honest: wait for queued kernels before reading the clock."""
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+class PeakSampler:
+    """Context manager: peak memory during the block.
+
+    CPU: a thread samples process RSS every `interval_s` (psutil); short calls
+    may miss a spike between samples, so the figure is a lower bound.
+    CUDA (torch): `torch.cuda.max_memory_allocated` after a reset.
+    """
+
+    def __init__(self, device: str = "cpu", interval_s: float = 0.005):
+        self.device = device
+        self.interval_s = interval_s
+        self.kind = "cuda-allocator" if device.startswith("cuda") else "cpu-rss"
+        self.start_bytes = 0
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def peak_delta_bytes(self) -> int:
+        return max(0, self.peak_bytes - self.start_bytes)
+
+    def __enter__(self) -> "PeakSampler":
+        if self.kind == "cuda-allocator":
+            import torch
+
+            torch.cuda.reset_peak_memory_stats()
+            self.start_bytes = torch.cuda.memory_allocated()
+            self.peak_bytes = self.start_bytes
+            return self
+        self.start_bytes = rss_bytes()
+        self.peak_bytes = self.start_bytes
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.peak_bytes = max(self.peak_bytes, rss_bytes())
+
+    def __exit__(self, *exc) -> None:
+        if self.kind == "cuda-allocator":
+            import torch
+
+            self.peak_bytes = torch.cuda.max_memory_allocated()
+            return
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.peak_bytes = max(self.peak_bytes, rss_bytes())
+
+
+def nvml_used_bytes(index: int = 0) -> int | None:
+    """Device memory in use as nvidia-smi reports it (all processes); None without NVML."""
+    try:
+        import pynvml  # optional, present on GPU images
+
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        return int(pynvml.nvmlDeviceGetMemoryInfo(handle).used)
+    except Exception:  # noqa: BLE001 - no NVML means no figure, not an error
+        return None
+
+
+class LoadMeter:
+    """RSS (or CUDA allocated) growth across an engine's load."""
+
+    def __init__(self, device: str = "cpu"):
+        self.device = device
+        self.before = 0
+        self.grown_bytes = 0
+
+    def _now(self) -> int:
+        if self.device.startswith("cuda"):
+            import torch
+
+            return torch.cuda.memory_allocated()
+        return rss_bytes()
+
+    def __enter__(self) -> "LoadMeter":
+        self.before = self._now()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.grown_bytes = max(0, self._now() - self.before)
