@@ -1,0 +1,134 @@
+"""Words for people: the model card, engine headers and per-engine figures.
+
+Plain strings (Markdown) and (text, label) pairs, so the page stays a thin
+layer of widgets and these can be tested without a browser.
+"""
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING, Sequence
+
+from .engines import EngineInfo, EngineSet
+
+if TYPE_CHECKING:
+    from .compare import EngineResult
+
+# (label shown, code passed to the engines); None = let the model detect it.
+LANGUAGES: list[tuple[str, str]] = [
+    ("Auto-detect", "auto"), ("English", "en"), ("Chinese (Mandarin)", "zh"), ("Cantonese", "yue"),
+    ("Japanese", "ja"), ("Korean", "ko"), ("German", "de"), ("French", "fr"), ("Spanish", "es"),
+    ("Italian", "it"), ("Portuguese", "pt"), ("Russian", "ru"), ("Dutch", "nl"), ("Polish", "pl"),
+    ("Turkish", "tr"), ("Ukrainian", "uk"), ("Arabic", "ar"), ("Hindi", "hi"), ("Vietnamese", "vi"),
+    ("Thai", "th"), ("Indonesian", "id"),
+]
+DIFF_COLORS = {"inserted": "#a6e3a1", "deleted": "#f5a3a3", "substituted": "#f9d77e"}
+
+
+def language_code(choice: str | None) -> str | None:
+    """The dropdown's value to what engines take: "auto"/empty -> None."""
+    if not choice or choice == "auto":
+        return None
+    return choice
+
+
+def fmt_bytes(n: int | None) -> str:
+    if not n:
+        return "0 MB" if n == 0 else "n/a"
+    if n >= 1024 ** 3:
+        return f"{n / 1024 ** 3:.2f} GB"
+    return f"{n / 1024 ** 2:.0f} MB"
+
+
+def fmt_params(n: int) -> str:
+    if n >= 1e9:
+        return f"{n / 1e9:.1f} B"
+    if n >= 1e6:
+        return f"{n / 1e6:.0f} M"
+    return str(n)
+
+
+def model_card(es: EngineSet) -> str:
+    """Which model is loaded, from where, and what each engine runs on."""
+    m = es.model
+    lines = [f"### Model: {m.name}"]
+    facts = []
+    if m.params:
+        facts.append(f"{fmt_params(m.params)} parameters")
+    if m.languages:
+        facts.append(f"languages: {m.languages}")
+    facts.append(f"weights: {m.source}")
+    lines.append(" · ".join(facts))
+    if m.notes:
+        lines.append(f"\n{m.notes}")
+    lines.append("")
+    lines.append("| engine | precision · runtime · device | weights on disk | load time | what runs how |")
+    lines.append("|---|---|---|---|---|")
+    for e in es.engines:
+        i = e.info
+        if not i.available:
+            lines.append(f"| **{i.name}** | unavailable: {_cell(i.error or 'unknown reason')} | | | |")
+            continue
+        threads = f", {i.threads} threads" if i.threads else ""
+        lines.append(f"| **{i.name}** | {_cell(i.label)}{threads} | {fmt_bytes(i.disk_bytes)} | "
+                     f"{i.load_s:.1f} s | {_cell(i.details)} |")
+    return "\n".join(lines)
+
+
+def engine_header(info: EngineInfo) -> str:
+    head = f"### {info.name}\n{info.runtime} · {info.device}"
+    if not info.available:
+        head += f"\n\n**unavailable:** {escape(info.error or 'unknown reason')}"
+    return head
+
+
+def waiting(info: EngineInfo, running: bool) -> str:
+    if not info.available:
+        return f"**unavailable:** {escape(info.error or 'unknown reason')}"
+    return "_running…_" if running else "_waiting for the engines before it…_"
+
+
+def figures(result: "EngineResult") -> str:
+    """Latency, RTF, error rate and memory of one engine on one clip."""
+    t = result.transcript
+    if not t.ok:
+        return f"**error:** {escape(t.error or '')}"
+    rtf = f" · RTF {t.rtf:.3f}" if t.rtf is not None else ""
+    lines = [f"**latency** {t.latency_s:.3f} s{rtf} · {t.tokens} tokens"]
+    s = result.score
+    if s is not None:
+        unit = "characters" if s.kind == "cer" else "words"
+        lines.append(f"**{s.kind.upper()}** {s.rate:.1%} (S {s.substitutions} · D {s.deletions} · "
+                     f"I {s.insertions} of {s.ref_len} {unit})")
+    m = t.memory
+    peak = (f"peak +{fmt_bytes(m.peak_delta_bytes)} during the call"
+            f" ({'GPU' if m.kind == 'cuda-allocator' else 'process'} {fmt_bytes(m.peak_bytes)})")
+    lines.append(f"**memory** disk {fmt_bytes(m.disk_bytes)} · resident {fmt_bytes(m.resident_bytes)} · {peak}")
+    if t.language:
+        lines.append(f"**language** {t.language}")
+    for w in t.warnings:
+        lines.append(f"⚠️ {escape(w)}")
+    if result.diff_note and not result.is_baseline:
+        lines.append(f"_diff: {escape(result.diff_note)}_")
+    return "  \n".join(lines)
+
+
+def summary(results: Sequence["EngineResult"], wall_s: float, clip_name: str, duration_s: float,
+            notes: Sequence[str] = ()) -> str:
+    answered = sum(1 for r in results if r.transcript.ok)
+    engines_s = sum(r.transcript.latency_s for r in results)
+    text = (f"**{escape(clip_name)}** · {duration_s:.1f} s of audio · {answered}/{len(results)} engines "
+            f"answered · {wall_s:.2f} s in all, {max(0.0, wall_s - engines_s):.2f} s outside the engines")
+    if notes:
+        text += "  \n" + "; ".join(escape(n) for n in notes)
+    return text
+
+
+def escape(s: str) -> str:
+    """User or engine text inside Markdown: no HTML, no accidental markup."""
+    return html.escape(s, quote=False).replace("*", "\\*").replace("_", "\\_").replace("`", "\\`")
+
+
+def _cell(s: str) -> str:
+    return escape(s).replace("|", "\\|").replace("\n", " ")
+
+

@@ -1,0 +1,115 @@
+"""Run every engine on the same clip, one after another, with a time limit.
+
+Engines run strictly in sequence so that one's timing is not disturbed by
+another's threads; each `Transcript` is yielded as soon as its engine is done,
+so the page can fill that column while the next engine works.
+
+The time limit: each call runs in a worker thread and the runner stops waiting
+after `timeout_s`. Python cannot kill a thread, so a call that ran past the
+limit keeps computing in the background until it ends by itself; meanwhile
+that engine answers "still busy" at once instead of piling up more threads,
+and the other engines keep answering. Timings of engines that run while an
+abandoned call is still computing are disturbed by it; the error says so.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+from .audio import Clip
+from .engines.base import Engine, Memory, Timings, Transcript
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Call:
+    """One engine call in a worker thread, and its answer once there is one."""
+
+    engine: Engine
+    thread: threading.Thread | None = None
+    result: Transcript | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+    def alive(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+
+class Runner:
+    """Holds the engines and remembers which of them still compute a call
+    that ran past the time limit. One per app; thread-safe."""
+
+    def __init__(self, engines: Sequence[Engine], timeout_s: float = 300.0):
+        self.engines = list(engines)
+        self.timeout_s = float(timeout_s)
+        self._abandoned: dict[str, _Call] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def names(self) -> list[str]:
+        return [e.info.name for e in self.engines]
+
+    def run(self, clip: Clip, language: str | None = None) -> Iterator[Transcript]:
+        """Every engine in order; never raises for an engine's failure."""
+        for engine in self.engines:
+            yield self.run_one(engine, clip, language)
+
+    def run_one(self, engine: Engine, clip: Clip, language: str | None = None) -> Transcript:
+        name = engine.info.name
+        with self._lock:
+            stuck = self._abandoned.get(name)
+            if stuck is not None and not stuck.alive():
+                del self._abandoned[name]
+                stuck = None
+        if stuck is not None:
+            waited = time.perf_counter() - stuck.started
+            return _error(engine, clip, f"still busy with an earlier clip that ran past the "
+                                        f"{self.timeout_s:g} s limit ({waited:.0f} s ago); try again later")
+        call = _Call(engine)
+        if self.timeout_s <= 0:  # no limit: run here, no thread
+            call.result = _safe_transcribe(engine, clip, language)
+            return call.result
+        call.thread = threading.Thread(target=_work, args=(call, clip, language),
+                                       name=f"asrq-{name}", daemon=True)
+        call.thread.start()
+        call.thread.join(self.timeout_s)
+        if call.thread.is_alive():
+            with self._lock:
+                self._abandoned[name] = call
+            log.warning("%s: no answer within %.1f s; abandoned (the thread keeps running)",
+                        name, self.timeout_s)
+            t = _error(engine, clip, f"timed out: no answer within the {self.timeout_s:g} s limit "
+                                     f"(it may still be computing in the background)")
+            t.timings = Timings(total_s=time.perf_counter() - call.started)
+            return t
+        return call.result or _error(engine, clip, "the engine ended without an answer")
+
+    def busy(self) -> list[str]:
+        """Names of engines still computing an abandoned call."""
+        with self._lock:
+            return [n for n, c in self._abandoned.items() if c.alive()]
+
+
+def _work(call: _Call, clip: Clip, language: str | None) -> None:
+    call.result = _safe_transcribe(call.engine, clip, language)
+
+
+def _safe_transcribe(engine: Engine, clip: Clip, language: str | None) -> Transcript:
+    """`Engine.transcribe` promises not to raise; this keeps that promise for
+    engines that break it (BaseExceptions other than exit included)."""
+    try:
+        return engine.transcribe(clip, language)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - one engine must not take the others down
+        log.exception("%s.transcribe raised", engine.info.name)
+        return _error(engine, clip, f"{type(exc).__name__}: {exc}"[:500])
+
+
+def _error(engine: Engine, clip: Clip, message: str) -> Transcript:
+    info = engine.info
+    return Transcript(engine=info.name, audio_s=clip.duration_s, error=message,
+                      memory=Memory(disk_bytes=info.disk_bytes, resident_bytes=info.resident_bytes))

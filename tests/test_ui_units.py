@@ -1,0 +1,216 @@
+"""Fast tests of the page's Gradio-free parts: runner, history, charts, words.
+No model is loaded; engines are the tests-only fakes."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from asr_quant.audio import Clip
+from asr_quant.engines.base import Memory, Timings, Transcript
+from asr_quant import charts, present
+from asr_quant.history import MAX_RUNS, EngineRun, History, RunRecord
+from asr_quant.runner import Runner
+
+from fake_engines import FakeEngine, fake_set, unavailable
+
+
+def _clip(seconds: float = 1.0) -> Clip:
+    return Clip(samples=np.zeros(int(16000 * seconds), np.float32), name="c.wav")
+
+
+# -- runner ---------------------------------------------------------------------
+
+def test_runner_failing_engine_is_its_own_error_and_order_is_sequential():
+    spans = {}
+
+    class Timed(FakeEngine):
+        def _run(self, clip, language):
+            t0 = time.perf_counter()
+            try:
+                return super()._run(clip, language)
+            finally:
+                spans[self.info.name] = (t0, time.perf_counter())
+
+    engines = [Timed("FP32", "a b c", delay_s=0.05), Timed("FP16", fail=RuntimeError("kaput")),
+               Timed("INT8", "a b d", delay_s=0.05)]
+    out = list(Runner(engines, timeout_s=5).run(_clip(), "en"))
+    assert [t.engine for t in out] == ["FP32", "FP16", "INT8"]
+    assert out[0].ok and out[0].text == "a b c"
+    assert not out[1].ok and "kaput" in out[1].error and out[1].text == ""
+    assert out[2].ok and out[2].text == "a b d"
+    # one after another: no engine starts before the previous one ended
+    assert spans["FP32"][1] <= spans["FP16"][0] and spans["FP16"][1] <= spans["INT8"][0]
+
+
+def test_runner_yields_each_transcript_before_running_the_next():
+    a, b = FakeEngine("FP32"), FakeEngine("INT8")
+    gen = Runner([a, b], timeout_s=5).run(_clip(), None)
+    first = next(gen)
+    assert first.engine == "FP32" and a.calls == 1 and b.calls == 0
+    assert next(gen).engine == "INT8" and b.calls == 1
+
+
+def test_runner_engine_breaking_the_no_raise_promise_is_contained():
+    class Rude(FakeEngine):
+        def transcribe(self, clip, language=None):
+            raise ValueError("escaped")
+
+    out = list(Runner([Rude("FP32"), FakeEngine("INT8", "ok")], timeout_s=5).run(_clip(), None))
+    assert out[0].error == "ValueError: escaped"
+    assert out[1].text == "ok"
+
+
+def test_runner_timeout_reports_error_then_busy_then_recovers():
+    gate = threading.Event()
+    hung = FakeEngine("FP16", "late answer", gate=gate)
+    runner = Runner([FakeEngine("FP32", "x"), hung, FakeEngine("INT8", "y")], timeout_s=0.3)
+    t0 = time.perf_counter()
+    out = list(runner.run(_clip(), None))
+    assert time.perf_counter() - t0 < 5  # did not wait for the hung call
+    assert [t.ok for t in out] == [True, False, True]
+    assert "timed out" in out[1].error and "0.3 s" in out[1].error
+    assert out[1].timings.total_s >= 0.3
+    assert runner.busy() == ["FP16"]
+    # while the abandoned call still computes, the engine answers "busy" at once
+    again = list(runner.run(_clip(), None))
+    assert "still busy" in again[1].error and hung.calls == 1
+    assert again[0].ok and again[2].ok
+    gate.set()
+    for _ in range(100):
+        if not runner.busy():
+            break
+        time.sleep(0.02)
+    assert runner.busy() == []
+    third = list(runner.run(_clip(), None))
+    assert third[1].ok and third[1].text == "late answer" and hung.calls == 2
+
+
+def test_runner_unavailable_engine_answers_with_reason():
+    out = list(Runner([FakeEngine("FP32"), unavailable("INT8", "no onnx file")], 5).run(_clip(), None))
+    assert out[0].ok
+    assert "unavailable" in out[1].error and "no onnx file" in out[1].error
+
+
+# -- history ----------------------------------------------------------------------
+
+def _history() -> History:
+    h = History()
+    h.add(RunRecord(run=0, time="2025-01-02T03:04:05", clip='tricky, "name"\n.wav', duration_s=9.87654321,
+                    language="auto (zh)", reference=True, wall_s=3.3, engines_s=3.0, engines=[
+                        EngineRun("FP32", 1.25, 0.126, "cer", 0.1, 12),
+                        EngineRun("FP16", None, None, None, None, 0, "timed out: no answer, within 5 s"),
+                        EngineRun("INT8", 0.5, 0.0506, "cer", 1 / 3, 11)]))
+    h.add(RunRecord(run=0, time="2025-01-02T03:05:00", clip="日本語.wav", duration_s=2.0, language="ja",
+                    reference=False, engines=[EngineRun("FP32", 0.3, 0.15), EngineRun("BF16", 0.4, 0.2)]))
+    return h
+
+
+def test_history_csv_round_trip():
+    h = _history()
+    back = History.from_csv(h.to_csv())
+    assert back.runs == h.runs
+    assert back.next_run == 3
+
+
+def test_history_json_round_trip():
+    h = _history()
+    text = h.to_json()
+    assert json.loads(text)["runs"][1]["clip"] == "日本語.wav"
+    back = History.from_json(text)
+    assert back.runs == h.runs and back.next_run == h.next_run
+
+
+def test_history_csv_is_long_form_one_row_per_engine():
+    lines = _history().to_csv().strip().split("\n")
+    rows = list(__import__("csv").DictReader(lines[:1] + [l for l in lines[1:]]))
+    assert [(r["run"], r["engine"]) for r in rows] == [("1", "FP32"), ("1", "FP16"), ("1", "INT8"),
+                                                      ("2", "FP32"), ("2", "BF16")]
+    assert rows[1]["latency_s"] == "" and rows[1]["error"].startswith("timed out")
+
+
+def test_history_table_newest_first_with_engine_columns():
+    headers, rows = _history().table()
+    assert headers[:5] == ["#", "time", "clip", "duration s", "language"]
+    assert "BF16 latency s" in headers and "INT8 WER/CER" in headers
+    assert [r[0] for r in rows] == [2, 1]
+    old = dict(zip(headers, rows[1]))
+    assert old["FP16 latency s"] == "error"
+    assert old["INT8 WER/CER"] == "CER 33.3%"
+    assert old["FP32 latency s"] == "1.250"
+    assert dict(zip(headers, rows[0]))["INT8 latency s"] == ""  # INT8 not in run 2
+
+
+def test_history_is_bounded():
+    h = History()
+    for _ in range(MAX_RUNS + 5):
+        h.add(RunRecord(run=0, time="t", clip="c", duration_s=1, language="en", reference=False))
+    assert len(h.runs) == MAX_RUNS and h.runs[-1].run == MAX_RUNS + 5 and h.runs[0].run == 6
+
+
+# -- charts -------------------------------------------------------------------------
+
+def _t(name, total, ok=True, disk=0, resident=0, peak_delta=0, audio_s=10.0):
+    return Transcript(engine=name, text="x" if ok else "", audio_s=audio_s, timings=Timings(total_s=total),
+                      memory=Memory(disk_bytes=disk, resident_bytes=resident, peak_delta_bytes=peak_delta),
+                      error=None if ok else "boom")
+
+
+def test_latency_chart_writes_ratio_to_fp32_on_each_bar():
+    ts = [_t("FP32", 2.0), _t("FP16", 3.0), _t("INT8", 0.5), _t("BF16", 9.9, ok=False)]
+    fig = charts.latency_figure(ts)
+    bar = fig.data[0]
+    assert list(bar.x) == ["FP32", "FP16", "INT8", "BF16"]
+    assert list(bar.y) == [2.0, 3.0, 0.5, 0.0]
+    assert list(bar.text) == ["1.00× FP32", "1.50× FP32", "0.25× FP32", "error"]
+
+
+def test_latency_chart_without_fp32_answer_shows_seconds():
+    assert charts.ratio_labels([_t("FP32", 1.0, ok=False), _t("INT8", 0.75)]) == ["error", "0.75 s"]
+
+
+def test_memory_chart_has_disk_resident_peak_in_mib():
+    mib = 1024 * 1024
+    ts = [_t("FP32", 1, disk=290 * mib, resident=300 * mib, peak_delta=40 * mib),
+          _t("INT8", 1, disk=80 * mib, resident=90 * mib, peak_delta=20 * mib)]
+    fig = charts.memory_figure(ts)
+    assert [tr.name for tr in fig.data] == ["weights on disk", "resident (added by load)",
+                                            "peak during call (above start)"]
+    assert [list(tr.y) for tr in fig.data] == [[290, 80], [300, 90], [40, 20]]
+    assert "process RSS" in fig.layout.title.text
+
+
+def test_history_chart_has_latency_per_engine_and_error_only_with_reference():
+    fig = charts.history_figure(_history())
+    names = [tr.name for tr in fig.data]
+    assert names == ["FP32 latency", "FP32 error", "FP16 latency", "INT8 latency", "INT8 error", "BF16 latency"]
+    fp16 = fig.data[2]
+    assert list(fp16.x) == [1, 2] and list(fp16.y) == [None, None]  # failed, then absent
+    assert list(fig.data[1].y) == [0.1, None]
+
+
+def test_charts_accept_an_empty_session():
+    assert len(charts.history_figure(History()).data) == 0
+
+
+# -- words ------------------------------------------------------------------------
+
+def test_model_card_names_model_and_marks_unavailable_engine():
+    es = fake_set(FakeEngine("FP32"), unavailable("INT8", "onnx export failed: disk full"))
+    card = present.model_card(es)
+    assert "Fake model" in card and "tests" in card and "1000 parameters" in card
+    assert "FP32 - Fake 1.0, cpu" in card
+    assert "unavailable: onnx export failed: disk full" in card
+
+
+def test_escape_keeps_user_text_inert():
+    assert present.escape("<img src=x onerror=alert(1)> *b* _i_") == \
+        "&lt;img src=x onerror=alert(1)&gt; \\*b\\* \\_i\\_"
+
+
+def test_language_code():
+    assert present.language_code("auto") is None and present.language_code("") is None
+    assert present.language_code("zh") == "zh"
