@@ -74,6 +74,8 @@ def memory_figure(transcripts: Sequence[Transcript]) -> go.Figure:
         fig.add_bar(name=label, x=names, y=[v / _MB for v in values], marker_color=col,
                     text=[f"{v / _MB:.0f}" if v else "" for v in values], textposition="outside",
                     hovertemplate="%{x}: %{y:.1f} MiB<extra>" + label + "</extra>")
+    top = max([v for _, values, _ in series for v in values] or [1]) / _MB
+    fig.update_yaxes(range=[0, max(top, 1.0) * 1.2])
     kind = {t.memory.kind for t in transcripts}
     note = " (GPU allocator)" if kind == {"cuda-allocator"} else " (process RSS)"
     fig.update_layout(title="Memory per engine" + note, yaxis_title="MiB", barmode="group", **_LAYOUT)
@@ -102,7 +104,7 @@ def history_figure(history: History) -> go.Figure:
                                      line=dict(color=color(name, i), dash="dot"),
                                      marker=dict(symbol="x")), secondary_y=True)
     fig.update_layout(title="This session: latency and error per run", **_LAYOUT)
-    fig.update_xaxes(title_text="run", dtick=1)
+    fig.update_xaxes(title_text="run", dtick=1, range=[min(xs, default=1) - 0.5, max(xs, default=1) + 0.5])
     fig.update_yaxes(title_text="latency (s)", rangemode="tozero", secondary_y=False)
     fig.update_yaxes(title_text="WER / CER" if any_rate else "", tickformat=".0%", rangemode="tozero",
                      secondary_y=True, showgrid=False, visible=any_rate)

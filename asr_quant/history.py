@@ -98,7 +98,7 @@ class History:
         names = self.engine_names()
         headers = ["#", "time", "clip", "duration s", "language"]
         for n in names:
-            headers += [f"{n} latency s", f"{n} RTF", f"{n} WER/CER"]
+            headers += [f"{n} s", f"{n} RTF", f"{n} WER/CER"]
         rows = []
         for r in reversed(self.runs):
             row: list[Any] = [r.run, r.time[11:] if len(r.time) > 11 else r.time, r.clip,

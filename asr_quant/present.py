@@ -83,7 +83,7 @@ def engine_header(info: EngineInfo) -> str:
 
 def waiting(info: EngineInfo, running: bool) -> str:
     if not info.available:
-        return f"**unavailable:** {escape(info.error or 'unknown reason')}"
+        return ""  # the header already says why
     return "_running…_" if running else "_waiting for the engines before it…_"
 
 
@@ -91,6 +91,8 @@ def figures(result: "EngineResult") -> str:
     """Latency, RTF, error rate and memory of one engine on one clip."""
     t = result.transcript
     if not t.ok:
+        if t.error and t.error.startswith(f"{t.engine} is unavailable"):
+            return ""  # the header already says why
         return f"**error:** {escape(t.error or '')}"
     rtf = f" · RTF {t.rtf:.3f}" if t.rtf is not None else ""
     lines = [f"**latency** {t.latency_s:.3f} s{rtf} · {t.tokens} tokens"]
@@ -132,3 +134,14 @@ def _cell(s: str) -> str:
     return escape(s).replace("|", "\\|").replace("\n", " ")
 
 
+
+
+def highlight(ops) -> list[tuple[str, str | None]]:
+    """Diff ops as (text, label) pairs for a highlighted-text widget."""
+    pairs: list[tuple[str, str | None]] = []
+    for op in ops:
+        if op.op == "equal":
+            pairs.append((op.other + " ", None))
+        else:
+            pairs.append((f"{op.base}→{op.other} ", "substituted"))
+    return pairs

@@ -135,13 +135,13 @@ def test_history_csv_is_long_form_one_row_per_engine():
 def test_history_table_newest_first_with_engine_columns():
     headers, rows = _history().table()
     assert headers[:5] == ["#", "time", "clip", "duration s", "language"]
-    assert "BF16 latency s" in headers and "INT8 WER/CER" in headers
+    assert "BF16 s" in headers and "INT8 WER/CER" in headers
     assert [r[0] for r in rows] == [2, 1]
     old = dict(zip(headers, rows[1]))
-    assert old["FP16 latency s"] == "error"
+    assert old["FP16 s"] == "error"
     assert old["INT8 WER/CER"] == "CER 33.3%"
-    assert old["FP32 latency s"] == "1.250"
-    assert dict(zip(headers, rows[0]))["INT8 latency s"] == ""  # INT8 not in run 2
+    assert old["FP32 s"] == "1.250"
+    assert dict(zip(headers, rows[0]))["INT8 s"] == ""  # INT8 not in run 2
 
 
 def test_history_is_bounded():
