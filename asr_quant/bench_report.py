@@ -1,0 +1,428 @@
+"""The benchmark's outputs: results.md in the article's layout with its claims
+beside the measured figures, plotly charts, and docs/benchmark.md.
+
+Everything here reads the results dict that bench.py writes as results.json,
+so a report can be rebuilt from a saved run (`python -m asr_quant.bench
+--report results.json`)."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+# The seed article's claims (Fun-ASR-MLT-Nano-2512, NVIDIA A100 40GB, batch 1,
+# 100 clips of ~10 s), sections 5.1-5.3. WER in percent.
+ARTICLE = {
+    "setting": ("Fun-ASR-MLT-Nano-2512 (800M parameters) on an NVIDIA A100 40GB, PyTorch 2.1.0 / "
+                "ONNX Runtime 1.16.0, batch 1, 100 clips of about 10 s"),
+    "FP32": dict(size="2.0 GB", peak="~4.2 GB", compression=1.0, latency_ms=710, rtf=0.071, throughput=1.41,
+                 wer={"zh": 6.2, "zh-noisy": 12.1, "en": 7.5, "yue": 14.3, "ja": 9.1, "ko": 9.8, "mean": 9.7}),
+    "FP16": dict(size="1.0 GB", peak="~2.3 GB", compression=2.0, latency_ms=490, rtf=0.049, throughput=2.04,
+                 wer={"zh": 6.3, "zh-noisy": 12.3, "en": 7.6, "yue": 14.5, "ja": 9.3, "ko": 10.0, "mean": 9.8}),
+    "INT8": dict(size="520 MB", peak="~1.4 GB", compression=3.8, latency_ms=420, rtf=0.042, throughput=2.38,
+                 wer={"zh": 6.8, "zh-noisy": 13.5, "en": 8.2, "yue": 15.9, "ja": 10.0, "ko": 10.7, "mean": 10.8}),
+}
+ARTICLE_ROWS = {"zh": "Mandarin (quiet)", "zh-noisy": "Mandarin (noisy)", "en": "English", "yue": "Cantonese",
+                "ja": "Japanese", "ko": "Korean"}
+TARGETS = dict(int8_latency_ratio=0.5, int8_wer_delta_points=1.0)
+NOTES_BEGIN, NOTES_END = "<!-- BEGIN HAND-WRITTEN NOTES -->", "<!-- END HAND-WRITTEN NOTES -->"
+
+
+# --- formatting --------------------------------------------------------------------
+
+def mb(n) -> str:
+    if not n:
+        return "—"
+    return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
+
+
+def num(x, fmt="{:.0f}") -> str:
+    return "—" if x is None else fmt.format(x)
+
+
+def pct(rate) -> str:
+    return "—" if rate is None else f"{100 * rate:.1f}"
+
+
+def times(x) -> str:
+    return "—" if x is None else f"{x:.2f}x"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def _engines(res: dict, roles=("engine", "peer")) -> list[dict]:
+    return [e for e in res["engines"] if e["role"] in roles]
+
+
+def _group_of(row: str) -> str:
+    return row.split(" (", 1)[0]
+
+
+def _source_of(row: str) -> str:
+    return row[row.find("(") + 1:-1] if "(" in row else ""
+
+
+# --- results.md ----------------------------------------------------------------------
+
+def results_markdown(res: dict, level: int = 1) -> str:
+    h = "#" * level
+    m = res["machine"]
+    gpu = m.get("gpu") or "none"
+    eng = _engines(res)
+    parts = [f"{h} Benchmark: {res['model']['name']}, " + " / ".join(e["name"] for e in eng), ""]
+    parts.append(
+        f"Measured {res['date']} on {m['cpu']} ({m['logical_cores']} logical cores, {m['ram_gb']:.0f} GB RAM), "
+        f"GPU: {gpu}" + ("" if m.get("gpu") else " — CPU only") + f"; threads: {res['threads']['summary']}.")
+    parts.append("")
+    parts.append(f"Command: `{res['command']}`")
+    parts.append("")
+    c = res["corpus"]
+    parts.append(f"Corpus: {c['clips']} clips, {c['audio_s']:.0f} s of audio, in {len(c['rows'])} rows; "
+                 f"{res['runs']} timed run(s) per clip after {res['warmup']} warm-up call(s) per engine, "
+                 "engines interleaved clip by clip.")
+    for note in c.get("notes", []):
+        parts.append(f"- {note}")
+    parts.append("")
+    parts.append("How to read this: the *article* columns are the seed article's claims for "
+                 f"{ARTICLE['setting']}. They are another model on another machine, printed beside the "
+                 "measured figures in the article's layout; compare ratios between precisions, not absolute "
+                 "values. Synthetic (espeak-ng) speech in Mandarin, Cantonese, Japanese and Korean is "
+                 "misheard by Whisper even at FP32, so those rows measure how far a precision moves the "
+                 "output, not recognition quality; rows from real recordings are marked with their folder.")
+    parts.append("")
+    parts.append(_size_section(res, h))
+    parts.append(_speed_section(res, h))
+    parts.append(_error_section(res, h))
+    parts.append(_targets_section(res, h))
+    if res.get("calibration"):
+        parts.append(_calibration_section(res, h))
+    parts.append(_machine_section(res, h))
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def _article(name: str) -> dict:
+    return ARTICLE.get(name, {})
+
+
+def _size_section(res: dict, h: str) -> str:
+    rows = []
+    for e in _engines(res):
+        a, r, mem = _article(e["name"]), res["ratios"].get(e["name"], {}), e["memory"]
+        rows.append([e["name"], e["runtime"], mb(mem["disk_bytes"]), a.get("size", "—"),
+                     times(r.get("compression")), times(a.get("compression")), mb(mem["resident_bytes"]),
+                     mb(mem["peak_bytes"]), a.get("peak", "—")])
+    kind = next((e["memory"]["kind"] for e in _engines(res) if e["memory"]["kind"]), "cpu-rss")
+    note = ("Peak = the process's resident memory high-water mark during inference (psutil, sampled every "
+            "5 ms; all engines share one process, so it includes the others' resident weights). Resident = "
+            "RSS growth caused by the engine's load." if kind == "cpu-rss" else
+            "Peak = torch.cuda.max_memory_allocated during inference.")
+    return (f"{h}# Size and memory (article 5.1)\n\n" + _table(
+        ["engine", "runtime", "size on disk", "article", "compression", "article", "resident after load",
+         "peak during inference", "article (GPU peak)"], rows) + f"\n\n{note} MB = 10^6 bytes.\n")
+
+
+def _speed_section(res: dict, h: str) -> str:
+    rows, detail = [], []
+    for e in _engines(res):
+        a, r = _article(e["name"]), res["ratios"].get(e["name"], {})
+        lat = e["latency_ms"]
+        rows.append([e["name"], num(lat["median"]), num(lat["mean"]), num(a.get("latency_ms")),
+                     num(e["rtf"], "{:.3f}"), num(a.get("rtf"), "{:.3f}"),
+                     num(e["throughput_clips_per_s"], "{:.2f}"), num(a.get("throughput"), "{:.2f}"),
+                     times((r.get("latency") or {}).get("of_totals")), times(_article_ratio(e["name"]))])
+        st = e.get("stages")
+        detail.append([e["name"], num(lat["median"]), num(lat["p90"]), num(lat["min"]), num(lat["max"]),
+                       num(st and st["features_ms"]["median"], "{:.0f}"),
+                       num(st and st["encoder_ms"]["median"], "{:.0f}"),
+                       num(st and st["decoding_ms"]["median"], "{:.0f}"),
+                       num(st and st["decoding_per_token_ms"], "{:.1f}"),
+                       _shares(st), times((r.get("latency") or {}).get("median_paired"))])
+    return (f"{h}# Speed (article 5.2, batch 1)\n\n" + _table(
+        ["engine", "latency median (ms)", "mean (ms)", "article mean (ms)", "RTF", "article", "throughput (clips/s)",
+         "article", "latency vs FP32", "article vs FP32"], rows)
+        + "\n\nRTF = total compute time / total audio time; throughput = clips per second of compute, one "
+          "clip at a time; latency vs FP32 = summed time over the same clips and runs.\n\n"
+        + f"{h}## Where the time goes\n\n" + _table(
+            ["engine", "median (ms)", "p90", "min", "max", "features (ms, median)", "encoder", "decoding",
+             "decoding per token (ms)", "share feat/enc/dec", "vs FP32, median of per-clip ratios"], detail)
+        + "\n\nStage times come from the engine's own timings (peers report only the total).\n")
+
+
+def _article_ratio(name: str):
+    a, f = ARTICLE.get(name), ARTICLE["FP32"]
+    return a["latency_ms"] / f["latency_ms"] if a else None
+
+
+def _shares(st) -> str:
+    if not st:
+        return "—"
+    s = st["share"]
+    return "/".join("—" if s[k] is None else f"{100 * s[k]:.0f}%" for k in ("features", "encoder", "decoding"))
+
+
+def _rows_in_order(res: dict) -> list[str]:
+    order = {g: i for i, g in enumerate(ARTICLE_ROWS)}
+    rows = list(res["corpus"]["rows"])
+    return sorted(rows, key=lambda r: (_source_of(r) != "espeak-ng", order.get(_group_of(r), 99), r))
+
+
+def _error_section(res: dict, h: str) -> str:
+    eng = _engines(res)
+    articled = [n for n in ("FP32", "FP16", "INT8") if any(e["name"] == n for e in eng)]
+    header = ["row", "metric", "clips"] + [e["name"] for e in eng] + [f"article {n}" for n in articled]
+    rows = []
+    for row in _rows_in_order(res):
+        cells, kind, clips = [], "—", "—"
+        for e in eng:
+            t = ((e.get("errors_by_row") or {}).get("rows") or {}).get(row)
+            cells.append(pct(t and t["rate"]))
+            if t:
+                kind, clips = t["kind"], t["clips"]
+        group = _group_of(row)
+        label = f"{ARTICLE_ROWS.get(group, group)} — {_source_of(row)}"
+        rows.append([label, kind, clips] + cells + [num(ARTICLE[n]["wer"].get(group), "{:.1f}") for n in articled])
+    mean = [pct((e.get("errors_by_row") or {}).get("overall_mean")) for e in eng]
+    rows.append(["**mean of rows**", "", ""] + mean + [num(ARTICLE[n]["wer"]["mean"], "{:.1f}") for n in articled])
+    pooled = [pct(((e.get("errors_by_row") or {}).get("overall_pooled") or {}).get("rate")) for e in eng]
+    rows.append(["pooled (all edits / all reference units)", "", ""] + pooled + ["" for _ in articled])
+    sdi = []
+    for row in _rows_in_order(res):
+        for e in eng:
+            t = ((e.get("errors_by_row") or {}).get("rows") or {}).get(row)
+            if t:
+                sdi.append([row, e["name"], t["kind"], pct(t["rate"]), t["substitutions"], t["deletions"],
+                            t["insertions"], t["hits"], t["ref_len"], t["failed"]])
+    unstable = {e["name"]: (e.get("errors_by_row") or {}).get("unstable_clips") for e in eng}
+    unstable = {k: v for k, v in unstable.items() if v}
+    text = (f"{h}# Error rate per language (article 5.3, %)\n\n" + _table(header, rows)
+            + "\n\nWER for space-delimited languages, CER for Mandarin, Cantonese and Japanese, after the "
+              "per-language normalization of `asr_quant.metrics`. The article's own mean (9.7 / 9.8 / 10.8) is "
+              "not the mean of its rows (9.83 / 10.00 / 10.85).\n\n"
+            + f"{h}## Substitutions, deletions, insertions\n\n"
+            + _table(["row", "engine", "metric", "rate %", "S", "D", "I", "hits", "reference units", "failed clips"],
+                     sdi) + "\n")
+    if unstable:
+        text += "\nClips whose text differed between runs: " + "; ".join(
+            f"{k}: {', '.join(v)}" for k, v in unstable.items()) + "\n"
+    return text
+
+
+def targets(res: dict) -> list[dict]:
+    """The issue's targets for INT8, each with its measured value and verdict."""
+    by = {e["name"]: e for e in res["engines"]}
+    out = []
+    r8 = res["ratios"].get("INT8")
+    if r8 and "FP32" in by:
+        lat = (r8.get("latency") or {}).get("of_totals")
+        out.append(dict(target=f"INT8 latency <= {TARGETS['int8_latency_ratio']}x FP32", measured=lat,
+                        shown=times(lat), met=None if lat is None else lat <= TARGETS["int8_latency_ratio"]))
+        fw = res["ratios"].get("faster-whisper int8")
+        if fw:
+            # both relative to FP32 over the same calls, so the drift of the machine cancels
+            a, b = lat, (fw.get("latency") or {}).get("of_totals")
+            rel = None if a is None or b is None else a / b
+            out.append(dict(target="INT8 no slower than faster-whisper int8 (same weights)", measured=rel,
+                            shown=f"{times(rel)} of faster-whisper int8's time",
+                            met=None if rel is None else rel <= 1.0))
+        d = (r8.get("error_rate_delta") or {})
+        worst = max(((row, v) for row, v in d.items() if not row.startswith("overall") and v is not None),
+                    key=lambda x: x[1], default=(None, None))
+        mean = d.get("overall_mean")
+        lim = TARGETS["int8_wer_delta_points"] / 100
+        out.append(dict(target="INT8 error rate within +1.0 point of FP32 (mean of rows)", measured=mean,
+                        shown="—" if mean is None else f"{100 * mean:+.2f} points",
+                        met=None if mean is None else mean <= lim))
+        if worst[0] is not None:
+            out.append(dict(target="... and in every row", measured=worst[1],
+                            shown=f"worst {worst[0]}: {100 * worst[1]:+.2f} points", met=worst[1] <= lim))
+    return out
+
+
+def _targets_section(res: dict, h: str) -> str:
+    rows = [[t["target"], t["shown"], {True: "met", False: "**missed**", None: "—"}[t["met"]]] for t in targets(res)]
+    if not rows:
+        return f"{h}# Targets\n\nNo FP32 and INT8 pair in this run.\n"
+    lines = [f"{h}# Targets (benchmark goals, not tests)\n", _table(["target", "measured", "verdict"], rows), ""]
+    r16 = res["ratios"].get("FP16")
+    if r16:
+        lines.append(f"FP16/FP32 latency: {times((r16.get('latency') or {}).get('of_totals'))}; "
+                     f"INT8/FP32: {times((res['ratios'].get('INT8', {}).get('latency') or {}).get('of_totals'))}"
+                     " (summed time over the same clips and runs).")
+    r8 = res["ratios"].get("INT8") or {}
+    if r8.get("stages_median"):
+        s = r8["stages_median"]
+        lines.append(f"INT8/FP32 by stage (medians): features {times(s['features_ms'])}, encoder "
+                     f"{times(s['encoder_ms'])}, decoding {times(s['decoding_ms'])}, decoding per token "
+                     f"{times(r8.get('decoding_per_token'))}.")
+    prof = res.get("profiles") or {}
+    if prof:
+        lines.append("")
+        lines.append("Profiles (cProfile, top functions by cumulative time): " + ", ".join(
+            f"[{k}]({v})" for k, v in prof.items()) + ".")
+    return "\n".join(lines) + "\n"
+
+
+def _calibration_section(res: dict, h: str) -> str:
+    cal = res["calibration"]
+    rows_order = [r for r in _rows_in_order(res)]
+    header = ["INT8 variant", "calibration clips", "latency vs FP32", "latency median (ms)", "mean of rows %",
+              "vs FP32 (points)"] + rows_order
+    rows = []
+    for v in cal["variants"]:
+        s = v["summary"]
+        e = s.get("errors_by_row") or {}
+        rows.append([v["label"], v["calib_size"] if v["mode"] != "dynamic" else "—",
+                     times((v["ratio"].get("latency") or {}).get("of_totals")), num(s["latency_ms"]["median"]),
+                     pct(e.get("overall_mean")),
+                     num(None if (v["ratio"].get("error_rate_delta") or {}).get("overall_mean") is None
+                         else 100 * v["ratio"]["error_rate_delta"]["overall_mean"], "{:+.2f}")]
+                    + [pct(((e.get("rows") or {}).get(r) or {}).get("rate")) for r in rows_order])
+    notes = "\n".join(f"- {n}" for n in cal.get("notes", []))
+    return (f"{h}# Calibration study: static vs dynamic INT8\n\n" + _table(header, rows)
+            + f"\n\nEach variant was run interleaved with FP32 on the same clips ({cal['runs']} run(s) each).\n"
+            + (notes + "\n" if notes else ""))
+
+
+def _machine_section(res: dict, h: str) -> str:
+    m = res["machine"]
+    lines = [f"{h}# Machine, versions, engines\n",
+             f"- CPU: {m['cpu']}, {m['logical_cores']} logical / {m.get('physical_cores') or '?'} physical cores, "
+             f"RAM {m['ram_gb']:.1f} GB, GPU: {m.get('gpu') or 'none'}, OS: {m.get('os', '')}",
+             f"- threads: {res['threads']['summary']}",
+             "- versions: " + ", ".join(f"{k} {v}" for k, v in res["versions"].items() if v)]
+    for e in res["engines"]:
+        lines.append(f"- **{e['name']}** ({e['role']}): {e['runtime']}, {e['device']}, {e['threads']} threads, "
+                     f"loaded in {e['load_s']:.1f} s. {e['details']}"
+                     + (f" Unavailable: {e['load_error']}" if not e["available"] else "")
+                     + (f" Errors: {'; '.join(e['errors'])}" if e["errors"] else "")
+                     + (f" Warnings: {'; '.join(e['warnings'][:5])}" if e["warnings"] else ""))
+    return "\n".join(lines) + "\n"
+
+
+# --- charts --------------------------------------------------------------------------
+
+def charts(res: dict, out_dir: Path) -> list[Path]:
+    """latency_memory.html and speed_vs_error.html, sharing one plotly.min.js."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    eng = _engines(res)
+    names = [e["name"] for e in eng]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Latency per clip, median (ms)", "Memory (MB)"))
+    stages = [("features_ms", "features"), ("encoder_ms", "encoder"), ("decoding_ms", "decoding"),
+              ("other_ms", "other")]
+    for key, label in stages:
+        fig.add_bar(x=names, y=[(e["stages"][key]["median"] if e.get("stages") else None) for e in eng],
+                    name=label, legendgroup="lat", row=1, col=1)
+    fig.add_bar(x=names, y=[None if e.get("stages") else e["latency_ms"]["median"] for e in eng],
+                name="total (not split)", legendgroup="lat", row=1, col=1,
+                error_y=dict(type="data", symmetric=False,
+                             array=[None if e.get("stages") else _up(e) for e in eng]))
+    fig.add_scatter(x=names, y=[e["latency_ms"]["p90"] for e in eng], mode="markers", name="p90 (total)",
+                    marker=dict(symbol="line-ew-open", size=24, color="black"), row=1, col=1)
+    for key, label in (("disk_bytes", "on disk"), ("resident_bytes", "resident after load"),
+                       ("peak_bytes", "peak during inference")):
+        fig.add_bar(x=names, y=[(e["memory"][key] or 0) / 1e6 for e in eng], name=label, legendgroup="mem",
+                    row=1, col=2)
+    fig.update_layout(barmode="relative", template="plotly_white", height=480,
+                      title=f"{res['model']['name']}: latency and memory per engine ({res['date']})")
+    fig.update_xaxes(row=1, col=2)
+    fig.layout.barmode = "relative"
+    # memory bars side by side: put them on their own offset groups
+    for tr in fig.data:
+        if tr.legendgroup == "mem":
+            tr.offsetgroup = tr.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    p1 = out_dir / "latency_memory.html"
+    fig.write_html(p1, include_plotlyjs="directory")
+
+    fig2 = go.Figure()
+    for e in eng:
+        err = (e.get("errors_by_row") or {}).get("overall_mean")
+        fig2.add_scatter(x=[e["latency_ms"]["median"]], y=[None if err is None else 100 * err], mode="markers+text",
+                         text=[e["name"]], textposition="top center", name=e["name"], marker=dict(size=14),
+                         error_x=dict(type="data", symmetric=False, array=[_up(e)],
+                                      arrayminus=[_down(e)]))
+    fig2.update_layout(template="plotly_white", height=480, xaxis_title="latency per clip, median (ms); bars: min-p90",
+                       yaxis_title="error rate, mean of rows (%)",
+                       title=f"{res['model']['name']}: speed against error, one point per engine")
+    p2 = out_dir / "speed_vs_error.html"
+    fig2.write_html(p2, include_plotlyjs="directory")
+    return [p1, p2]
+
+
+def _up(e):
+    lat = e["latency_ms"]
+    return None if lat["p90"] is None else lat["p90"] - lat["median"]
+
+
+def _down(e):
+    lat = e["latency_ms"]
+    return None if lat["min"] is None else lat["median"] - lat["min"]
+
+
+# --- docs/benchmark.md -----------------------------------------------------------------
+
+def docs_markdown(results: list[dict], command: str, date: str, previous: str | None = None) -> str:
+    """All models' tables under one page; the hand-written notes block of the
+    previous version (if any) is kept."""
+    m = results[0]["machine"]
+    gpu = m.get("gpu")
+    head = [
+        "# Benchmark on this machine",
+        "",
+        "<!-- Generated by the command below; edit only the hand-written notes block. -->",
+        "",
+        f"Generated {date} by:",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        f"Machine: {m['cpu']}, {m['logical_cores']} logical cores, {m['ram_gb']:.0f} GB RAM, "
+        + (f"GPU {gpu}." if gpu else "**no GPU: CPU only**.")
+        + f" Threads: {results[0]['threads']['summary']}. The machine is shared, so absolute times drift; "
+          "the engines run interleaved clip by clip so that drift hits all of them alike, and the ratios "
+          "are the figures to read.",
+        "",
+        "Summary, from this one run:",
+        "",
+    ]
+    for res in results:
+        head.append(f"- **{res['model']['name']}**: " + summary_line(res))
+    head.append("")
+    notes = NOTES_BEGIN + "\n" + NOTES_END
+    if previous and NOTES_BEGIN in previous and NOTES_END in previous:
+        notes = previous[previous.index(NOTES_BEGIN):previous.index(NOTES_END) + len(NOTES_END)]
+    body = [results_markdown(res, level=2) for res in results]
+    return "\n".join(head) + "\n" + notes + "\n\n" + "\n".join(body)
+
+
+def summary_line(res: dict) -> str:
+    by = {e["name"]: e for e in res["engines"]}
+    parts = []
+    for n in ("FP16", "INT8", "faster-whisper int8", "faster-whisper float32"):
+        r = res["ratios"].get(n)
+        if r:
+            parts.append(f"{n}/FP32 latency {times((r.get('latency') or {}).get('of_totals'))}")
+    for n in ("FP32", "FP16", "INT8"):
+        if n in by:
+            e = by[n]
+            parts.append(f"{n} {mb(e['memory']['disk_bytes'])} on disk, peak {mb(e['memory']['peak_bytes'])}, "
+                         f"error {pct((e.get('errors_by_row') or {}).get('overall_mean'))}%")
+    for t in targets(res):
+        parts.append(f"{t['target']}: {t['shown']} ({ {True: 'met', False: 'missed', None: '—'}[t['met']] })")
+    return "; ".join(parts) + "."
+
+
+def write_docs(path: Path, results: list[dict], command: str, date: str) -> None:
+    previous = path.read_text(encoding="utf-8") if path.exists() else None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(docs_markdown(results, command, date, previous), encoding="utf-8")
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-").lower()

@@ -1,0 +1,259 @@
+"""The benchmark: its arithmetic on hand-made transcripts (fast), its report,
+and one real run of `main` on two short clips (marker `model`)."""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from asr_quant import bench_report as report
+from asr_quant.bench_stats import Record, error_tallies, paired_latency_ratio, percentile, ratios_to, spread, summarize
+from asr_quant.engines.base import EngineInfo, Memory, Timings, Transcript
+
+
+@dataclass
+class ER:
+    """Stands in for metrics.ErrorRate: word-level edits by position."""
+
+    kind: str
+    substitutions: int
+    deletions: int
+    insertions: int
+    hits: int
+    ref_len: int
+
+
+def word_edits(reference: str, hypothesis: str, language: str) -> ER:
+    """Position-wise comparison: enough to build known S/D/I counts by hand."""
+    r, h = reference.split(), hypothesis.split()
+    n = min(len(r), len(h))
+    subs = sum(1 for a, b in zip(r, h) if a != b)
+    return ER("CER" if language in ("zh", "ja", "yue") else "WER", subs, max(0, len(r) - len(h)),
+              max(0, len(h) - len(r)), n - subs, len(r))
+
+
+def transcript(engine, total, audio=10.0, text="a b c d", tokens=4, feat=0.0, enc=0.0, dec=0.0, peak=0,
+               error=None):
+    return Transcript(engine=engine, text=text, tokens=tokens, audio_s=audio,
+                      timings=Timings(total, feat, enc, dec), memory=Memory(peak_bytes=peak, peak_delta_bytes=peak // 2),
+                      error=error)
+
+
+def rec(t: Transcript, clip="c1", row="en (espeak-ng)", language="en", run=0, reference="a b c d") -> Record:
+    return Record.from_transcript(t, clip=clip, row=row, language=language, run=run, reference=reference)
+
+
+def info(name, disk=100, resident=50) -> EngineInfo:
+    return EngineInfo(name=name, precision=name.lower(), runtime="R 1.0", device="cpu", model="m",
+                      disk_bytes=disk, resident_bytes=resident, threads=2)
+
+
+# --- statistics -------------------------------------------------------------------
+
+def test_percentile_matches_numpy_and_spread_is_complete():
+    xs = [3.0, 1.0, 7.0, 2.0, 10.0, 4.0, 9.0]
+    for q in (0, 10, 50, 90, 100):
+        assert percentile(xs, q) == pytest.approx(float(np.percentile(xs, q)))
+    s = spread(xs)
+    assert s == dict(n=7, median=4.0, p90=pytest.approx(float(np.percentile(xs, 90))), min=1.0, max=10.0,
+                     mean=pytest.approx(statistics.fmean(xs)))
+    assert spread([])["median"] is None and percentile([], 50) is None
+    assert percentile([5.0], 90) == 5.0
+
+
+def test_summarize_latency_rtf_throughput_stages_and_failures():
+    records = [
+        rec(transcript("INT8", 1.0, audio=10, tokens=10, feat=0.1, enc=0.4, dec=0.5, peak=300), clip="c1"),
+        rec(transcript("INT8", 3.0, audio=5, tokens=20, feat=0.2, enc=0.8, dec=1.5, peak=500), clip="c2"),
+        rec(transcript("INT8", 0.5, audio=5, tokens=0, error="boom", peak=900), clip="c3"),
+    ]
+    s = summarize(info("INT8"), records, error_fn=word_edits)
+    assert s["calls"] == 3 and s["failed_calls"] == 1 and s["errors"] == ["boom"]
+    assert s["latency_ms"]["median"] == pytest.approx(2000.0)  # failed call left out of timings
+    assert s["latency_ms"]["min"] == pytest.approx(1000.0) and s["latency_ms"]["max"] == pytest.approx(3000.0)
+    assert s["rtf"] == pytest.approx(4.0 / 15.0)  # total compute over total audio of the calls that finished
+    assert s["throughput_clips_per_s"] == pytest.approx(2 / 4.0)
+    st = s["stages"]
+    assert st["decoding_per_token_ms"] == pytest.approx(1000 * 2.0 / 30)
+    assert st["encoder_ms"]["median"] == pytest.approx(600.0)
+    assert st["other_ms"]["median"] == pytest.approx(1000 * statistics.median([0.0, 0.5]))
+    assert st["share"]["decoding"] == pytest.approx(2.0 / 4.0)
+    assert s["memory"]["peak_bytes"] == 900  # the failed call's peak still counts
+    assert s["memory"]["disk_bytes"] == 100 and s["memory"]["resident_bytes"] == 50
+    # the failed clip is scored as an empty answer: all four words deleted
+    row = s["errors_by_row"]["rows"]["en (espeak-ng)"]
+    assert row["deletions"] == 4 and row["failed"] == 1 and row["clips"] == 3
+
+
+def test_error_tallies_per_row_mean_pooled_first_run_and_unstable():
+    recs = [
+        rec(transcript("X", 1, text="a b x d"), clip="e1", run=0),  # 1 substitution of 4
+        rec(transcript("X", 1, text="a b c d"), clip="e1", run=1),  # second run differs: not scored
+        rec(transcript("X", 1, text="a b"), clip="e2", run=0),  # 2 deletions of 4
+        rec(transcript("X", 1, text="u v w x y z"), clip="z1", row="zh (espeak-ng)", language="zh",
+            reference="u v w x y"),  # 1 insertion of 5
+    ]
+    t = error_tallies(recs, word_edits)
+    en, zh = t["rows"]["en (espeak-ng)"], t["rows"]["zh (espeak-ng)"]
+    assert (en["substitutions"], en["deletions"], en["insertions"], en["ref_len"], en["clips"]) == (1, 2, 0, 8, 2)
+    assert en["rate"] == pytest.approx(3 / 8) and en["kind"] == "WER"
+    assert zh["rate"] == pytest.approx(1 / 5) and zh["kind"] == "CER"
+    assert t["overall_mean"] == pytest.approx((3 / 8 + 1 / 5) / 2)
+    assert t["overall_pooled"]["rate"] == pytest.approx(4 / 13) and t["overall_pooled"]["kind"] == "mixed"
+    assert t["unstable_clips"] == ["e1"]
+
+
+def test_paired_ratios_sizes_and_error_deltas():
+    fp32 = [rec(transcript("FP32", 2.0, text="a b c d", peak=1000), clip="c1"),
+            rec(transcript("FP32", 4.0, text="a b c d", peak=1000), clip="c2")]
+    int8 = [rec(transcript("INT8", 1.0, text="a b c x", peak=600), clip="c1"),
+            rec(transcript("INT8", 1.0, text="a b c d", peak=600), clip="c2")]
+    lat = paired_latency_ratio(int8, fp32)
+    assert lat["pairs"] == 2 and lat["of_totals"] == pytest.approx(2 / 6)
+    assert lat["median_paired"] == pytest.approx(statistics.median([0.5, 0.25]))
+    s32 = summarize(info("FP32", disk=400, resident=800), fp32, error_fn=word_edits)
+    s8 = summarize(info("INT8", disk=100, resident=200), int8, error_fn=word_edits)
+    r = ratios_to(s8, s32, int8, fp32)
+    assert r["disk"] == pytest.approx(0.25) and r["compression"] == pytest.approx(4.0)
+    assert r["resident"] == pytest.approx(0.25) and r["peak"] == pytest.approx(0.6)
+    assert r["error_rate_delta"]["en (espeak-ng)"] == pytest.approx(1 / 8)
+    assert r["error_rate_delta"]["overall_mean"] == pytest.approx(1 / 8)
+    # a clip FP32 failed on is not paired
+    fp32[1].error = "oom"
+    assert paired_latency_ratio(int8, fp32)["pairs"] == 1
+
+
+def test_real_metrics_per_language_aggregation():
+    """With asr_quant.metrics: CER for Mandarin, WER for English, in one tally."""
+    metrics = pytest.importorskip("asr_quant.metrics")
+    recs = [rec(transcript("X", 1, text="今天天汽很好"), clip="z", row="zh (x)", language="zh", reference="今天天气很好"),
+            rec(transcript("X", 1, text="the cat sat"), clip="e", row="en (x)", language="en",
+                reference="the cat sat down")]
+    t = error_tallies(recs, metrics.error_rate)
+    assert t["rows"]["zh (x)"]["kind"] == "CER" and t["rows"]["zh (x)"]["rate"] == pytest.approx(1 / 6)
+    assert t["rows"]["en (x)"]["kind"] == "WER" and t["rows"]["en (x)"]["rate"] == pytest.approx(1 / 4)
+    assert t["rows"]["en (x)"]["deletions"] == 1
+
+
+# --- the report -------------------------------------------------------------------
+
+def _fake_results(int8_time: float, fw_time: float, int8_text: str = "a b c d") -> dict:
+    recs = {
+        "FP32": [rec(transcript("FP32", 2.0, feat=0.1, enc=0.9, dec=1.0, peak=900), clip=c) for c in ("c1", "c2")],
+        "FP16": [rec(transcript("FP16", 2.2, feat=0.1, enc=1.0, dec=1.1, peak=900), clip=c) for c in ("c1", "c2")],
+        "INT8": [rec(transcript("INT8", int8_time, text=int8_text, feat=0.1, enc=0.5, dec=0.6, peak=700), clip=c)
+                 for c in ("c1", "c2")],
+        "faster-whisper int8": [rec(transcript("faster-whisper int8", fw_time, peak=500), clip=c) for c in ("c1", "c2")],
+    }
+    infos = {"FP32": info("FP32", 290e6, 400e6), "FP16": info("FP16", 145e6, 200e6),
+             "INT8": info("INT8", 100e6, 150e6), "faster-whisper int8": info("faster-whisper int8", 145e6, 100e6)}
+    sums = [summarize(infos[k], v, "peer" if k.startswith("faster") else "engine", error_fn=word_edits)
+            for k, v in recs.items()]
+    by = {s["name"]: s for s in sums}
+    ratios = {k: ratios_to(by[k], by["FP32"], recs[k], recs["FP32"]) for k in recs if k != "FP32"}
+    res = dict(date="2026-01-01T00:00:00+00:00", command="python -m asr_quant.bench --quick",
+               model=dict(name="Whisper test"), runs=1, warmup=1,
+               machine=dict(cpu="Test CPU", logical_cores=2, physical_cores=1, ram_gb=24.0, gpu=None, os="x"),
+               versions={"torch": "2.13.0"}, threads=dict(summary="PyTorch 2, ONNX Runtime 2"),
+               corpus=dict(clips=2, audio_s=20.0, rows={"en (espeak-ng)": {}}, notes=["synthetic"]),
+               engines=sums, ratios=ratios, profiles={}, calibration=None)
+    res["targets"] = report.targets(res)
+    return res
+
+
+def test_targets_verdicts_follow_the_measured_ratios():
+    res = _fake_results(int8_time=0.8, fw_time=1.0)
+    t = {x["target"]: x for x in report.targets(res)}
+    lat = t["INT8 latency <= 0.5x FP32"]
+    assert lat["measured"] == pytest.approx(0.4) and lat["met"] is True
+    fw = t["INT8 no slower than faster-whisper int8 (same weights)"]
+    assert fw["measured"] == pytest.approx(0.8) and fw["met"] is True
+    assert t["INT8 error rate within +1.0 point of FP32 (mean of rows)"]["met"] is True
+    slow = {x["target"]: x for x in report.targets(_fake_results(int8_time=1.2, fw_time=1.0, int8_text="a b"))}
+    assert slow["INT8 latency <= 0.5x FP32"]["met"] is False
+    assert slow["INT8 no slower than faster-whisper int8 (same weights)"]["met"] is False
+    werr = slow["INT8 error rate within +1.0 point of FP32 (mean of rows)"]
+    assert werr["measured"] == pytest.approx(0.5) and werr["met"] is False
+
+
+def test_results_markdown_has_article_columns_and_measured_values(tmp_path):
+    res = _fake_results(int8_time=0.8, fw_time=1.0)
+    md = report.results_markdown(res)
+    for heading in ("Size and memory (article 5.1)", "Speed (article 5.2", "Error rate per language (article 5.3",
+                    "Targets", "Machine, versions, engines"):
+        assert heading in md
+    assert "2.0 GB" in md and "520 MB" in md and "710" in md and "0.071" in md  # the article's claims
+    assert "| FP32 | R 1.0 | 290 MB | 2.0 GB |" in md  # measured size beside the claim
+    assert "0.40x" in md  # INT8/FP32 latency
+    assert "CPU only" in md and "Test CPU" in md
+    paths = report.charts(res, tmp_path)
+    assert all(p.exists() and p.stat().st_size > 1000 for p in paths)
+    assert (tmp_path / "plotly.min.js").exists()
+
+
+def test_docs_keep_hand_written_notes(tmp_path):
+    res = _fake_results(int8_time=0.8, fw_time=1.0)
+    page = tmp_path / "benchmark.md"
+    report.write_docs(page, [res], res["command"], res["date"])
+    text = page.read_text()
+    assert res["command"] in text and "no GPU: CPU only" in text
+    page.write_text(text.replace(report.NOTES_END, "INT8 decoding is slow because X.\n" + report.NOTES_END))
+    report.write_docs(page, [res], res["command"], res["date"])
+    assert "INT8 decoding is slow because X." in page.read_text()
+
+
+# --- a real run --------------------------------------------------------------------
+
+@pytest.mark.model
+def test_bench_main_on_two_clips(tmp_path):
+    """`main` end to end: Whisper base, FP32/FP16/INT8 + faster-whisper int8,
+    two English clips, one run; every field of results.json present and sane."""
+    from asr_quant import bench, corpus
+    from asr_quant.settings import Settings
+
+    c = corpus.builtin(Settings.from_env().cache_dir)
+    folder = tmp_path / "clips"
+    (folder / "en").mkdir(parents=True)
+    for u in [u for u in c.test if u.language == "en"][:2]:
+        (folder / "en" / Path(u.path).name).write_bytes(Path(u.path).read_bytes())
+        (folder / "en" / (Path(u.path).stem + ".txt")).write_text(u.text, encoding="utf-8")
+    out = tmp_path / "out"
+    rc = bench.main(["--model", "base", "--corpus", str(folder), "--runs", "1", "--warmup", "1",
+                     "--peers", "int8", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    res = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    for key in ("date", "command", "model", "machine", "versions", "threads", "runs", "warmup", "corpus",
+                "engines", "ratios", "records", "targets"):
+        assert key in res, key
+    m = res["machine"]
+    assert m["cpu"] and m["logical_cores"] >= 1 and m["ram_gb"] > 0 and "gpu" in m
+    assert res["corpus"]["clips"] == 2 and res["versions"].get("torch")
+    by = {e["name"]: e for e in res["engines"]}
+    assert set(by) == {"FP32", "FP16", "INT8", "faster-whisper int8"}
+    for name, e in by.items():
+        assert e["available"], (name, e["load_error"])
+        assert e["failed_calls"] == 0, (name, e["errors"])
+        assert e["calls"] == 2 and e["threads"] >= 1
+        assert e["memory"]["disk_bytes"] > 0 and e["memory"]["peak_bytes"] > 0, name
+        assert e["rtf"] > 0 and e["throughput_clips_per_s"] > 0
+        lat = e["latency_ms"]
+        assert 0 < lat["min"] <= lat["median"] <= lat["p90"] <= lat["max"]
+        rate = e["errors_by_row"]["overall_mean"]
+        assert 0.0 <= rate <= 1.0, (name, rate)
+        row = e["errors_by_row"]["rows"]["en (clips)"]
+        assert row["kind"] == "WER" and row["ref_len"] > 0 and row["clips"] == 2
+    for name in ("FP32", "FP16", "INT8"):
+        st = by[name]["stages"]
+        assert st["encoder_ms"]["median"] > 0 and st["decoding_per_token_ms"] > 0
+    assert by["INT8"]["memory"]["disk_bytes"] < by["FP32"]["memory"]["disk_bytes"]
+    assert res["ratios"]["INT8"]["disk"] < 1 and res["ratios"]["INT8"]["latency"]["pairs"] == 2
+    assert math.isfinite(res["ratios"]["FP16"]["latency"]["of_totals"])
+    assert len(res["records"]["INT8"]) == 2
+    md = (out / "results.md").read_text(encoding="utf-8")
+    assert "article" in md and "INT8" in md
+    assert (out / "latency_memory.html").exists() and (out / "speed_vs_error.html").exists()

@@ -1,0 +1,129 @@
+"""The benchmark corpus: noise mixing, users' folders, and the built-in
+espeak-ng corpus (made once into a temporary cache)."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asr_quant import corpus
+from asr_quant.corpus_sentences import TEST_PER_LANGUAGE, sentences
+
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+
+
+def test_mix_at_snr_hits_the_asked_snr_and_pink_noise_is_seeded():
+    rng = np.random.default_rng(0)
+    speech = (0.05 * np.sin(np.linspace(0, 2000, 32000))).astype(np.float32)
+    a = corpus.pink_noise(32000, np.random.default_rng(5))
+    b = corpus.pink_noise(32000, np.random.default_rng(5))
+    assert np.array_equal(a, b) and np.mean(a.astype(np.float64) ** 2) == pytest.approx(1.0, rel=1e-3)
+    # more power at low frequencies than at high ones: 1/f, not white
+    spec = np.abs(np.fft.rfft(a)) ** 2
+    assert spec[10:200].mean() > 10 * spec[-2000:].mean()
+    for snr in (0.0, 10.0, 20.0):
+        mixed = corpus.mix_at_snr(speech, corpus.pink_noise(len(speech), rng), snr)
+        assert corpus.snr_db(speech, mixed) == pytest.approx(snr, abs=1e-3)
+    loud = corpus.mix_at_snr(speech * 18, corpus.pink_noise(len(speech), rng), 10.0)
+    assert np.max(np.abs(loud)) <= 0.95 + 1e-6  # rescaled rather than clipped
+    with pytest.raises(corpus.CorpusError):
+        corpus.mix_at_snr(np.zeros(100, np.float32), a[:100], 10.0)
+
+
+def _wav(path, seconds=1.0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(16000 * seconds)) / 16000
+    sf.write(path, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000)
+
+
+def test_read_folder_language_from_subfolder_prefix_or_default(tmp_path):
+    _wav(tmp_path / "ja" / "a.wav")
+    (tmp_path / "ja" / "a.txt").write_text("今日は", encoding="utf-8")
+    _wav(tmp_path / "zh_b.wav")
+    (tmp_path / "zh_b.txt").write_text("你好\n", encoding="utf-8")
+    _wav(tmp_path / "ko.wav")
+    (tmp_path / "ko.txt").write_text("안녕", encoding="utf-8")
+    _wav(tmp_path / "plain.wav")
+    (tmp_path / "plain.txt").write_text("hello there", encoding="utf-8")
+    _wav(tmp_path / "no_reference.wav")  # no .txt: not part of the corpus
+    with pytest.raises(corpus.CorpusError, match="can't tell the language of plain.wav"):
+        corpus.read_folder(tmp_path)
+    utts = {u.id: u for u in corpus.read_folder(tmp_path, language="en")}
+    assert set(utts) == {"ja/a", "zh_b", "ko", "plain"}
+    assert [utts[k].language for k in ("ja/a", "zh_b", "ko", "plain")] == ["ja", "zh", "ko", "en"]
+    assert utts["zh_b"].text == "你好" and utts["zh_b"].duration_s == pytest.approx(1.0)
+    assert utts["ja/a"].row == f"ja ({tmp_path.name})"
+    assert utts["plain"].clip().duration_s == pytest.approx(1.0)
+
+
+def test_read_folder_manifest_and_errors(tmp_path):
+    _wav(tmp_path / "x.wav")
+    (tmp_path / "manifest.tsv").write_text("file\tlang\ttext\nx.wav\tyue\t呢度\n", encoding="utf-8")
+    (u,) = corpus.read_folder(tmp_path)
+    assert (u.language, u.text) == ("yue", "呢度")
+    (tmp_path / "manifest.tsv").write_text("file\tlang\ttext\nmissing.wav\tyue\t呢度\n", encoding="utf-8")
+    with pytest.raises(corpus.CorpusError, match="missing.wav"):
+        corpus.read_folder(tmp_path)
+    with pytest.raises(corpus.CorpusError, match="does not exist"):
+        corpus.read_folder(tmp_path / "nope")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(corpus.CorpusError, match="no clips with references"):
+        corpus.read_folder(empty)
+
+
+def test_select_keeps_languages_and_caps_rows():
+    utts = [corpus.Utterance(f"{g}{i}", g.split("-")[0], g, "t", "p", "s") for g in ("zh", "zh-noisy", "en")
+            for i in range(3)]
+    assert len(corpus.select(utts, None, None)) == 9
+    picked = corpus.select(utts, ["zh"], 2)
+    assert [u.id for u in picked] == ["zh0", "zh1", "zh-noisy0", "zh-noisy1"]
+
+
+def test_sentences_are_distinct_and_test_and_calibration_pools_disjoint():
+    for lang in corpus.LANGUAGES:
+        pairs = sentences(lang)
+        refs = [r for r, _ in pairs]
+        assert len(refs) == len(set(refs)) >= TEST_PER_LANGUAGE + 8
+        assert not any(ch.isdigit() for r in refs for ch in r)
+    from asr_quant.engines.whisper import calibration
+
+    quantizer = {u.text for u in calibration.CALIBRATION + calibration.HOLDOUT}
+    test = {r for lang in corpus.LANGUAGES for r, _ in sentences(lang)[:TEST_PER_LANGUAGE]}
+    assert not quantizer & test
+
+
+@needs_espeak
+def test_espeak_reads_every_sentence_in_its_own_language():
+    """espeak-ng switches to English ("(en)") for characters its voice can't
+    read (kanji in the ja voice, the tone digits of plain cmn): none may occur."""
+    for lang in ("zh", "yue", "ja", "ko"):
+        for _, spoken in sentences(lang):
+            out = subprocess.run(["espeak-ng", "-q", "-x", "-v", corpus.VOICES[lang], corpus._spoken(lang, spoken)],
+                                 capture_output=True, text=True, timeout=30).stdout
+            assert "(en)" not in out, (lang, spoken, out[:200])
+
+
+@needs_espeak
+def test_builtin_corpus_is_made_once_and_meets_the_spec(tmp_path):
+    c = corpus.builtin(tmp_path)
+    rows = corpus.describe(c.test)
+    for lang in corpus.LANGUAGES:
+        assert rows[f"{lang} (espeak-ng)"]["clips"] >= 10
+    assert rows["zh-noisy (espeak-ng)"]["clips"] == rows["zh (espeak-ng)"]["clips"]
+    for u in c.test + c.calibration:
+        assert corpus.MIN_S <= u.duration_s <= corpus.MAX_S, (u.id, u.duration_s)
+    assert {u.text for u in c.test}.isdisjoint({u.text for u in c.calibration})
+    clean = {u.id: u for u in c.test if u.group == "zh"}
+    for u in [u for u in c.test if u.group == "zh-noisy"][:3]:
+        noisy, _ = sf.read(u.path, dtype="float32")
+        speech, _ = sf.read(clean[u.id.replace("zh-noisy", "zh")].path, dtype="float32")
+        # the mix was rescaled as a whole at most, so the SNR is unchanged
+        k = float(np.dot(noisy, speech) / np.dot(speech, speech))
+        assert corpus.snr_db(k * speech, noisy) == pytest.approx(corpus.NOISY_SNR_DB, abs=0.3)
+    again = corpus.builtin(tmp_path)  # from the cache: same files
+    assert [u.path for u in again.test] == [u.path for u in c.test]
+    assert len(list((tmp_path / "corpus").iterdir())) == 1
