@@ -1,0 +1,96 @@
+"""Offline Whisper (base multilingual or tiny.en from PyPI, or any CTranslate2
+Whisper folder) at FP32, FP16 (and optional BF16) in PyTorch and INT8 in ONNX
+Runtime, all decoded by the same `decoding` module on the same `features`."""
+from __future__ import annotations
+
+import time
+
+from .. import EngineSet, ModelInfo
+from ..base import EngineInfo, UnavailableEngine, _describe
+from ... import memory as _memory
+from ... import device as _device
+from ...settings import Settings
+from .model import WhisperBundle
+
+PRECISIONS = ("fp32", "fp16", "int8", "bf16")
+
+
+def load_bundle(model: str, cache_dir: str) -> WhisperBundle:
+    """Locate (join + verify) the CT2 weights, convert them once, load FP32."""
+    from transformers.utils import logging as hf_logging
+
+    from . import ct2
+    from .tokens import TokenizerInfo
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    src = ct2.locate(model, cache_dir)
+    hf_model, fp32_file, converted = ct2.load_fp32(src)
+    config = hf_model.config
+    tokens = TokenizerInfo.from_ct2_dir(src.ct2_dir, vocab_size=config.vocab_size,
+                                        max_positions=config.max_target_positions)
+    return WhisperBundle(
+        hf_model=hf_model, tokenizer=tokens.tokenizer, tokens=tokens, config=config,
+        key=src.key, name=src.name, source=src.source, ct2_dir=src.ct2_dir, sha256=src.sha256,
+        cache_dir=src.cache_dir, params=sum(p.numel() for p in hf_model.parameters()),
+        fp32_file=fp32_file, converted_now=converted,
+    )
+
+
+def _engine(bundle: WhisperBundle, precision: str, settings: Settings, plan):
+    if precision == "int8":
+        from .int8 import WhisperInt8Engine
+
+        return WhisperInt8Engine(bundle, settings, plan)
+    from .torch_engine import WhisperTorchEngine
+
+    return WhisperTorchEngine(bundle, precision, plan.torch_device, settings.threads)
+
+
+def load(settings: Settings) -> EngineSet:
+    """Build one engine per requested precision; one that fails to load becomes
+    an `UnavailableEngine` with the reason, and the others still run."""
+    plan = _device.choose(settings.device)
+    precisions = [p for p in settings.precision_list]
+    unknown = [p for p in precisions if p not in PRECISIONS]
+    meter = _memory.LoadMeter(plan.torch_device)
+    t0 = time.perf_counter()
+    with meter:
+        bundle = load_bundle(settings.model, settings.cache_dir)
+    bundle_bytes, bundle_s = meter.grown_bytes, time.perf_counter() - t0
+    engines = []
+    for precision in precisions:
+        if precision in unknown:
+            engines.append(UnavailableEngine(EngineInfo(
+                name=precision.upper(), precision=precision, runtime="-", device="-", model=bundle.name,
+                error=f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")))
+            continue
+        t0 = time.perf_counter()
+        meter = _memory.LoadMeter(plan.torch_device)
+        try:
+            with meter:
+                engine = _engine(bundle, precision, settings, plan)
+        except Exception as exc:  # noqa: BLE001 - one precision failing must not stop the others
+            runtime = "ONNX Runtime" if precision == "int8" else "PyTorch"
+            dev = plan.ort_device if precision == "int8" else plan.torch_device
+            engines.append(UnavailableEngine(EngineInfo(
+                name=precision.upper(), precision=precision, runtime=runtime, device=dev, model=bundle.name,
+                threads=settings.threads, load_s=time.perf_counter() - t0, error=_describe(exc))))
+            continue
+        # The FP32 engine is the bundle's own model: its load is the bundle's.
+        if precision == "fp32":
+            engine.info.resident_bytes = meter.grown_bytes + bundle_bytes
+            engine.info.load_s += bundle_s
+        else:
+            engine.info.resident_bytes = meter.grown_bytes
+        engines.append(engine)
+    info = ModelInfo(
+        name=bundle.name, family="whisper", source=bundle.source, params=bundle.params,
+        languages=", ".join(bundle.languages),
+        notes=(f"sha256 {bundle.sha256[:12]}; greedy decoding, same log-mel features and decoding loop "
+               f"for every precision; {settings.threads} threads"),
+    )
+    return EngineSet(model=info, engines=engines)
+
+
+__all__ = ["load", "load_bundle", "WhisperBundle", "PRECISIONS"]

@@ -1,0 +1,177 @@
+"""Whisper in PyTorch at FP32, FP16 or BF16, decoded by the shared `decoding`.
+
+FP16/BF16 follow openai-whisper's mixed precision: every weight is cast
+(`.half()`), but each LayerNorm keeps FP32 weights and normalises in FP32
+before casting back, because LayerNorm's variance loses too much in 16 bits.
+Logits are handed to the decoder as FP32 in every precision.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from ..base import Engine, EngineInfo, RawResult
+from ... import memory as _memory
+from ...audio import Clip
+from . import decoding
+from .model import WhisperBundle
+
+_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+_THREADS_SET = False
+
+
+def set_threads(threads: int) -> None:
+    """torch.set_num_threads once per process (it is process-wide)."""
+    global _THREADS_SET
+    import torch
+
+    if not _THREADS_SET:
+        torch.set_num_threads(max(1, int(threads)))
+        _THREADS_SET = True
+
+
+class FP32LayerNorm:
+    """Factory for a LayerNorm that keeps FP32 weights and computes in FP32."""
+
+    @staticmethod
+    def convert(model, dtype) -> None:
+        import torch
+        from torch import nn
+
+        class _LayerNorm(nn.LayerNorm):
+            def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D401
+                return super().forward(x.float()).to(x.dtype)
+
+        for module in model.modules():
+            for name, child in list(module.named_children()):
+                if isinstance(child, nn.LayerNorm) and not isinstance(child, _LayerNorm):
+                    ln = _LayerNorm(child.normalized_shape, eps=child.eps,
+                                    elementwise_affine=child.elementwise_affine)
+                    ln.load_state_dict({k: v.float() for k, v in child.state_dict().items()})
+                    setattr(module, name, ln)
+
+
+class TorchStepModel:
+    """`decoding.StepModel` over a transformers Whisper: encoder once, then the
+    decoder one token at a time with its `past_key_values` cache."""
+
+    def __init__(self, hf_model, device: str, dtype):
+        self.model = hf_model
+        self.device = device
+        self.dtype = dtype
+
+    def encode(self, mel: np.ndarray) -> Any:
+        import torch
+
+        with torch.inference_mode():
+            x = torch.from_numpy(mel).to(self.device, self.dtype)
+            return self.model.model.encoder(input_features=x).last_hidden_state
+
+    def step(self, enc: Any, tokens: np.ndarray, cache: Any) -> tuple[np.ndarray, Any]:
+        import torch
+
+        with torch.inference_mode():
+            ids = torch.from_numpy(np.ascontiguousarray(tokens, dtype=np.int64)).to(self.device)
+            out = self.model.model.decoder(input_ids=ids, encoder_hidden_states=enc,
+                                           past_key_values=cache, use_cache=True)
+            logits = self.model.proj_out(out.last_hidden_state[:, -1])
+            return logits[0].float().cpu().numpy(), out.past_key_values
+
+
+def build_model(bundle: WhisperBundle, precision: str, device: str):
+    """The torch model for one precision (FP32 is the bundle's own model)."""
+    import torch
+
+    if precision == "fp32":
+        return bundle.hf_model.to(device)
+    dtype = getattr(torch, _DTYPES[precision])
+    model = _load_half(bundle, precision)
+    FP32LayerNorm.convert(model, dtype)
+    return model.to(device).eval()
+
+
+def _copy(model):
+    import copy
+
+    return copy.deepcopy(model)
+
+
+def _load_half(bundle: WhisperBundle, precision: str):
+    """FP16/BF16 weights from their own safetensors file in the cache, written
+    once, so the engine's size on disk is a real file's size. (The CT2 weights
+    were FP16 to begin with, so the FP16 file holds them exactly.)"""
+    import torch
+    from transformers import WhisperForConditionalGeneration
+
+    path = half_dir(bundle, precision)
+    if not (path / "model.safetensors").is_file():
+        from .ct2 import _atomic_dir
+
+        def fill(tmp):
+            half = _copy(bundle.hf_model).to(getattr(torch, _DTYPES[precision]))
+            half.save_pretrained(tmp, safe_serialization=True)
+            del half
+
+        _atomic_dir(path, fill)
+    return WhisperForConditionalGeneration.from_pretrained(path, dtype=_DTYPES[precision]).eval()
+
+
+def half_dir(bundle: WhisperBundle, precision: str):
+    return bundle.cache_dir / f"torch-{precision}"
+
+
+class WhisperTorchEngine(Engine):
+    """One precision of Whisper in PyTorch."""
+
+    def __init__(self, bundle: WhisperBundle, precision: str, device: str, threads: int):
+        import torch
+
+        set_threads(threads)
+        self.bundle = bundle
+        self.precision = precision
+        self.device = device
+        t0 = time.perf_counter()
+        self.model = build_model(bundle, precision, device)
+        dtype = getattr(torch, _DTYPES[precision])
+        self.step_model = TorchStepModel(self.model, device, dtype)
+        self.info = EngineInfo(
+            name=precision.upper(),
+            precision=precision,
+            runtime=f"PyTorch {torch.__version__.split('+')[0]}",
+            device=device,
+            model=bundle.name,
+            details=_details(precision, device),
+            threads=torch.get_num_threads(),
+            disk_bytes=_memory.disk_bytes(weights_file(bundle, precision)),
+            load_s=time.perf_counter() - t0,
+        )
+
+    def _run(self, clip: Clip, language: str | None) -> RawResult:
+        return decoding.transcribe_samples(self.step_model, clip.samples, self.bundle.tokens, language,
+                                           n_mels=self.bundle.n_mels)
+
+    def close(self) -> None:
+        self.model = None
+        self.step_model = None
+
+
+def weights_file(bundle: WhisperBundle, precision: str):
+    """The weights file this precision loads."""
+    return bundle.fp32_file if precision == "fp32" else half_dir(bundle, precision) / "model.safetensors"
+
+
+CPU_FP16_NOTE = ("on this CPU, FP16 matmuls run without native FP16 arithmetic (no AMX-FP16/AVX512-FP16), "
+                 "so FP16 halves the weights' size but is not faster than FP32")
+
+
+def _details(precision: str, device: str) -> str:
+    if precision == "fp32":
+        return "all weights and activations in FP32"
+    if precision == "fp16":
+        text = "weights and activations in FP16 (.half()); LayerNorms kept in FP32; logits read as FP32"
+        if device == "cpu":
+            text += f"; {CPU_FP16_NOTE}"
+        return text
+    return "weights and activations in BF16; LayerNorms kept in FP32; logits read as FP32"
