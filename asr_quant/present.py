@@ -24,6 +24,27 @@ LANGUAGES: list[tuple[str, str]] = [
 DIFF_COLORS = {"inserted": "#a6e3a1", "deleted": "#f5a3a3", "substituted": "#f9d77e"}
 
 
+def model_languages(es: EngineSet) -> list[str]:
+    """The codes the model lists (ModelInfo.languages is "en, zh, ..."); [] = not stated."""
+    codes = [c.strip() for c in (es.model.languages or "").split(",") if c.strip()]
+    return codes if all(len(c) <= 5 and c.replace("-", "").isalpha() for c in codes) else []
+
+
+def language_choices(codes: Sequence[str], extra: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """Auto-detect, then the named common languages the model knows, then its
+    other codes as they are; all of LANGUAGES when the model doesn't say."""
+    if not codes:
+        choices = list(LANGUAGES)
+    else:
+        known = set(codes)
+        choices = [LANGUAGES[0]] + [(n, c) for n, c in LANGUAGES[1:] if c in known]
+        named = {c for _, c in choices}
+        choices += [(c, c) for c in codes if c not in named]
+    have = {c for _, c in choices}
+    choices += [(c, c) for c in extra if c and c not in have]  # e.g. an example's language
+    return choices
+
+
 def language_code(choice: str | None) -> str | None:
     """The dropdown's value to what engines take: "auto"/empty -> None."""
     if not choice or choice == "auto":
@@ -55,7 +76,8 @@ def model_card(es: EngineSet) -> str:
     if m.params:
         facts.append(f"{fmt_params(m.params)} parameters")
     if m.languages:
-        facts.append(f"languages: {m.languages}")
+        codes = model_languages(es)
+        facts.append(f"{len(codes)} languages" if len(codes) > 6 else f"languages: {escape(m.languages)}")
     facts.append(f"weights: {m.source}")
     lines.append(" · ".join(facts))
     if m.notes:
@@ -137,11 +159,19 @@ def _cell(s: str) -> str:
 
 
 def highlight(ops) -> list[tuple[str, str | None]]:
-    """Diff ops as (text, label) pairs for a highlighted-text widget."""
+    """`metrics.DiffOp`s as (text, label) pairs for a highlighted-text widget:
+    equal runs unlabelled, inserted/deleted runs labelled, a substitution as
+    "fp32 text→this text". Separators between runs stay unlabelled."""
     pairs: list[tuple[str, str | None]] = []
     for op in ops:
+        if op.lead:
+            pairs.append((op.lead, None))
         if op.op == "equal":
-            pairs.append((op.other + " ", None))
+            pairs.append((op.other, None))
+        elif op.op == "insert":
+            pairs.append((op.other, "inserted"))
+        elif op.op == "delete":
+            pairs.append((op.base, "deleted"))
         else:
-            pairs.append((f"{op.base}→{op.other} ", "substituted"))
+            pairs.append((f"{op.base}→{op.other}", "substituted"))
     return pairs

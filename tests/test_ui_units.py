@@ -214,3 +214,52 @@ def test_escape_keeps_user_text_inert():
 def test_language_code():
     assert present.language_code("auto") is None and present.language_code("") is None
     assert present.language_code("zh") == "zh"
+
+
+# -- comparisons and diff display -----------------------------------------------------
+
+def test_compare_diffs_against_baseline_and_scores_against_reference():
+    from asr_quant import compare
+
+    base = Transcript(engine="FP32", text="the cat sat", language="en")
+    other = Transcript(engine="INT8", text="the cat sat down", language="en")
+    failed = Transcript(engine="FP16", error="boom")
+    r_base = compare.compare(base, base, "the cat sat", "en")
+    assert r_base.is_baseline and r_base.diff is None and r_base.score.rate == 0.0
+    r = compare.compare(other, base, "the cat sat", "en")
+    assert [op.op for op in r.diff] == ["equal", "insert"]
+    assert r.score.kind == "wer" and r.score.insertions == 1 and r.score.ref_len == 3
+    assert compare.compare(other, base, "  ", "en").score is None  # blank reference: no score
+    f = compare.compare(failed, base, "the cat sat", "en")
+    assert f.diff is None and f.score is None
+    failed_base = Transcript(engine="FP32", error="boom")
+    no_base = compare.compare(other, failed_base, None, "en")
+    assert no_base.diff is None and "FP32 gave no transcript" in no_base.diff_note
+
+
+def test_compare_language_falls_back_to_what_fp32_detected():
+    from asr_quant import compare
+
+    base = Transcript(engine="FP32", text="开放时间", language="zh")
+    assert compare.text_language(None, base) == "zh"
+    assert compare.text_language("ja", base) == "ja"
+    assert compare.text_language(None, Transcript(engine="FP32", error="x", language="zh")) is None
+    r = compare.compare(Transcript(engine="INT8", text="开放时问"), base, "开放时间", "zh")
+    assert r.score.kind == "cer" and r.score.substitutions == 1 and r.score.ref_len == 4
+
+
+def test_highlight_labels_each_kind_of_change():
+    from asr_quant.metrics import DiffOp
+
+    ops = [DiffOp("equal", "a b", "a b"), DiffOp("substitute", "c", "x", lead=" "),
+           DiffOp("insert", "", "y", lead=" "), DiffOp("delete", "d", "", lead=" ")]
+    assert present.highlight(ops) == [("a b", None), (" ", None), ("c→x", "substituted"), (" ", None),
+                                      ("y", "inserted"), (" ", None), ("d", "deleted")]
+
+
+def test_language_choices_follow_the_model():
+    assert present.language_choices([]) == present.LANGUAGES
+    only_en = present.language_choices(["en"])
+    assert only_en == [("Auto-detect", "auto"), ("English", "en")]
+    some = present.language_choices(["en", "zh", "haw"], extra=["yue"])
+    assert [c for _, c in some] == ["auto", "en", "zh", "haw", "yue"]

@@ -1,0 +1,222 @@
+"""The Gradio page: one clip, every precision side by side.
+
+The only module that imports gradio. It lays out widgets and turns results
+into widget values; the work is done elsewhere: decoding in `audio`, engine
+calls in `runner`, diffs and WER/CER in `compare`/`metrics`, words in
+`present`, figures in `charts`, the session's runs in `history`.
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import gradio as gr
+import pandas as pd
+
+from . import audio, charts, compare, present
+from .engines import EngineSet, Transcript
+from .examples import Example, read_examples
+from .history import EngineRun, History, RunRecord, now_iso
+from .runner import Runner
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+CSS = """
+.engine-col { min-width: 260px; }
+.status-line p { margin: 0.2em 0; }
+"""
+
+
+class _EngineWidgets:
+    """The column of one engine: header, transcript, diff against the
+    baseline (none in the baseline's own column), figures."""
+
+    def __init__(self, info, baseline: str | None):
+        self.info = info
+        key = info.name.lower()
+        with gr.Column(elem_classes="engine-col", elem_id=f"engine-{key}", min_width=220):
+            gr.Markdown(present.engine_header(info), elem_id=f"head-{key}")
+            self.text = gr.Textbox(label=f"{info.name} transcript", lines=4, max_lines=12,
+                                   interactive=False, elem_id=f"text-{key}", buttons=["copy"],
+                                   visible=info.available)
+            self.diff = None
+            if info.name != baseline:
+                self.diff = gr.HighlightedText(label=f"{info.name} vs {baseline}", show_legend=True,
+                                               combine_adjacent=False, color_map=present.DIFF_COLORS,
+                                               elem_id=f"diff-{key}", visible=info.available)
+            self.figures = gr.Markdown("", elem_id=f"figures-{key}")
+
+    @property
+    def outputs(self) -> list:
+        return [w for w in (self.text, self.diff, self.figures) if w is not None]
+
+    def clear(self, running: bool) -> dict:
+        out = {self.text: "", self.figures: present.waiting(self.info, running)}
+        if self.diff is not None:
+            out[self.diff] = None
+        return out
+
+    def fill(self, result: compare.EngineResult) -> dict:
+        t = result.transcript
+        out = {self.text: t.text if t.ok else "", self.figures: present.figures(result)}
+        if self.diff is not None:
+            out[self.diff] = present.highlight(result.diff) if result.diff is not None else None
+        return out
+
+
+def build(engine_set: EngineSet, settings: Settings, examples: Sequence[Example] | None = None) -> gr.Blocks:
+    """The page for these engines; call `launch` on the result."""
+    baseline = compare.baseline_name([e.info.name for e in engine_set.engines])
+    ordered = sorted(engine_set.engines, key=lambda e: e.info.name != baseline)  # baseline runs first
+    runner = Runner(ordered, settings.inference_timeout_s)
+    if examples is None:
+        examples = read_examples(Path(__file__).resolve().parents[1] / "examples")
+    max_bytes = int(settings.max_file_mb * 1024 * 1024)
+
+    with gr.Blocks(title="asr-quant: one recognizer, three precisions", delete_cache=(1800, 3600)) as demo:
+        gr.Markdown("# One recognizer at several precisions, side by side\n"
+                    "Record or upload a clip (or pick an example): every engine transcribes it, one after "
+                    "another, and each column fills in as soon as its engine is done.")
+        with gr.Accordion("Loaded model and engines", open=True):
+            gr.Markdown(present.model_card(engine_set), elem_id="model-card")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                clip_in = gr.Audio(sources=["upload", "microphone"], type="filepath",
+                                   label="Clip (upload or record)", elem_id="clip")
+            with gr.Column(scale=2):
+                lang_in = gr.Dropdown(choices=present.language_choices(present.model_languages(engine_set),
+                                                                        [e.language for e in examples]),
+                                      value="auto", filterable=True, label="Language",
+                                      elem_id="language")
+                ref_in = gr.Textbox(label="Reference transcript (optional, for WER/CER)", lines=3,
+                                    elem_id="reference")
+                run_btn = gr.Button("Transcribe with every engine", variant="primary", elem_id="run")
+        if examples:
+            gr.Examples(examples=[[str(e.path), e.language, e.reference] for e in examples],
+                        inputs=[clip_in, lang_in, ref_in],
+                        example_labels=[e.label for e in examples], label="Examples (reference and "
+                        "language are filled in)", examples_per_page=12)
+        status = gr.Markdown("", elem_id="status", elem_classes="status-line")
+        with gr.Row(equal_height=False):
+            cols = [_EngineWidgets(e.info, baseline) for e in ordered]
+        with gr.Row():
+            lat_plot = gr.Plot(label="Latency", elem_id="plot-latency")
+            mem_plot = gr.Plot(label="Memory", elem_id="plot-memory")
+        with gr.Accordion("This session", open=True):
+            hist_plot = gr.Plot(label="Session history", elem_id="plot-history")
+            hist_table = gr.Dataframe(label="Runs", interactive=False, wrap=True, elem_id="history")
+            with gr.Row():
+                csv_btn = gr.DownloadButton("Download history (CSV)", visible=False, elem_id="dl-csv")
+                json_btn = gr.DownloadButton("Download history (JSON)", visible=False, elem_id="dl-json")
+        history = gr.State(History())
+
+        col_outputs = [w for c in cols for w in c.outputs]
+        outputs = [status, *col_outputs, lat_plot, mem_plot, hist_plot, hist_table, csv_btn, json_btn, history]
+
+        def on_run(clip_path, language, reference, hist: History, progress=gr.Progress()):
+            yield from _run(runner, cols, clip_path, language, reference, hist, progress, settings,
+                            max_bytes, status, lat_plot, mem_plot, hist_plot, hist_table, csv_btn,
+                            json_btn, history)
+
+        run_btn.click(on_run, inputs=[clip_in, lang_in, ref_in, history], outputs=outputs,
+                      concurrency_limit=settings.concurrency, show_progress="minimal",
+                      api_name="transcribe")
+    demo.queue(default_concurrency_limit=settings.concurrency, max_size=settings.max_queue)
+    return demo
+
+
+def _run(runner: Runner, cols: list[_EngineWidgets], clip_path, language, reference, hist: History,
+         progress, settings: Settings, max_bytes, status, lat_plot, mem_plot, hist_plot, hist_table,
+         csv_btn, json_btn, history):
+    """One request: decode, run each engine (yielding its column), then charts
+    and history. Input problems end here with their message, no traceback."""
+    started = time.perf_counter()
+    if not clip_path:
+        msg = "Record or upload a clip first, or pick an example."
+        gr.Warning(msg)
+        yield {status: f"⚠️ {msg}"}
+        return
+    progress(0, desc="decoding")
+    try:
+        clip = audio.load(clip_path, max_s=settings.max_audio_s, max_bytes=max_bytes,
+                          name=_display_name(clip_path))
+    except audio.AudioError as exc:
+        gr.Warning(str(exc))
+        yield {status: f"⚠️ {present.escape(str(exc))}",
+               **{k: v for c in cols for k, v in c.clear(False).items()}}
+        return
+    decode_s = time.perf_counter() - started
+    chosen = present.language_code(language)
+    n = len(cols)
+    yield {status: f"Running {n} engines on **{present.escape(clip.name)}** ({clip.duration_s:.1f} s)…",
+           **{k: v for i, c in enumerate(cols) for k, v in c.clear(i == 0).items()}}
+
+    results: list[compare.EngineResult] = []
+    filled: dict = {}  # every column's final values, repeated in the last yield for API clients
+    base: Transcript | None = None
+    for i, t in enumerate(runner.run(clip, chosen)):
+        if i == 0:
+            base = t
+        r = compare.compare(t, base, reference, compare.text_language(chosen, base))
+        results.append(r)
+        update = cols[i].fill(r)
+        filled.update(update)
+        if i + 1 < n:
+            update.update(cols[i + 1].clear(True))
+            progress((i + 1, n), desc=f"{cols[i + 1].info.name} running")
+        yield update
+
+    # engines that never loaded stay out of the charts and the history; their column says why
+    loaded = [r for r, c in zip(results, cols) if c.info.available]
+    transcripts = [r.transcript for r in loaded]
+    wall_s = time.perf_counter() - started
+    record = hist.add(RunRecord(
+        run=0, time=now_iso(), clip=clip.name, duration_s=clip.duration_s,
+        language=chosen or f"auto ({base.language if base is not None and base.language else '?'})",
+        reference=bool((reference or "").strip()),
+        engines=[_engine_run(r) for r in loaded], wall_s=wall_s,
+        engines_s=sum(t.latency_s for t in transcripts)))
+    headers, rows = hist.table()
+    with tempfile.TemporaryDirectory(prefix="asrq-history-") as tmp:
+        csv_path, json_path = Path(tmp) / "asr-quant-history.csv", Path(tmp) / "asr-quant-history.json"
+        csv_path.write_text(hist.to_csv(), encoding="utf-8")
+        json_path.write_text(hist.to_json(), encoding="utf-8")
+        final = {
+            **filled,
+            status: present.summary(results, time.perf_counter() - started, clip.name, clip.duration_s,
+                                    clip.notes),
+            lat_plot: charts.latency_figure(transcripts),
+            mem_plot: charts.memory_figure(transcripts),
+            hist_plot: charts.history_figure(hist),
+            hist_table: pd.DataFrame(rows, columns=headers),
+            csv_btn: gr.DownloadButton(value=str(csv_path), visible=True),
+            json_btn: gr.DownloadButton(value=str(json_path), visible=True),
+            history: hist,
+        }
+        log.info("run %d: %s %.1f s audio; wall %.3f s, engines %.3f s, decode %.3f s, outside %.1f%%",
+                 record.run, clip.name, clip.duration_s, time.perf_counter() - started, record.engines_s,
+                 decode_s, 100 * (1 - record.engines_s / max(1e-9, time.perf_counter() - started)))
+        yield final  # gradio copies the files into its own cache before resuming us
+
+
+def _engine_run(r: compare.EngineResult) -> EngineRun:
+    t = r.transcript
+    return EngineRun(engine=t.engine, latency_s=t.latency_s if t.ok else None, rtf=t.rtf if t.ok else None,
+                     metric=r.score.kind if r.score else None, error_rate=r.score.rate if r.score else None,
+                     tokens=t.tokens, error=t.error)
+
+
+def _display_name(path: str) -> str:
+    """Gradio stores uploads under a random folder with the original name."""
+    return Path(path).name
+
+
+def launch(demo: gr.Blocks, settings: Settings, **kwargs: Any):
+    """Serve on the configured address; never a public share link."""
+    return demo.launch(server_name=settings.server_name, server_port=settings.server_port,
+                       max_file_size=int(settings.max_file_mb * 1024 * 1024), share=False,
+                       theme=gr.themes.Soft(), css=CSS, footer_links=["gradio"], **kwargs)

@@ -1,0 +1,79 @@
+"""The page's request flow end to end through gradio's API, with the
+tests-only fake engines (no model, a few seconds): a good clip fills every
+column, a text file renamed .wav gives the decoder's message and no
+transcripts, a failing and an unavailable engine stay in their columns, and
+the next request works."""
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+gr = pytest.importorskip("gradio")
+from gradio_client import Client, handle_file  # noqa: E402
+
+from asr_quant import audio, ui  # noqa: E402
+from asr_quant.settings import Settings  # noqa: E402
+
+from fake_engines import FakeEngine, fake_set, unavailable  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    engines = fake_set(FakeEngine("FP32", "the quick brown fox"),
+                       FakeEngine("FP16", fail=RuntimeError("fp16 kernel missing")),
+                       FakeEngine("INT8", "the quick brown box"),
+                       unavailable("BF16", "no bf16 on this CPU"))
+    settings = Settings(server_port=_free_port(), inference_timeout_s=10)
+    demo = ui.build(engines, settings, examples=[])
+    ui.launch(demo, settings, prevent_thread_lock=True, quiet=True)
+    try:
+        yield Client(f"http://127.0.0.1:{settings.server_port}/", verbose=False)
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def wavs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("clips")
+    t = np.arange(16000 * 2) / 16000
+    sf.write(d / "tone.wav", (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16000)
+    (d / "notes.wav").write_text("this is a text file, not audio\n" * 20)
+    return d
+
+
+def _outputs(client, path, reference=""):
+    return client.predict(handle_file(str(path)), "en", reference, api_name="/transcribe")
+
+
+def _expected_message(path) -> str:
+    with pytest.raises(audio.AudioError) as info:
+        audio.load(path, max_s=60, name=path.name)
+    return str(info.value)
+
+
+def test_good_clip_then_garbage_then_good_again(client, wavs):
+    first = _outputs(client, wavs / "tone.wav", reference="the quick brown fox")
+    status, fp32_text, fp32_fig, fp16_text = first[0], first[1], first[2], first[3]
+    assert "3/4 engines answered" not in status and "2/4 engines answered" in status
+    assert fp32_text == "the quick brown fox"
+    assert "WER" in fp32_fig and "latency" in fp32_fig
+    assert fp16_text == "" and "fp16 kernel missing" in first[5]
+    assert first[6] == "the quick brown box"
+    int8_diff = first[7]
+    assert any(seg.get("class_or_confidence") for seg in int8_diff)  # a highlighted change
+
+    bad = _outputs(client, wavs / "notes.wav")
+    assert _expected_message(wavs / "notes.wav") in bad[0].replace("\\", "")
+    assert bad[1] == "" and bad[6] == ""
+
+    again = _outputs(client, wavs / "tone.wav")
+    assert again[1] == "the quick brown fox" and again[6] == "the quick brown box"
