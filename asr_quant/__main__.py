@@ -1,0 +1,140 @@
+"""`python -m asr_quant transcribe CLIP [--language xx] [--model ...] [--json]`.
+
+Runs every loaded precision on one clip. With --json it prints one JSON object
+that other programs read (shape below, `error` null on success); otherwise a
+table for people. Bad input gives a one-line message on stderr and exit code 2.
+
+    {"model": str, "clip": {"path", "duration_s", "sample_rate_in"},
+     "engines": [{"name", "precision", "runtime", "device", "text", "language",
+                  "tokens", "latency_s", "rtf", "disk_bytes", "rss_bytes",
+                  "peak_bytes", "error"}]}
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from .settings import Settings
+
+EXIT_BAD_INPUT = 2
+EXIT_ENGINE_FAILED = 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line (exit 2), as for bad input."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        _fail(f"{self.prog}: {message}")
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m asr_quant", description="asr-quant: one recognizer at FP32, FP16 and INT8.")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    t = sub.add_parser("transcribe", help="transcribe one clip with every precision")
+    t.add_argument("clip", help="audio file (wav, flac, mp3, ogg/opus, m4a, webm, ...)")
+    t.add_argument("--language", default=None, help="language code (e.g. en, zh, ja); detected when omitted")
+    t.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    Settings.add_arguments(t, only=["model", "precisions", "device", "threads", "cache_dir", "max_audio_s"])
+    return parser
+
+
+def engine_row(engine, transcript) -> dict[str, Any]:
+    """One engine's entry of the JSON shape."""
+    info = engine.info
+    failed = transcript.error is not None
+    return {
+        "name": info.name,
+        "precision": info.precision,
+        "runtime": info.runtime,
+        "device": info.device,
+        "text": transcript.text,
+        "language": transcript.language,
+        "tokens": transcript.tokens,
+        "latency_s": None if failed else round(transcript.latency_s, 4),
+        "rtf": None if failed or transcript.rtf is None else round(transcript.rtf, 4),
+        "disk_bytes": transcript.memory.disk_bytes,
+        "rss_bytes": transcript.memory.resident_bytes,
+        "peak_bytes": transcript.memory.peak_bytes,
+        "error": transcript.error,
+    }
+
+
+def transcribe(args: argparse.Namespace) -> int:
+    from . import audio
+    from .engines import EngineError, load_engines
+
+    try:
+        settings = Settings.from_args(args)
+    except ValueError as exc:
+        _fail(f"bad setting: {exc}")
+    if settings.threads < 1:
+        _fail("--threads must be at least 1")
+    try:
+        clip = audio.load(args.clip, max_s=settings.max_audio_s)
+    except audio.AudioError as exc:
+        _fail(str(exc))
+    try:
+        engines = load_engines(settings)
+    except (EngineError, ValueError, OSError) as exc:
+        _fail(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+    rows = [engine_row(e, e.transcribe(clip, args.language)) for e in engines.engines]
+    # A bad --language is bad input: every loaded engine rejects it with the same message.
+    errors = {r["error"] for e, r in zip(engines.engines, rows) if e.info.available}
+    if len(errors) == 1 and None not in errors and "language" in next(iter(errors)):
+        _fail(next(iter(errors)))
+    result = {
+        "model": engines.model.name,
+        "clip": {"path": str(args.clip), "duration_s": round(clip.duration_s, 3),
+                 "sample_rate_in": clip.sample_rate_in},
+        "engines": rows,
+    }
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        print(format_table(result, engines.model.source))
+    return 0 if any(r["error"] is None for r in rows) else EXIT_ENGINE_FAILED
+
+
+def format_table(result: dict[str, Any], source: str = "") -> str:
+    clip = result["clip"]
+    lines = [f"model: {result['model']}" + (f"  ({source})" if source else ""),
+             f"clip:  {clip['path']}  {clip['duration_s']:.2f} s, {clip['sample_rate_in']} Hz in", ""]
+    head = f"{'engine':6} {'runtime':22} {'device':21} {'lang':5} {'tok':>4} {'latency':>8} {'RTF':>6} " \
+           f"{'disk MB':>8} {'RSS MB':>7} {'peak MB':>8}"
+    lines += [head, "-" * len(head)]
+    for r in result["engines"]:
+        if r["error"]:
+            lines.append(f"{r['name']:6} {r['runtime'][:22]:22} {r['device'][:21]:21} error: {r['error']}")
+            continue
+        rtf = f"{r['rtf']:.3f}" if r["rtf"] is not None else "-"
+        lines.append(f"{r['name']:6} {r['runtime'][:22]:22} {r['device'][:21]:21} {r['language'] or '-':5} "
+                     f"{r['tokens']:>4} {r['latency_s']:>7.2f}s {rtf:>6} {r['disk_bytes'] / 1e6:>8.1f} "
+                     f"{r['rss_bytes'] / 1e6:>7.1f} {r['peak_bytes'] / 1e6:>8.1f}")
+    lines.append("")
+    for r in result["engines"]:
+        if not r["error"]:
+            lines.append(f"{r['name']}: {r['text']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "transcribe":
+        return transcribe(args)
+    parser.print_help(sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:
+        raise SystemExit(130)
