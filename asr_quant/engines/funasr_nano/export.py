@@ -375,6 +375,7 @@ def ensure(folder: loading.ModelFolder, cache_dir: str | Path, threads: int, bui
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=final.name + ".tmp-", dir=final.parent))
     own_model = model is None
+    am = None
     try:
         t0 = time.perf_counter()
         if own_model:
@@ -418,8 +419,5 @@ def ensure(folder: loading.ModelFolder, cache_dir: str | Path, threads: int, bui
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-        if own_model:
-            model = None
-            import gc
-
-            gc.collect()
+        am = model = None
+        loading.release_freed_memory()

@@ -158,6 +158,7 @@ def build_automodel(folder: ModelFolder, device: str = "cpu", threads: int = 2, 
     finally:
         root.setLevel(level)
     torch.set_num_threads(threads)
+    release_freed_memory()  # funasr's loader deep-copies the checkpoint; give that back
     report = check_loaded(am.model, folder.path / "model.pt")
     if report.missing or report.mismatched:
         raise EngineError(
@@ -165,6 +166,19 @@ def build_automodel(folder: ModelFolder, device: str = "cpu", threads: int = 2, 
             f"({', '.join(report.missing[:3])}), {len(report.mismatched)} with other shapes "
             f"({', '.join(report.mismatched[:3])})")
     return am, report
+
+
+def release_freed_memory() -> None:
+    """Return freed heap pages to the OS (glibc keeps them otherwise), so an
+    engine's resident memory is its weights, not its loader's leftovers."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
 
 
 def check_loaded(model, checkpoint: Path) -> LoadReport:
