@@ -93,7 +93,8 @@ def load(
 ) -> Clip:
     """Decode `source` (a path or the file's bytes) to a 16 kHz mono Clip.
 
-    Raises an AudioError subclass with a message for people. `max_s=None`
+    Raises an AudioError subclass with a message for people (None as the
+    source is an EmptyAudioError: nothing was uploaded). `max_s=None`
     lifts the length limit (trusted CLI input only); `max_bytes=None` lifts
     the size cap. A WAV whose data was cut short is decoded as far as it
     goes, with a note saying so.
@@ -122,6 +123,8 @@ def load(
 # --- opening ---------------------------------------------------------------
 
 def _open(source: Source) -> tuple[BinaryIO, int, str]:
+    if source is None:
+        raise EmptyAudioError("No audio was given.")
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         return io.BytesIO(data), len(data), "clip"
@@ -233,7 +236,7 @@ def _decode_soundfile(f: BinaryIO, max_s: float | None, name: str) -> _Decoded |
             raise TooLongError(_too_long_msg(name, declared_s, max_s, declared_s))
         notes = []
         m = _TRUNCATED.search(snd.extra_info or "")
-        if m and int(m.group(1)) > int(m.group(2)):
+        if m and int(m.group(2)) < int(m.group(1)) < 0xFFFFFF00:  # not a streaming "unknown size" header
             bpf = max(1, int(m.group(2)) // max(frames, 1)) if frames else 1
             notes.append(f"file is truncated: header declares {int(m.group(1)) / bpf / rate:.2f} s "
                          f"of audio, {declared_s:.2f} s present")

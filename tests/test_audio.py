@@ -118,6 +118,8 @@ def test_zero_bytes(tmp_path):
         audio.load(write(tmp_path, "empty.wav", b""))
     with pytest.raises(EmptyAudioError):
         audio.load(b"")
+    with pytest.raises(EmptyAudioError, match="No audio was given"):
+        audio.load(None)  # a page submitted with nothing uploaded
 
 
 def test_header_only_wav_is_empty():
