@@ -38,7 +38,7 @@ import psutil
 from . import __version__, corpus as _corpus
 from . import bench_report as report
 from .audio import AudioError
-from .bench_stats import Record, ratios_to, summarize
+from .bench_stats import Record, ratio, ratios_to, summarize
 from .engines import EngineError, family_of
 from .engines.base import Engine
 from .settings import Settings
@@ -310,6 +310,12 @@ def run_model(model: str, args, utts: list[_corpus.Utterance], corpus_notes: lis
     out_dir.mkdir(parents=True, exist_ok=True)
     profiles = profile_engines(engines, clips, args.profile, out_dir) if args.profile else {}
     ref = next((e for e in engine_set.engines if e.info.name == REFERENCE and e.info.available), None)
+    alone = {} if args.no_memory_probe else memory_probe(engines, roles, settings, clips, log)
+    for s_ in sums:
+        s_["memory"]["alone"] = alone.get(s_["name"])
+    ref_alone = (alone.get(REFERENCE) or {}).get("peak_rss")
+    for name, r in ratios.items():
+        r["peak_alone"] = ratio((alone.get(name) or {}).get("peak_rss"), ref_alone)
     calibration = None
     if args.calib_sizes:
         sizes = [int(x) for x in args.calib_sizes.split(",") if x.strip()]
@@ -343,6 +349,61 @@ def write_outputs(res: dict, out_dir: Path) -> None:
     os.replace(tmp, out_dir / "results.json")
     (out_dir / "results.md").write_text(report.results_markdown(res), encoding="utf-8")
     report.charts(res, out_dir)
+
+
+# --- memory, one engine per process -------------------------------------------------------
+
+def probe_child(spec: dict) -> dict:
+    """In a fresh process: load only one engine, run it on the given clips,
+    and report the process's RSS at start, after the load, and at its peak."""
+    from . import memory as _memory
+
+    start = _memory.rss_bytes()
+    settings = Settings.from_env()
+    settings.model, settings.threads, settings.cache_dir = spec["model"], spec["threads"], spec["cache_dir"]
+    settings.device = spec.get("device") or settings.device
+    if spec["kind"] == "peer":
+        engines = _family_peers(settings, family_of(settings.model), [spec["name"]], settings.model)
+    else:
+        from .engines import load_engines
+
+        settings.precisions = spec["name"]
+        engines = load_engines(settings).engines
+    engine = engines[0]
+    loaded = _memory.rss_bytes()
+    if not engine.info.available:
+        return dict(error=engine.info.error)
+    peak = loaded
+    for path, lang in spec["clips"]:
+        t = engine.transcribe(_corpus.Utterance("probe", lang, lang, "", path, "probe").clip(), lang)
+        peak = max(peak, t.memory.peak_bytes)
+        if t.error:
+            return dict(error=t.error)
+    return dict(rss_start=start, rss_after_load=loaded, load_growth=loaded - start, peak_rss=peak)
+
+
+def memory_probe(engines: list[Engine], roles: dict[str, str], settings: Settings, clips, log) -> dict:
+    """Each engine alone in its own process (`probe_child`), so that its
+    memory is not mixed with the other engines' as it is in the shared run."""
+    out = {}
+    picks = [(u.path, u.language) for u, _ in clips[:2]]
+    for e in engines:
+        if not e.info.available:
+            continue
+        kind = roles.get(e.info.name, "engine")
+        name = e.info.precision if kind == "engine" else e.info.name.split(" ", 1)[1]
+        spec = dict(kind=kind, name=name, model=settings.model, threads=settings.threads,
+                    cache_dir=settings.cache_dir, device=settings.device, clips=picks)
+        log(f"memory probe: {e.info.name} alone in a fresh process ...")
+        try:
+            proc = subprocess.run([sys.executable, "-m", "asr_quant.bench", "--probe-child", json.dumps(spec)],
+                                  capture_output=True, text=True, timeout=1800)
+            line = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+            out[e.info.name] = json.loads(line[-1]) if line else dict(
+                error=f"exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:] or ''}")
+        except (subprocess.SubprocessError, OSError, ValueError) as exc:
+            out[e.info.name] = dict(error=f"{type(exc).__name__}: {exc}")
+    return out
 
 
 # --- the command line ------------------------------------------------------------------
@@ -380,7 +441,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--docs", default=None, help="also write this markdown page (e.g. docs/benchmark.md)")
     p.add_argument("--report", default=None, metavar="RESULTS_JSON",
                    help="rebuild results.md and charts from a saved results.json, without running")
+    p.add_argument("--no-memory-probe", action="store_true",
+                   help="skip re-loading each engine alone in a fresh process to measure its own memory")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--probe-child", default=None, help=argparse.SUPPRESS)
     return p
 
 
@@ -426,6 +490,9 @@ def main(argv: list[str] | None = None) -> int:
     log = (lambda m: print(m, file=sys.stderr, flush=True))
     if args.quick:
         args.runs = 1
+    if args.probe_child:
+        print(json.dumps(probe_child(json.loads(args.probe_child))))
+        return 0
     try:
         if args.report:
             res = json.loads(Path(args.report).read_text(encoding="utf-8"))

@@ -59,15 +59,18 @@ class FasterWhisperEngine(Engine):
             load_s=time.perf_counter() - start)
 
     def _language(self, language: str | None) -> str | None:
+        """The language token this model really has: faster-whisper lists
+        large-v3's codes for every multilingual model, but Whisper before
+        large-v3 has no <|yue|> (decoded as Chinese, as the project's engines do)."""
         if language is None:
             return None
-        supported = set(self.model.supported_languages)
-        if language in supported:
-            return language
-        if language == "yue" and "zh" in supported:  # Whisper before large-v3 has no Cantonese token
-            return "zh"
-        if "en" in supported and len(supported) == 1:
+        if not self.model.model.is_multilingual:
             return "en"
+        has = lambda code: self.model.hf_tokenizer.token_to_id(f"<|{code}|>") is not None  # noqa: E731
+        if has(language):
+            return language
+        if language == "yue" and has("zh"):
+            return "zh"
         raise EngineError(f"this model has no language {language!r}")
 
     def _run(self, clip: Clip, language: str | None) -> RawResult:
