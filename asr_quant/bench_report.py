@@ -332,9 +332,17 @@ def charts(res: dict, out_dir: Path) -> list[Path]:
                              array=[None if e.get("stages") else _up(e) for e in eng]))
     fig.add_scatter(x=names, y=[e["latency_ms"]["p90"] for e in eng], mode="markers", name="p90 (total)",
                     marker=dict(symbol="line-ew-open", size=24, color="black"), row=1, col=1)
-    for key, label in (("disk_bytes", "on disk"), ("resident_bytes", "resident after load"),
-                       ("peak_bytes", "peak during inference")):
-        fig.add_bar(x=names, y=[(e["memory"][key] or 0) / 1e6 for e in eng], name=label, legendgroup="mem",
+    alone = [e["memory"].get("alone") or {} for e in eng]
+    if any(a.get("peak_rss") for a in alone):
+        mem_series = [("on disk", [e["memory"]["disk_bytes"] for e in eng]),
+                      ("RSS after load (alone)", [a.get("rss_after_load") for a in alone]),
+                      ("peak RSS (alone)", [a.get("peak_rss") for a in alone])]
+    else:  # no per-engine probe: the shared run's figures
+        mem_series = [("on disk", [e["memory"]["disk_bytes"] for e in eng]),
+                      ("load growth (shared run)", [e["memory"]["resident_bytes"] for e in eng]),
+                      ("peak (shared process)", [e["memory"]["peak_bytes"] for e in eng])]
+    for label, values in mem_series:
+        fig.add_bar(x=names, y=[None if not v else v / 1e6 for v in values], name=label, legendgroup="mem",
                     row=1, col=2)
     fig.update_layout(barmode="relative", template="plotly_white", height=480,
                       title=f"{res['model']['name']}: latency and memory per engine ({res['date']})")
