@@ -374,6 +374,7 @@ def ensure(folder: loading.ModelFolder, cache_dir: str | Path, threads: int, bui
         return final, json.loads(manifest.read_text())
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=final.name + ".tmp-", dir=final.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache is shared like any other
     own_model = model is None
     am = None
     try:
