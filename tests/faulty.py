@@ -1,0 +1,68 @@
+"""Tests-only fault injection around real engines.
+
+`FaultyEngine` wraps a loaded engine and, when armed, fails the next call the
+way real engines fail (an exception, MemoryError, a CUDA out-of-memory, an
+ONNX Runtime session error, a hang past the time limit); unarmed it hands the
+clip to the real engine, so the other precisions (and this one, after the
+fault) run the real model. It counts every call, so a test can also assert
+that nothing was transcribed from garbage. Never used by the app.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+from asr_quant.engines import Engine, RawResult
+
+
+class FaultyEngine(Engine):
+    """A real engine behind a switch. `arm(fault)` fails the next call only;
+    `arm(hang=event)` blocks the next call until `event` is set, then
+    answers for real (a slow inference, not a broken one); `arm(fault,
+    escape=True)` raises out of `transcribe` itself, breaking the Engine
+    promise, as a buggy third-party engine would."""
+
+    def __init__(self, inner: Engine):
+        self.inner = inner
+        self.info = dataclasses.replace(inner.info)  # a copy: the shared engine's info stays untouched
+        self.calls = 0  # transcribe calls that reached this engine
+        self.real_calls = 0  # calls handed to the real engine
+        self._fault: BaseException | None = None
+        self._hang: threading.Event | None = None
+        self._escape = False
+        self._lock = threading.Lock()
+        self._local = threading.local()  # the fault of the call running in this thread
+
+    def arm(self, fault: BaseException | None = None, hang: threading.Event | None = None,
+            escape: bool = False) -> "FaultyEngine":
+        with self._lock:
+            self._fault, self._hang, self._escape = fault, hang, escape
+        return self
+
+    def _take(self):
+        with self._lock:
+            fault, hang, escape = self._fault, self._hang, self._escape
+            self._fault, self._hang, self._escape = None, None, False
+        return fault, hang, escape
+
+    def transcribe(self, clip, language=None):
+        self.calls += 1
+        fault, hang, escape = self._take()
+        if fault is not None and escape:
+            raise fault
+        self._local.pending = (fault, hang)
+        return super().transcribe(clip, language)
+
+    def _run(self, clip, language) -> RawResult:
+        fault, hang = getattr(self._local, "pending", (None, None))
+        self._local.pending = (None, None)
+        if hang is not None:
+            hang.wait()
+        if fault is not None:
+            raise fault
+        self.real_calls += 1
+        return self.inner._run(clip, language)
+
+
+def wrap(engines) -> list[FaultyEngine]:
+    return [FaultyEngine(e) for e in engines]
