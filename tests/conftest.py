@@ -31,3 +31,20 @@ def funasr_engines(funasr_twin, tmp_path_factory):
     pipeline.MAX_NEW_TOKENS = saved
     for e in engines.engines:
         e.close()
+
+
+@pytest.fixture(scope="session")
+def whisper_engines():
+    """Offline Whisper base at FP32, FP16 and INT8 on the CPU, loaded once per
+    session through `load_engines` as the app does. The cache is the normal
+    one (ASRQ_CACHE_DIR or ~/.cache/asr-quant), so conversion and INT8 export
+    run once per machine, not once per test run."""
+    from asr_quant.engines import load_engines
+    from asr_quant.settings import Settings
+
+    settings = Settings(model="base", precisions="fp32,fp16,int8", device="cpu", threads=2,
+                        cache_dir=Settings.from_env().cache_dir)
+    engines = load_engines(settings)
+    yield engines
+    for e in engines.engines:
+        e.close()

@@ -32,25 +32,21 @@ def set_threads(threads: int) -> None:
         _THREADS_SET = True
 
 
-class FP32LayerNorm:
-    """Factory for a LayerNorm that keeps FP32 weights and computes in FP32."""
+def keep_layernorm_fp32(model) -> None:
+    """Swap every nn.LayerNorm for one with FP32 weights that normalises in
+    FP32 and casts back (openai-whisper's `LayerNorm.forward` does the same)."""
+    from torch import nn
 
-    @staticmethod
-    def convert(model, dtype) -> None:
-        import torch
-        from torch import nn
+    class FP32LayerNorm(nn.LayerNorm):
+        def forward(self, x):
+            return super().forward(x.float()).to(x.dtype)
 
-        class _LayerNorm(nn.LayerNorm):
-            def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D401
-                return super().forward(x.float()).to(x.dtype)
-
-        for module in model.modules():
-            for name, child in list(module.named_children()):
-                if isinstance(child, nn.LayerNorm) and not isinstance(child, _LayerNorm):
-                    ln = _LayerNorm(child.normalized_shape, eps=child.eps,
-                                    elementwise_affine=child.elementwise_affine)
-                    ln.load_state_dict({k: v.float() for k, v in child.state_dict().items()})
-                    setattr(module, name, ln)
+    for module in model.modules():
+        for name, child in list(module.named_children()):
+            if isinstance(child, nn.LayerNorm) and not isinstance(child, FP32LayerNorm):
+                ln = FP32LayerNorm(child.normalized_shape, eps=child.eps, elementwise_affine=child.elementwise_affine)
+                ln.load_state_dict({k: v.float() for k, v in child.state_dict().items()})
+                setattr(module, name, ln)
 
 
 class TorchStepModel:
@@ -82,13 +78,10 @@ class TorchStepModel:
 
 def build_model(bundle: WhisperBundle, precision: str, device: str):
     """The torch model for one precision (FP32 is the bundle's own model)."""
-    import torch
-
     if precision == "fp32":
         return bundle.hf_model.to(device)
-    dtype = getattr(torch, _DTYPES[precision])
     model = _load_half(bundle, precision)
-    FP32LayerNorm.convert(model, dtype)
+    keep_layernorm_fp32(model)
     return model.to(device).eval()
 
 
@@ -210,7 +203,7 @@ def _details(precision: str, device: str, speed: float | None = None) -> str:
     text = f"weights and activations in {name} (.{'half' if precision == 'fp16' else 'bfloat16'}()); " \
            "LayerNorms kept in FP32; logits read as FP32"
     if device == "cpu" and speed is not None:
-        text += (f"; on this CPU ({cpu_half_flags()}) an {name} encoder matmul measured at load runs at "
-                 f"{speed:.2f}x the FP32 speed, so {name} here saves memory and disk"
-                 + ("" if speed > 1.05 else ", not time"))
+        text += (f"; on this CPU ({cpu_half_flags()}) an encoder matmul measured at load runs at "
+                 f"{speed:.2f}x the FP32 speed in {name}"
+                 + ("" if speed > 1.05 else f", so {name} here saves memory and disk, not time"))
     return text

@@ -1,0 +1,240 @@
+"""The offline Whisper engines on real weights: English examples, real zh/ja/ko
+recordings, agreement with CTranslate2, the on-disk cache and the CLI.
+
+One EngineSet (conftest `whisper_engines`) serves every test; transcripts are
+computed once per (engine, clip) and shared. No timing is asserted.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from asr_quant import audio, metrics
+from asr_quant.examples import read_examples
+
+pytestmark = pytest.mark.model
+
+REPO = Path(__file__).resolve().parents[1]
+SPEECH = REPO.parent / "shared" / "speech"
+INT8_MODULE = REPO / "asr_quant" / "engines" / "whisper" / "int8.py"
+ENGINES = ["FP32", "FP16", "INT8"]
+REAL = {"ja": "ja.wav", "ko": "ko.wav", "zh": "zh_aishell_BAC009S0764W0121.wav"}
+
+
+def english_examples():
+    found = [e for e in read_examples(REPO / "examples") if e.language == "en"]
+    assert found, "examples/examples.tsv lists no English clip"
+    return found
+
+
+def real_reference(file: str) -> str:
+    for line in (SPEECH / "manifest.tsv").read_text(encoding="utf-8").splitlines()[1:]:
+        name, _, text = line.split("\t")
+        if name == file:
+            return text
+    raise KeyError(file)
+
+
+@pytest.fixture(scope="module")
+def run(whisper_engines):
+    """run(engine_name, path, language) -> Transcript, each computed once."""
+    done: dict = {}
+
+    def get(name: str, path: Path, language: str | None):
+        key = (name, str(path), language)
+        if key not in done:
+            engine = whisper_engines.by_name(name)
+            if not engine.info.available:
+                if name == "INT8" and not INT8_MODULE.exists():
+                    pytest.skip("the INT8 engine (int8.py) is not in the tree yet")
+                pytest.fail(f"{name} failed to load: {engine.info.error}")
+            done[key] = engine.transcribe(audio.load(path), language)
+            assert done[key].error is None, done[key].error
+        return done[key]
+
+    return get
+
+
+def english_wer(run, name: str):
+    rates = [metrics.error_rate(ex.reference, run(name, ex.path, "en").text, "en") for ex in english_examples()]
+    return metrics.aggregate(rates), rates
+
+
+@pytest.mark.parametrize("name", ENGINES)
+def test_english_examples_wer(run, name):
+    total, rates = english_wer(run, name)
+    detail = "; ".join(f"{r.rate:.2f} {r.hypothesis!r}" for r in rates)
+    assert total.rate <= 0.25, f"{name} WER {total.rate:.3f}: {detail}"
+    if name != "FP32":
+        fp32, _ = english_wer(run, "FP32")
+        assert total.rate <= fp32.rate + 0.10, f"{name} WER {total.rate:.3f} vs FP32 {fp32.rate:.3f}"
+
+
+needs_speech = pytest.mark.skipif(not (SPEECH / "manifest.tsv").is_file(), reason="../shared/speech is absent")
+
+
+@needs_speech
+@pytest.mark.parametrize("lang", sorted(REAL))
+def test_fp32_real_recordings_cer(run, lang):
+    t = run("FP32", SPEECH / REAL[lang], None)
+    assert t.language == lang  # detected, not forced
+    r = metrics.error_rate(real_reference(REAL[lang]), t.text, lang, kind="cer")
+    assert r.rate <= 0.15, f"{lang} CER {r.rate:.3f}: {r.hypothesis!r} vs {r.reference!r}"
+
+
+@needs_speech
+@pytest.mark.parametrize("name", ["FP16", "INT8"])
+@pytest.mark.parametrize("lang", sorted(REAL))
+def test_lower_precisions_stay_near_fp32_on_real_recordings(run, name, lang):
+    ref = real_reference(REAL[lang])
+    base = metrics.error_rate(ref, run("FP32", SPEECH / REAL[lang], None).text, lang, kind="cer")
+    other = metrics.error_rate(ref, run(name, SPEECH / REAL[lang], None).text, lang, kind="cer")
+    assert other.rate <= base.rate + 0.10, f"{name} {lang} CER {other.rate:.3f} vs FP32 {base.rate:.3f}: {other.hypothesis!r}"
+
+
+def test_fp32_gives_ctranslate2_float32_tokens(whisper_engines):
+    """The PyTorch model rebuilt from model.bin decodes the same ids as
+    CTranslate2 itself reading that model.bin in float32, on the same mel."""
+    ctranslate2 = pytest.importorskip("ctranslate2")
+    from asr_quant.engines.whisper import features
+
+    engine = whisper_engines.by_name("FP32")
+    bundle = engine.bundle
+    ct = ctranslate2.models.Whisper(str(bundle.ct2_dir), device="cpu", compute_type="float32",
+                                    intra_threads=2)
+    clips = [(ex.path, "en") for ex in english_examples()[:3]]
+    if (SPEECH / "ja.wav").is_file():
+        clips.append((SPEECH / "ja.wav", "ja"))
+    same = []
+    for path, lang in clips:
+        clip = audio.load(path)
+        ours = engine.transcribe(clip, lang)
+        mel = features.windows(clip.samples, bundle.n_mels)[0].mel
+        out = ct.generate(ctranslate2.StorageView.from_array(mel), [bundle.tokens.prompt(lang)], beam_size=1,
+                          max_length=448, suppress_blank=True)
+        theirs = out[0].sequences_ids[0]
+        same.append(ours.token_ids == theirs)
+        print(f"{path.name}: equal={same[-1]} ours={ours.token_ids[:12]} ct2={theirs[:12]}")
+    assert any(same), "no clip decoded to CTranslate2's token ids"
+    print(f"token ids equal to ctranslate2 float32 on {sum(same)} of {len(same)} clips")
+
+
+def test_second_load_reuses_cached_artifacts(whisper_engines, monkeypatch):
+    from asr_quant.engines.whisper import ct2, load_bundle
+    from asr_quant.engines.whisper.torch_engine import build_model, weights_file
+
+    bundle = whisper_engines.by_name("FP32").bundle
+    files = [bundle.fp32_file, bundle.ct2_dir / "model.bin", weights_file(bundle, "fp16")]
+    before = {f: f.stat().st_mtime_ns for f in files}
+
+    def no_convert(*a, **k):
+        raise AssertionError("converted again although the cache holds the model")
+
+    monkeypatch.setattr(ct2, "convert", no_convert)
+    again = load_bundle("base", str(bundle.cache_dir.parent.parent))
+    assert not again.converted_now and again.fp32_file == bundle.fp32_file
+    build_model(again, "fp16", "cpu")
+    assert {f: f.stat().st_mtime_ns for f in files} == before
+    a = dict(bundle.hf_model.named_parameters())["model.decoder.layers.0.fc1.weight"]
+    b = dict(again.hf_model.named_parameters())["model.decoder.layers.0.fc1.weight"]
+    assert np.array_equal(a.detach().numpy(), b.detach().numpy())
+
+
+def test_empty_cache_converts_once_then_reuses(tmp_path, monkeypatch):
+    """tiny.en into an empty cache: converted on the first load, not on the second."""
+    from asr_quant.engines.whisper import ct2, load_bundle
+
+    calls = []
+    real = ct2.convert
+    monkeypatch.setattr(ct2, "convert", lambda src: calls.append(src.key) or real(src))
+    first = load_bundle("tiny.en", str(tmp_path))
+    assert first.converted_now and calls == ["tiny.en"]
+    assert not first.tokens.multilingual and first.config.vocab_size == 51864
+    second = load_bundle("tiny.en", str(tmp_path))
+    assert not second.converted_now and calls == ["tiny.en"]
+    assert not list(tmp_path.rglob("*.tmp-*")), "a temporary folder was left behind"
+
+
+def test_engine_info_and_sizes(whisper_engines):
+    fp32, fp16 = whisper_engines.by_name("FP32").info, whisper_engines.by_name("FP16").info
+    assert whisper_engines.model.family == "whisper" and "base" in whisper_engines.model.name
+    assert fp32.runtime.startswith("PyTorch") and fp32.threads == 2
+    assert 0.45 < fp16.disk_bytes / fp32.disk_bytes < 0.55  # FP16 weights are half of FP32's file
+    assert fp32.resident_bytes > 0
+    assert "LayerNorm" in fp16.details and "FP32 speed" in fp16.details  # measured at load, on CPU
+
+
+def _cli(argv, whisper_engines, monkeypatch):
+    import asr_quant.engines as engines_pkg
+    from asr_quant.__main__ import main
+
+    monkeypatch.setattr(engines_pkg, "load_engines", lambda settings: whisper_engines)
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as exc:
+            code = exc.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_cli_json_shape(whisper_engines, monkeypatch):
+    example = english_examples()[0]
+    code, out, err = _cli(["transcribe", str(example.path), "--json"], whisper_engines, monkeypatch)
+    assert code == 0, err
+    data = json.loads(out)
+    assert set(data) == {"model", "clip", "engines"}
+    assert data["model"] == whisper_engines.model.name
+    assert set(data["clip"]) == {"path", "duration_s", "sample_rate_in"}
+    assert data["clip"]["duration_s"] == pytest.approx(audio.load(example.path).duration_s, abs=1e-3)
+    keys = {"name", "precision", "runtime", "device", "text", "language", "tokens", "latency_s", "rtf",
+            "disk_bytes", "rss_bytes", "peak_bytes", "error"}
+    assert [e["name"] for e in data["engines"]] == [e.info.name for e in whisper_engines.engines]
+    for row in data["engines"]:
+        assert set(row) == keys
+        if row["error"] is None:
+            assert row["text"] and row["language"] == "en" and row["tokens"] > 0
+            assert row["latency_s"] > 0 and row["rtf"] == pytest.approx(row["latency_s"] / data["clip"]["duration_s"], rel=0.01)
+            assert row["disk_bytes"] > 0 and row["peak_bytes"] > 0
+    code, out, err = _cli(["transcribe", str(example.path)], whisper_engines, monkeypatch)
+    assert code == 0 and "FP32" in out and "latency" in out
+
+
+def test_cli_rejects_unknown_language_in_one_line(whisper_engines, monkeypatch):
+    example = english_examples()[0]
+    code, out, err = _cli(["transcribe", str(example.path), "--language", "xx"], whisper_engines, monkeypatch)
+    assert code == 2 and out == ""
+    assert err.startswith("error: unknown language code 'xx'") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("args", [["/no/such/file.wav"], [__file__], []])
+def test_cli_bad_input_exits_2_without_traceback(args, tmp_path):
+    env = {**os.environ, "ASRQ_CACHE_DIR": str(tmp_path)}
+    p = subprocess.run([sys.executable, "-m", "asr_quant", "transcribe", *args], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.startswith("error: ") and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+
+
+def test_report_latency_on_one_example(whisper_engines, capsys):
+    """Sanity figures for the log, not a check of speed."""
+    example = english_examples()[0]
+    lines = []
+    for e in whisper_engines.engines:
+        if not e.info.available:
+            continue
+        t = e.transcribe(audio.load(example.path), "en")
+        assert t.error is None
+        lines.append(f"{e.info.name}: {t.latency_s:.2f} s (encoder {t.timings.encoder_s:.2f} s, "
+                     f"decoding {t.timings.decoding_s:.2f} s for {t.tokens} tokens), RTF {t.rtf:.3f}")
+    with capsys.disabled():
+        print(f"\nlatency on {example.path.name} ({audio.load(example.path).duration_s:.1f} s):\n  "
+              + "\n  ".join(lines))
