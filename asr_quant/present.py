@@ -83,7 +83,7 @@ def model_card(es: EngineSet) -> str:
     if m.notes:
         lines.append(f"\n{m.notes}")
     lines.append("")
-    lines.append("| engine | precision · runtime · device | weights on disk | load time | what runs how |")
+    lines.append("| engine | precision · runtime · device | on disk | load | what runs how |")
     lines.append("|---|---|---|---|---|")
     for e in es.engines:
         i = e.info

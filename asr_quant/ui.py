@@ -26,7 +26,8 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 CSS = """
-.engine-col { min-width: 260px; }
+#model-card td:nth-child(1), #model-card td:nth-child(3), #model-card td:nth-child(4) { white-space: nowrap; }
+#model-card td:last-child { font-size: 0.9em; }
 .status-line p { margin: 0.2em 0; }
 """
 
@@ -86,7 +87,8 @@ def build(engine_set: EngineSet, settings: Settings, examples: Sequence[Example]
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
                 clip_in = gr.Audio(sources=["upload", "microphone"], type="filepath",
-                                   label="Clip (upload or record)", elem_id="clip")
+                                   label="Clip (upload or record)", elem_id="clip",
+                                   buttons=["download"])
             with gr.Column(scale=2):
                 lang_in = gr.Dropdown(choices=present.language_choices(present.model_languages(engine_set),
                                                                         [e.language for e in examples]),
@@ -118,9 +120,15 @@ def build(engine_set: EngineSet, settings: Settings, examples: Sequence[Example]
         outputs = [status, *col_outputs, lat_plot, mem_plot, hist_plot, hist_table, csv_btn, json_btn, history]
 
         def on_run(clip_path, language, reference, hist: History, progress=gr.Progress()):
-            yield from _run(runner, cols, clip_path, language, reference, hist, progress, settings,
-                            max_bytes, status, lat_plot, mem_plot, hist_plot, hist_table, csv_btn,
-                            json_btn, history)
+            try:
+                yield from _run(runner, cols, clip_path, language, reference, hist, progress, settings,
+                                max_bytes, status, lat_plot, mem_plot, hist_plot, hist_table, csv_btn,
+                                json_btn, history)
+            except Exception as exc:  # noqa: BLE001 - a bug of ours: say so briefly, log the rest
+                log.exception("request failed")
+                msg = f"Something went wrong on our side ({type(exc).__name__}); the details are in the log."
+                gr.Warning(msg)
+                yield {status: f"⚠️ {msg}"}
 
         run_btn.click(on_run, inputs=[clip_in, lang_in, ref_in, history], outputs=outputs,
                       concurrency_limit=settings.concurrency, show_progress="minimal",
