@@ -6,10 +6,8 @@ funasr's own classes (tests/conftest.py: `funasr_twin`, `funasr_engines`).
 """
 from __future__ import annotations
 
-import os
 import shutil
 import socket
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -12,7 +12,6 @@ from __future__ import annotations
 import gc
 import time
 
-import numpy as np
 
 from ... import memory as _memory
 from ..base import Engine, EngineError, EngineInfo, RawResult
