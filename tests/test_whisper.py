@@ -161,6 +161,12 @@ def test_empty_cache_converts_once_then_reuses(tmp_path, monkeypatch):
     second = load_bundle("tiny.en", str(tmp_path))
     assert not second.converted_now and calls == ["tiny.en"]
     assert not list(tmp_path.rglob("*.tmp-*")), "a temporary folder was left behind"
+    # the same CTranslate2 folder given as a path converts to the same weights
+    by_path = load_bundle(str(first.ct2_dir), str(tmp_path))
+    assert by_path.sha256 == first.sha256 and by_path.key.startswith("path-")
+    a = dict(first.hf_model.named_parameters())["model.encoder.conv1.weight"]
+    b = dict(by_path.hf_model.named_parameters())["model.encoder.conv1.weight"]
+    assert np.array_equal(a.detach().numpy(), b.detach().numpy())
 
 
 def test_engine_info_and_sizes(whisper_engines):

@@ -86,6 +86,7 @@ def _atomic_dir(final: Path, fill) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=final.name + ".tmp-", dir=final.parent))
     try:
         fill(tmp)
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache is shared like any other
         try:
             os.rename(tmp, final)
         except OSError:
