@@ -123,14 +123,12 @@ def _family_int8_variant(engine_set, settings: Settings, mode: str, calib_size: 
         raise BenchError("the calibration study is implemented for the Whisper models only")
     from .device import choose
     from .engines.whisper import load_bundle
-    from .engines.whisper.int8 import WhisperInt8Engine
-    from .engines.whisper.quantize import QuantConfig
+    from .engines.whisper.int8 import build_variant
 
     bundle = next((e.bundle for e in engine_set.engines if getattr(e, "bundle", None) is not None), None)
     if bundle is None:
         bundle = load_bundle(settings.model, settings.cache_dir)
-    quant = QuantConfig(mode=mode, calib_size=max(1, calib_size))
-    return WhisperInt8Engine(bundle, settings, choose(settings.device), quant=quant)
+    return build_variant(bundle, settings, choose(settings.device), mode=mode, calib_size=calib_size or None)
 
 
 def _family_calibration_texts(settings: Settings) -> set[str]:

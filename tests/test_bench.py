@@ -224,7 +224,7 @@ def test_bench_main_on_two_clips(tmp_path):
         (folder / "en" / (Path(u.path).stem + ".txt")).write_text(u.text, encoding="utf-8")
     out = tmp_path / "out"
     rc = bench.main(["--model", "base", "--corpus", str(folder), "--runs", "1", "--warmup", "1",
-                     "--peers", "int8", "--out", str(out), "--no-progress"])
+                     "--peers", "int8", "--out", str(out), "--no-progress", "--no-memory-probe"])
     assert rc == 0
     res = json.loads((out / "results.json").read_text(encoding="utf-8"))
     for key in ("date", "command", "model", "machine", "versions", "threads", "runs", "warmup", "corpus",
@@ -257,3 +257,21 @@ def test_bench_main_on_two_clips(tmp_path):
     md = (out / "results.md").read_text(encoding="utf-8")
     assert "article" in md and "INT8" in md
     assert (out / "latency_memory.html").exists() and (out / "speed_vs_error.html").exists()
+
+
+@pytest.mark.model
+def test_memory_probe_measures_an_engine_alone_in_a_fresh_process(tmp_path):
+    """The per-engine memory figures come from a child process that loads only
+    that engine (here the cheapest one, the faster-whisper int8 peer)."""
+    from asr_quant import bench, corpus
+    from asr_quant.settings import Settings
+
+    settings = Settings.from_env()
+    settings.model, settings.threads = "base", 2
+    (peer,) = bench._family_peers(settings, "whisper", ["int8"], "Whisper base")
+    u = [u for u in corpus.builtin(settings.cache_dir).test if u.language == "en"][0]
+    out = bench.memory_probe([peer], {peer.info.name: "peer"}, settings, [(u, None)], lambda m: None)
+    m = out["faster-whisper int8"]
+    assert "error" not in m, m
+    assert 0 < m["rss_start"] < m["rss_after_load"] <= m["peak_rss"]
+    assert m["load_growth"] == m["rss_after_load"] - m["rss_start"] > 10e6  # the model's weights, at least
