@@ -77,6 +77,7 @@ def build(engine_set: EngineSet, settings: Settings, examples: Sequence[Example]
     if examples is None:
         examples = read_examples(Path(__file__).resolve().parents[1] / "examples")
     max_bytes = int(settings.max_file_mb * 1024 * 1024)
+    charts.warm_up()
 
     with gr.Blocks(title="asr-quant: one recognizer, three precisions", delete_cache=(1800, 3600)) as demo:
         gr.Markdown("# One recognizer at several precisions, side by side\n"
@@ -181,34 +182,30 @@ def _run(runner: Runner, cols: list[_EngineWidgets], clip_path, language, refere
     # engines that never loaded stay out of the charts and the history; their column says why
     loaded = [r for r, c in zip(results, cols) if c.info.available]
     transcripts = [r.transcript for r in loaded]
-    wall_s = time.perf_counter() - started
     record = hist.add(RunRecord(
         run=0, time=now_iso(), clip=clip.name, duration_s=clip.duration_s,
         language=chosen or f"auto ({base.language if base is not None and base.language else '?'})",
         reference=bool((reference or "").strip()),
-        engines=[_engine_run(r) for r in loaded], wall_s=wall_s,
-        engines_s=sum(t.latency_s for t in transcripts)))
+        engines=[_engine_run(r) for r in loaded], engines_s=sum(t.latency_s for t in transcripts)))
+    figures = (charts.latency_figure(transcripts), charts.memory_figure(transcripts), charts.history_figure(hist))
     headers, rows = hist.table()
     with tempfile.TemporaryDirectory(prefix="asrq-history-") as tmp:
         csv_path, json_path = Path(tmp) / "asr-quant-history.csv", Path(tmp) / "asr-quant-history.json"
+        record.wall_s = time.perf_counter() - started  # all but writing these two small files
         csv_path.write_text(hist.to_csv(), encoding="utf-8")
         json_path.write_text(hist.to_json(), encoding="utf-8")
-        final = {
+        log.info("run %d: %s, %.1f s of audio: request %.3f s, engines %.3f s, decode %.3f s, "
+                 "outside the engines %.1f %%", record.run, clip.name, clip.duration_s, record.wall_s,
+                 record.engines_s, decode_s, 100 * record.outside_engines_s / max(record.wall_s, 1e-9))
+        yield {
             **filled,
-            status: present.summary(results, time.perf_counter() - started, clip.name, clip.duration_s,
-                                    clip.notes),
-            lat_plot: charts.latency_figure(transcripts),
-            mem_plot: charts.memory_figure(transcripts),
-            hist_plot: charts.history_figure(hist),
+            status: present.summary(results, record.wall_s, clip.name, clip.duration_s, clip.notes),
+            lat_plot: figures[0], mem_plot: figures[1], hist_plot: figures[2],
             hist_table: pd.DataFrame(rows, columns=headers),
             csv_btn: gr.DownloadButton(value=str(csv_path), visible=True),
             json_btn: gr.DownloadButton(value=str(json_path), visible=True),
             history: hist,
-        }
-        log.info("run %d: %s %.1f s audio; wall %.3f s, engines %.3f s, decode %.3f s, outside %.1f%%",
-                 record.run, clip.name, clip.duration_s, time.perf_counter() - started, record.engines_s,
-                 decode_s, 100 * (1 - record.engines_s / max(1e-9, time.perf_counter() - started)))
-        yield final  # gradio copies the files into its own cache before resuming us
+        }  # gradio copies the files into its own cache before it resumes us; then tmp goes
 
 
 def _engine_run(r: compare.EngineResult) -> EngineRun:
