@@ -253,7 +253,7 @@ def calibration_study(engine_set, settings: Settings, clips, sizes: list[int], r
         r = ratios_to(s, ref_summary, records[label], records[reference.info.name]) if ref_summary else {}
         out.append(dict(label=label, mode=mode, calib_size=n, summary=s, ratio=r))
         eng.close()
-    return dict(runs=runs, sizes=sizes, variants=out, notes=notes,
+    return dict(runs=runs, sizes=sizes, clips=len(clips), variants=out, notes=notes,
                 records={k: [asdict(r) for r in v] for k, v in records.items() if k != REFERENCE})
 
 
@@ -317,7 +317,11 @@ def run_model(model: str, args, utts: list[_corpus.Utterance], corpus_notes: lis
     calibration = None
     if args.calib_sizes:
         sizes = [int(x) for x in args.calib_sizes.split(",") if x.strip()]
-        calibration = calibration_study(engine_set, settings, clips, sizes, args.calib_runs, ref, log,
+        sub = clips
+        if args.calib_max_per_row:
+            keep = {u.id for u in _corpus.select([u for u, _ in clips], None, args.calib_max_per_row)}
+            sub = [(u, c) for u, c in clips if u.id in keep]
+        calibration = calibration_study(engine_set, settings, sub, sizes, args.calib_runs, ref, log,
                                         progress_factory)
     used = [u for u, _ in clips]
     res = dict(
@@ -435,6 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="calibration study: rebuild INT8 static with these calibration-set sizes (e.g. 2,8,32) "
                         "and dynamic, and compare")
     p.add_argument("--calib-runs", type=int, default=1, help="timed runs per clip in the calibration study")
+    p.add_argument("--calib-max-per-row", type=int, default=None,
+                   help="at most this many clips per row in the calibration study (default: all of the run's)")
     p.add_argument("--profile", type=int, default=0, help="cProfile each engine on this many clips")
     p.add_argument("--docs", default=None, help="also write this markdown page (e.g. docs/benchmark.md)")
     p.add_argument("--report", default=None, metavar="RESULTS_JSON",

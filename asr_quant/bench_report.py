@@ -291,7 +291,9 @@ def _calibration_section(res: dict, h: str) -> str:
                     + [pct(((e.get("rows") or {}).get(r) or {}).get("rate")) for r in rows_order])
     notes = "\n".join(f"- {n}" for n in cal.get("notes", []))
     return (f"{h}# Calibration study: static vs dynamic INT8\n\n" + _table(header, rows)
-            + f"\n\nEach variant was run interleaved with FP32 on the same clips ({cal['runs']} run(s) each).\n"
+            + f"\n\nEach variant was run interleaved with FP32 on the same {cal.get('clips', '')} clips "
+              f"({cal['runs']} run(s) each); latency vs FP32 is from that pass. The main table's INT8 is the "
+              "engine the app loads (its own quantization settings).\n"
             + (notes + "\n" if notes else ""))
 
 

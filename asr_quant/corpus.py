@@ -37,6 +37,7 @@ NOISY_SNR_DB = 10.0
 NOISE_SEED = 20260217
 MIN_S, MAX_S = 5.0, 15.0
 CORPUS_VERSION = 1  # bump when generation changes, so caches are rebuilt
+MANIFESTS = ("manifest.tsv", "examples.tsv")  # tab-separated: file, lang, text (or file, language, reference)
 AUDIO_EXTS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".webm", ".aac", ".mp4")
 # language codes recognised in folder names and file-name prefixes
 KNOWN_LANGUAGES = frozenset(LANGUAGES) | {
@@ -257,23 +258,27 @@ def _language_of(rel: Path, language: str | None) -> str | None:
 
 def read_folder(folder: str | os.PathLike, language: str | None = None) -> list[Utterance]:
     """Audio files with references: `manifest.tsv` (columns file, lang, text)
-    when present, else every audio file with a same-named .txt beside it."""
+    or `examples.tsv` (file, language, reference) when present, else every
+    audio file with a same-named .txt beside it."""
     root = Path(folder).expanduser()
     if not root.is_dir():
         raise CorpusError(f"corpus folder {str(folder)!r} does not exist or is not a folder")
     source = root.resolve().name or "folder"
     out: list[Utterance] = []
-    tsv = root / "manifest.tsv"
-    if tsv.exists():
+    tsv = next((root / n for n in MANIFESTS if (root / n).exists()), None)
+    if tsv is not None:
         with tsv.open(encoding="utf-8", newline="") as f:
-            for row in csv.DictReader(f, delimiter="\t"):
-                if not row.get("file") or row.get("text") is None:
-                    raise CorpusError(f"{tsv}: each row needs the columns file, lang and text")
+            for row in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
+                text = row.get("text", row.get("reference"))
+                if not row.get("file") or text is None:
+                    raise CorpusError(f"{tsv}: each row needs the columns file, lang and text "
+                                      "(or file, language, reference)")
                 path = root / row["file"]
                 if not path.is_file():
                     raise CorpusError(f"{tsv} lists {row['file']!r}, which is not in {root}")
-                lang = (row.get("lang") or "").strip().lower() or _language_of(Path(row["file"]), language)
-                out.append(_user_utt(root, path, row["text"].strip(), lang, source))
+                lang = (row.get("lang") or row.get("language") or "").strip().lower() or _language_of(
+                    Path(row["file"]), language)
+                out.append(_user_utt(root, path, text.strip(), lang, source))
     else:
         for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTS and p.is_file()):
             ref = path.with_suffix(".txt")

@@ -64,6 +64,12 @@ def test_read_folder_manifest_and_errors(tmp_path):
     (tmp_path / "manifest.tsv").write_text("file\tlang\ttext\nx.wav\tyue\t呢度\n", encoding="utf-8")
     (u,) = corpus.read_folder(tmp_path)
     assert (u.language, u.text) == ("yue", "呢度")
+    (tmp_path / "manifest.tsv").unlink()
+    (tmp_path / "examples.tsv").write_text("file\tlanguage\treference\tdescription\nx.wav\ten\tHello there.\tsynthetic\n",
+                                           encoding="utf-8")
+    (u,) = corpus.read_folder(tmp_path)  # the layout of the repo's examples/
+    assert (u.language, u.text) == ("en", "Hello there.")
+    (tmp_path / "examples.tsv").unlink()
     (tmp_path / "manifest.tsv").write_text("file\tlang\ttext\nmissing.wav\tyue\t呢度\n", encoding="utf-8")
     with pytest.raises(corpus.CorpusError, match="missing.wav"):
         corpus.read_folder(tmp_path)
