@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 
 from asr_quant.engines import Engine, RawResult
 
@@ -32,6 +33,9 @@ class FaultyEngine(Engine):
         self._escape = False
         self._lock = threading.Lock()
         self._local = threading.local()  # the fault of the call running in this thread
+        self.last_s = 0.0  # wall time of the last real call
+        self._running = 0
+        self._idle = threading.Condition(self._lock)
 
     def arm(self, fault: BaseException | None = None, hang: threading.Event | None = None,
             escape: bool = False) -> "FaultyEngine":
@@ -45,13 +49,30 @@ class FaultyEngine(Engine):
             self._fault, self._hang, self._escape = None, None, False
         return fault, hang, escape
 
+    @property
+    def busy(self) -> bool:
+        """A call is in progress (an abandoned one included)."""
+        with self._lock:
+            return self._running > 0
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self._idle:
+            return self._idle.wait_for(lambda: self._running == 0, timeout)
+
     def transcribe(self, clip, language=None):
         self.calls += 1
         fault, hang, escape = self._take()
         if fault is not None and escape:
             raise fault
         self._local.pending = (fault, hang)
-        return super().transcribe(clip, language)
+        with self._lock:
+            self._running += 1
+        try:
+            return super().transcribe(clip, language)
+        finally:
+            with self._idle:
+                self._running -= 1
+                self._idle.notify_all()
 
     def _run(self, clip, language) -> RawResult:
         fault, hang = getattr(self._local, "pending", (None, None))
@@ -61,7 +82,11 @@ class FaultyEngine(Engine):
         if fault is not None:
             raise fault
         self.real_calls += 1
-        return self.inner._run(clip, language)
+        t0 = time.perf_counter()
+        try:
+            return self.inner._run(clip, language)
+        finally:
+            self.last_s = time.perf_counter() - t0
 
 
 def wrap(engines) -> list[FaultyEngine]:
