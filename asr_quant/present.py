@@ -6,6 +6,7 @@ layer of widgets and these can be tested without a browser.
 from __future__ import annotations
 
 import html
+import re
 from typing import TYPE_CHECKING, Sequence
 
 from .engines import EngineInfo, EngineSet
@@ -166,8 +167,8 @@ def highlight(ops) -> list[tuple[str, str | None]]:
     for op in ops:
         if op.lead:
             pairs.append((op.lead, None))
-        if op.op == "equal":
-            pairs.append((op.other, None))
+        if op.op == "equal":  # word by word, so that the widget wraps lines between words
+            pairs += [(part, None) for part in re.split(r"(\s+)", op.other) if part]
         elif op.op == "insert":
             pairs.append((op.other, "inserted"))
         elif op.op == "delete":

@@ -26,7 +26,10 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 CSS = """
-#model-card td:nth-child(1), #model-card td:nth-child(3), #model-card td:nth-child(4) { white-space: nowrap; }
+#model-card td:nth-child(1), #model-card td:nth-child(3), #model-card td:nth-child(4),
+#model-card th:nth-child(1), #model-card th:nth-child(3), #model-card th:nth-child(4) { white-space: nowrap; }
+#model-card td:nth-child(2) { min-width: 13em; }
+.engine-col .textfield { word-break: normal; overflow-wrap: anywhere; }
 #model-card td:last-child { font-size: 0.9em; }
 .status-line p { margin: 0.2em 0; }
 """
@@ -161,7 +164,9 @@ def _run(runner: Runner, cols: list[_EngineWidgets], clip_path, language, refere
     decode_s = time.perf_counter() - started
     chosen = present.language_code(language)
     n = len(cols)
-    yield {status: f"Running {n} engines on **{present.escape(clip.name)}** ({clip.duration_s:.1f} s)…",
+    n_ready = sum(1 for c in cols if c.info.available)
+    yield {status: f"Running {n_ready} engines one after another on **{present.escape(clip.name)}** "
+                   f"({clip.duration_s:.1f} s)…",
            **{k: v for i, c in enumerate(cols) for k, v in c.clear(i == 0).items()}}
 
     results: list[compare.EngineResult] = []

@@ -252,9 +252,11 @@ def test_highlight_labels_each_kind_of_change():
     from asr_quant.metrics import DiffOp
 
     ops = [DiffOp("equal", "a b", "a b"), DiffOp("substitute", "c", "x", lead=" "),
-           DiffOp("insert", "", "y", lead=" "), DiffOp("delete", "d", "", lead=" ")]
-    assert present.highlight(ops) == [("a b", None), (" ", None), ("c→x", "substituted"), (" ", None),
-                                      ("y", "inserted"), (" ", None), ("d", "deleted")]
+           DiffOp("insert", "", "y", lead=" "), DiffOp("delete", "d", "", lead=" "),
+           DiffOp("equal", "开放", "开放")]
+    assert present.highlight(ops) == [("a", None), (" ", None), ("b", None), (" ", None), ("c→x", "substituted"),
+                                      (" ", None), ("y", "inserted"), (" ", None), ("d", "deleted"),
+                                      ("开放", None)]
 
 
 def test_language_choices_follow_the_model():
