@@ -35,7 +35,7 @@ from pathlib import Path
 
 import psutil
 
-from . import __version__, corpus as _corpus
+from . import __version__, corpus as _corpus, memory as _memory
 from . import bench_report as report
 from .audio import AudioError
 from .bench_stats import Record, ratio, ratios_to, summarize
@@ -178,8 +178,11 @@ def interleave(engines: list[Engine], clips, runs: int, warmup: int, progress=No
         for run in range(runs):
             for e in engines:
                 t = e.transcribe(clip, u.language)
-                records[e.info.name].append(Record.from_transcript(
-                    t, clip=u.id, row=u.row, language=u.language, run=run, reference=u.text))
+                r = Record.from_transcript(t, clip=u.id, row=u.row, language=u.language, run=run, reference=u.text)
+                if e.info.device.startswith("cuda") or e.info.device == "CUDAExecutionProvider":
+                    # the allocator's peak (in the Transcript) and what nvidia-smi sees differ: keep both
+                    r.nvml_used_bytes = _memory.nvml_used_bytes()
+                records[e.info.name].append(r)
                 if progress:
                     progress.set_postfix_str(f"{u.id} {e.info.name}", refresh=False)
                     progress.update(1)
@@ -258,8 +261,9 @@ def calibration_study(engine_set, settings: Settings, clips, sizes: list[int], r
 
 
 def run_model(model: str, args, utts: list[_corpus.Utterance], corpus_notes: list[str], out_dir: Path,
-              command: str, date: str, log, progress_factory) -> dict:
-    """Load, run, summarize and write the outputs for one model."""
+              command: str, date: str, log, progress_factory, engine_set=None) -> dict:
+    """Load, run, summarize and write the outputs for one model. An already
+    loaded `engine_set` (e.g. a test session's) is used as is and left open."""
     from .engines import load_engines
 
     settings = Settings.from_env()
@@ -273,8 +277,10 @@ def run_model(model: str, args, utts: list[_corpus.Utterance], corpus_notes: lis
         settings.device = args.device
     family = family_of(model)
 
-    log(f"loading {model} ({settings.precisions}) with {settings.threads} threads ...")
-    engine_set = load_engines(settings)
+    own = engine_set is None
+    if own:
+        log(f"loading {model} ({settings.precisions}) with {settings.threads} threads ...")
+        engine_set = load_engines(settings)
     engines = list(engine_set.engines)
     roles = {e.info.name: "engine" for e in engines}
     peer_kinds = [] if args.peers in ("", "none") else [p.strip() for p in args.peers.split(",") if p.strip()]
@@ -315,7 +321,8 @@ def run_model(model: str, args, utts: list[_corpus.Utterance], corpus_notes: lis
     for name, r in ratios.items():
         r["peak_alone"] = ratio((alone.get(name) or {}).get("peak_rss"), ref_alone)
     calibration = None
-    if args.calib_sizes:
+    if args.calib_sizes and not getattr(args, "_calib_done", False):
+        args._calib_done = True  # the study runs for the first model of --model only
         sizes = [int(x) for x in args.calib_sizes.split(",") if x.strip()]
         sub = clips
         if args.calib_max_per_row:
@@ -339,7 +346,7 @@ def run_model(model: str, args, utts: list[_corpus.Utterance], corpus_notes: lis
     )
     res["targets"] = report.targets(res)
     write_outputs(res, out_dir)
-    for e in engines:
+    for e in (engines if own else peers):
         e.close()
     return res
 
@@ -437,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-per-row", type=int, default=None, help="at most this many clips per row")
     p.add_argument("--calib-sizes", default=None,
                    help="calibration study: rebuild INT8 static with these calibration-set sizes (e.g. 2,8,32) "
-                        "and dynamic, and compare")
+                        "and dynamic, and compare (for the first --model only)")
     p.add_argument("--calib-runs", type=int, default=1, help="timed runs per clip in the calibration study")
     p.add_argument("--calib-max-per-row", type=int, default=None,
                    help="at most this many clips per row in the calibration study (default: all of the run's)")

@@ -124,7 +124,8 @@ def _size_section(res: dict, h: str) -> str:
             "sampled every 5 ms) — the figure a deployment of that engine would see, and the closest to the "
             "article's peak. *In the shared run*: RSS growth the engine's load caused while all engines were "
             "loaded, and the largest rise above the pre-call RSS during one of its calls." if kind == "cpu-rss"
-            else "Peak = torch.cuda.max_memory_allocated during inference.")
+            else "Peak = torch.cuda.max_memory_allocated during inference (after reset_peak_memory_stats); "
+                 "NVML's device memory in use, which differs, is in results.json (nvml_used_bytes_max).")
     if errs:
         note += " Memory probe failures: " + "; ".join(errs) + "."
     return (f"{h}# Size and memory (article 5.1)\n\n" + _table(

@@ -38,6 +38,7 @@ class Record:
     peak_bytes: int = 0
     peak_delta_bytes: int = 0
     memory_kind: str = "cpu-rss"
+    nvml_used_bytes: int | None = None  # CUDA only: device memory in use after the call (all processes)
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -205,6 +206,7 @@ def summarize(info: EngineInfo, records: list[Record], role: str = "engine",
             peak_bytes=max(peaks) if peaks else None,
             peak_delta_bytes=max(deltas) if deltas else None,
             kind=records[0].memory_kind if records else None,
+            nvml_used_bytes_max=max((r.nvml_used_bytes for r in records if r.nvml_used_bytes), default=None),
         ),
         errors_by_row=error_tallies(records, error_fn) if records else None,
     )

@@ -210,9 +210,11 @@ def test_docs_keep_hand_written_notes(tmp_path):
 # --- a real run --------------------------------------------------------------------
 
 @pytest.mark.model
-def test_bench_main_on_two_clips(tmp_path):
-    """`main` end to end: Whisper base, FP32/FP16/INT8 + faster-whisper int8,
-    two English clips, one run; every field of results.json present and sane."""
+def test_bench_on_two_clips(tmp_path, whisper_engines):
+    """The bench end to end on the session's Whisper base engines (FP32, FP16,
+    INT8) plus the faster-whisper int8 peer, two English clips, one run: every
+    field of results.json present and sane; then `main --report` rebuilds
+    the report from the saved JSON."""
     from asr_quant import bench, corpus
     from asr_quant.settings import Settings
 
@@ -223,9 +225,13 @@ def test_bench_main_on_two_clips(tmp_path):
         (folder / "en" / Path(u.path).name).write_bytes(Path(u.path).read_bytes())
         (folder / "en" / (Path(u.path).stem + ".txt")).write_text(u.text, encoding="utf-8")
     out = tmp_path / "out"
-    rc = bench.main(["--model", "base", "--corpus", str(folder), "--runs", "1", "--warmup", "1",
-                     "--peers", "int8", "--out", str(out), "--no-progress", "--no-memory-probe"])
-    assert rc == 0
+    argv = ["--model", "base", "--corpus", str(folder), "--runs", "1", "--warmup", "1", "--threads", "2",
+            "--peers", "int8", "--out", str(out), "--no-progress", "--no-memory-probe"]
+    args = bench.build_parser().parse_args(argv)
+    utts, notes = bench.gather_corpus(args, Settings.from_env().cache_dir, lambda m: None)
+    bench.run_model("base", args, utts, notes, out, "python -m asr_quant.bench " + " ".join(argv),
+                    "2026-01-01T00:00:00+00:00", lambda m: None, bench._progress_factory(True),
+                    engine_set=whisper_engines)
     res = json.loads((out / "results.json").read_text(encoding="utf-8"))
     for key in ("date", "command", "model", "machine", "versions", "threads", "runs", "warmup", "corpus",
                 "engines", "ratios", "records", "targets"):
@@ -233,6 +239,7 @@ def test_bench_main_on_two_clips(tmp_path):
     m = res["machine"]
     assert m["cpu"] and m["logical_cores"] >= 1 and m["ram_gb"] > 0 and "gpu" in m
     assert res["corpus"]["clips"] == 2 and res["versions"].get("torch")
+    assert res["threads"]["per_engine"] and all(t >= 1 for t in res["threads"]["per_engine"].values())
     by = {e["name"]: e for e in res["engines"]}
     assert set(by) == {"FP32", "FP16", "INT8", "faster-whisper int8"}
     for name, e in by.items():
@@ -254,8 +261,12 @@ def test_bench_main_on_two_clips(tmp_path):
     assert res["ratios"]["INT8"]["disk"] < 1 and res["ratios"]["INT8"]["latency"]["pairs"] == 2
     assert math.isfinite(res["ratios"]["FP16"]["latency"]["of_totals"])
     assert len(res["records"]["INT8"]) == 2
+    assert {t["target"] for t in res["targets"]} >= {"INT8 latency <= 0.5x FP32",
+                                                      "INT8 no slower than faster-whisper int8 (same weights)"}
+    (out / "results.md").unlink()
+    assert bench.main(["--report", str(out / "results.json")]) == 0
     md = (out / "results.md").read_text(encoding="utf-8")
-    assert "article" in md and "INT8" in md
+    assert "article" in md and "| INT8 |" in md
     assert (out / "latency_memory.html").exists() and (out / "speed_vs_error.html").exists()
 
 
