@@ -140,6 +140,18 @@ def _family_calibration_texts(settings: Settings) -> set[str]:
     return {u.text for u in calibration.CALIBRATION}
 
 
+def _family_op_profile(engine: Engine, clips, out_dir: Path, threads: int) -> dict | None:
+    """ONNX Runtime's per-operator times for engines built on ORT sessions."""
+    from . import ort_profile
+
+    if not ort_profile.supports(engine):
+        return None
+    try:
+        return ort_profile.profile(engine, clips, out_dir, threads)
+    except Exception as exc:  # noqa: BLE001 - a profile is a bonus, never a failure of the run
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
 def _english_only(model_info, settings: Settings) -> bool:
     langs = (getattr(model_info, "languages", "") or "").strip().lower()
     return settings.model.endswith(".en") or langs in ("en", "english")
@@ -189,10 +201,12 @@ def interleave(engines: list[Engine], clips, runs: int, warmup: int, progress=No
     return records
 
 
-def profile_engines(engines: list[Engine], clips, n: int, out_dir: Path, top: int = 30) -> dict[str, str]:
-    """cProfile of each engine on the first n clips; top functions by
-    cumulative time written to profile-<engine>.txt."""
-    out = {}
+def profile_engines(engines: list[Engine], clips, n: int, out_dir: Path, threads: int,
+                    top: int = 30) -> tuple[dict[str, str], dict[str, dict]]:
+    """cProfile of each engine on the first n clips (top functions by
+    cumulative time, in profile-<engine>.txt), and for engines running ONNX
+    Runtime sessions, ONNX Runtime's operator profile (ort-profile-<engine>.txt)."""
+    out, ops = {}, {}
     for e in engines:
         if not e.info.available:
             continue
@@ -206,7 +220,12 @@ def profile_engines(engines: list[Engine], clips, n: int, out_dir: Path, top: in
         name = f"profile-{report.slug(e.info.name)}.txt"
         (out_dir / name).write_text(f"# {e.info.label}, {n} clip(s)\n" + buf.getvalue(), encoding="utf-8")
         out[e.info.name] = name
-    return out
+        op = _family_op_profile(e, clips[:n], out_dir, threads)
+        if op:
+            ops[e.info.name] = op
+            (out_dir / f"ort-profile-{report.slug(e.info.name)}.txt").write_text(
+                report.op_profile_text(e.info.label, op, n), encoding="utf-8")
+    return out, ops
 
 
 def summaries(engines: list[Engine], records: dict[str, list[Record]], roles: dict[str, str]) -> tuple[list, dict]:
@@ -312,7 +331,8 @@ def run_model(model: str, args, utts: list[_corpus.Utterance], corpus_notes: lis
 
     sums, ratios = summaries(engines, records, roles)
     out_dir.mkdir(parents=True, exist_ok=True)
-    profiles = profile_engines(engines, clips, args.profile, out_dir) if args.profile else {}
+    profiles, op_profiles = (profile_engines(engines, clips, args.profile, out_dir, settings.threads)
+                             if args.profile else ({}, {}))
     ref = next((e for e in engine_set.engines if e.info.name == REFERENCE and e.info.available), None)
     alone = {} if args.no_memory_probe else memory_probe(engines, roles, settings, clips, log)
     for s_ in sums:
@@ -340,7 +360,7 @@ def run_model(model: str, args, utts: list[_corpus.Utterance], corpus_notes: lis
         runs=runs, warmup=warmup,
         corpus=dict(clips=len(used), audio_s=sum(u.duration_s for u in used), rows=_corpus.describe(used),
                     notes=notes, utterances=[_corpus.to_dict(u) for u in used]),
-        engines=sums, ratios=ratios, profiles=profiles, calibration=calibration,
+        engines=sums, ratios=ratios, profiles=profiles, op_profiles=op_profiles, calibration=calibration,
         targets=None,
         records={k: [asdict(r) for r in v] for k, v in records.items()},
     )

@@ -267,11 +267,31 @@ def _targets_section(res: dict, h: str) -> str:
         lines.append(f"INT8/FP32 by stage (medians): features {times(s['features_ms'])}, encoder "
                      f"{times(s['encoder_ms'])}, decoding {times(s['decoding_ms'])}, decoding per token "
                      f"{times(r8.get('decoding_per_token'))}.")
+    for name, op in (res.get("op_profiles") or {}).items():
+        if "error" in op:
+            lines.append(f"ONNX Runtime operator profile of {name} failed: {op['error']}")
+            continue
+        for sess in ("encoder", "decoder"):
+            top = ", ".join(f"{o['op']} {100 * o['share']:.0f}%" for o in op[sess]["ops"][:5])
+            lines.append(f"{name} {sess}, time by operator (ONNX Runtime profiler, {op[sess]['total_ms']:.0f} ms "
+                         f"in kernels): {top}.")
     prof = res.get("profiles") or {}
     if prof:
         lines.append("")
         lines.append("Profiles (cProfile, top functions by cumulative time): " + ", ".join(
             f"[{k}]({v})" for k, v in prof.items()) + ".")
+    return "\n".join(lines) + "\n"
+
+
+def op_profile_text(label: str, op: dict, clips: int) -> str:
+    if "error" in op:
+        return f"# {label}: {op['error']}\n"
+    lines = [f"# {label}: ONNX Runtime operator profile over {clips} clip(s)"]
+    for sess in ("encoder", "decoder"):
+        lines += ["", f"## {sess}: {op[sess]['total_ms']:.1f} ms in kernels", "",
+                  _table(["operator", "ms", "share", "calls"],
+                         [[o["op"], f"{o['ms']:.1f}", f"{100 * o['share']:.1f}%", o["calls"]]
+                          for o in op[sess]["ops"]])]
     return "\n".join(lines) + "\n"
 
 

@@ -286,3 +286,18 @@ def test_memory_probe_measures_an_engine_alone_in_a_fresh_process(tmp_path):
     assert "error" not in m, m
     assert 0 < m["rss_start"] < m["rss_after_load"] <= m["peak_rss"]
     assert m["load_growth"] == m["rss_after_load"] - m["rss_start"] > 10e6  # the model's weights, at least
+
+
+def test_ort_op_totals_sum_kernel_time_by_operator(tmp_path):
+    from asr_quant import ort_profile
+
+    trace = [
+        {"cat": "Session", "name": "model_run", "dur": 9000},
+        {"cat": "Node", "name": "mm1_kernel_time", "dur": 1500, "args": {"op_name": "MatMulInteger"}},
+        {"cat": "Node", "name": "mm2_kernel_time", "dur": 500, "args": {"op_name": "MatMulInteger"}},
+        {"cat": "Node", "name": "mm1_fence_before", "dur": 70, "args": {"op_name": "MatMulInteger"}},
+        {"cat": "Node", "name": "sm_kernel_time", "dur": 250, "args": {"op_name": "Softmax"}},
+    ]
+    f = tmp_path / "trace.json"
+    f.write_text(json.dumps(trace))
+    assert ort_profile.op_totals(f) == {"MatMulInteger": {"ms": 2.0, "calls": 2}, "Softmax": {"ms": 0.25, "calls": 1}}
