@@ -1,0 +1,245 @@
+"""Whisper INT8 in ONNX Runtime: the exported, quantized graphs behind the
+shared `decoding` loop, so only precision differs from FP32/FP16.
+
+Artifacts (encoder.onnx, decoder.onnx, manifest.json) are built once per model
+sha256 + quantization settings under `bundle.cache_dir / "int8-<key>"`, in a
+temp folder renamed into place, and checked against the manifest's sizes and
+sha256 on every load: a truncated or altered file is rebuilt, not trusted.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..base import Engine, EngineError, EngineInfo, RawResult
+from ... import memory as _memory
+from ...audio import Clip
+from . import decoding, features, onnx_export
+from .model import WhisperBundle
+from .quantize import QuantConfig
+
+log = logging.getLogger(__name__)
+FILES = ("encoder.onnx", "decoder.onnx")
+BUILDS = 0  # artifacts built in this process (tests check the cache is reused)
+
+
+# --------------------------------------------------------------------------- artifacts
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            h.update(block)
+    return h.hexdigest()
+
+
+def artifact_dir(bundle: WhisperBundle, quant: QuantConfig) -> Path:
+    return Path(bundle.cache_dir) / f"int8-{quant.key(bundle.sha256)}"
+
+
+def validate(folder: Path) -> dict | None:
+    """The manifest if every file is present with its recorded size and sha256, else None."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        for name in FILES:
+            want = manifest["files"][name]
+            p = folder / name
+            if p.stat().st_size != want["bytes"] or _sha256(p) != want["sha256"]:
+                return None
+        return manifest
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+@contextmanager
+def _lock(path: Path):
+    """One builder at a time per artifact folder (POSIX); others wait, then reuse."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no lock, the rename still keeps readers safe
+        yield
+        return
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _prompt_fn(bundle: WhisperBundle):
+    """(text, language) -> (start sequence + text tokens, first scored position)."""
+    info = bundle.tokens
+
+    def prompt(text: str, language: str) -> tuple[list[int], int]:
+        lang, _ = info.resolve_language(language if info.multilingual else "en")
+        p = info.prompt(lang)
+        return p + info.tokenizer.encode(" " + text, add_special_tokens=False).ids, len(p) - 1
+
+    return prompt
+
+
+def ensure_artifacts(bundle: WhisperBundle, quant: QuantConfig, threads: int, cache_root: str | os.PathLike,
+                     rebuild: bool = False) -> tuple[Path, dict]:
+    """The artifact folder and its manifest, building it if missing or invalid."""
+    global BUILDS
+    final = artifact_dir(bundle, quant)
+    with _lock(final.with_name(final.name + ".lock")):
+        manifest = None if rebuild else validate(final)
+        if manifest is not None:
+            return final, manifest
+        if final.exists():
+            log.warning("INT8 artifacts in %s are incomplete or corrupt; rebuilding", final)
+        from .quantize import build
+
+        tmp = Path(tempfile.mkdtemp(prefix=final.name + ".tmp-", dir=final.parent))
+        try:
+            report = build(bundle.hf_model, tmp, quant, lambda a: features.windows(a, bundle.n_mels)[0].mel,
+                           _prompt_fn(bundle), cache_root, threads)
+            manifest = {
+                "model": bundle.name, "model_sha256": bundle.sha256, "quant": asdict(quant),
+                "report": asdict(report), "ort_quantization": _ort_version(),
+                "files": {n: {"bytes": (tmp / n).stat().st_size, "sha256": _sha256(tmp / n)} for n in FILES},
+            }
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+            if final.exists():  # a corrupt folder: move it aside, then swap the new one in
+                trash = final.with_name(final.name + f".trash-{os.getpid()}")
+                os.rename(final, trash)
+                shutil.rmtree(trash, ignore_errors=True)
+            os.rename(tmp, final)
+            BUILDS += 1
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return final, manifest
+
+
+def _ort_version() -> str:
+    import onnxruntime as ort
+
+    return ort.__version__
+
+
+# --------------------------------------------------------------------------- runtime
+
+class OrtStepModel:
+    """`decoding.StepModel` over two InferenceSessions. Encoder outputs and the
+    self-attention cache stay OrtValues between calls (no numpy round trips)."""
+
+    def __init__(self, encoder: Path, decoder: Path, providers: tuple[str, ...], threads: int, dims: dict):
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.log_severity_level = 3
+        self._ort = ort
+        self.encoder = ort.InferenceSession(str(encoder), so, providers=list(providers))
+        self.decoder = ort.InferenceSession(str(decoder), so, providers=list(providers))
+        empty = np.zeros((dims["n_layers"], 1, dims["n_heads"], 0, dims["head_dim"]), np.float32)
+        self._empty = ort.OrtValue.ortvalue_from_numpy(empty)
+        self._dec_out = onnx_export.DECODER_OUTPUTS
+
+    @property
+    def provider(self) -> str:
+        return self.encoder.get_providers()[0]
+
+    def encode(self, mel: np.ndarray) -> Any:
+        x = self._ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(mel, dtype=np.float32))
+        return tuple(self.encoder.run_with_ort_values(onnx_export.ENCODER_OUTPUTS, {"mel": x}))
+
+    def step(self, enc: Any, tokens: np.ndarray, cache: Any) -> tuple[np.ndarray, Any]:
+        k, v = cache if cache is not None else (self._empty, self._empty)
+        ids = self._ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(tokens, dtype=np.int64))
+        logits, nk, nv = self.decoder.run_with_ort_values(
+            self._dec_out, {"tokens": ids, "self_k": k, "self_v": v, "cross_k": enc[0], "cross_v": enc[1]})
+        return logits.numpy()[0, -1], (nk, nv)
+
+
+def describe(manifest: dict) -> str:
+    """What runs in which precision, for `EngineInfo.details`."""
+    r, q = manifest["report"], manifest["quant"]
+    if r["encoder"] == "static":
+        enc = (f"encoder static INT8 on {r['static_nodes']} {'/'.join(q['op_types'])} nodes (QDQ, "
+               f"{q['calib_method']} calibration on {q['calib_size']} synthesized clips, "
+               f"{'per-channel' if q['per_channel'] else 'per-tensor'} weights)")
+    else:
+        enc = f"encoder dynamic INT8 on {r['dynamic_nodes']} MatMul nodes"
+    kept = ", ".join(q["keep_fp32"])
+    return (f"{enc}; decoder dynamic INT8 on {r['decoder_nodes']} MatMul nodes, token table stored once in "
+            f"INT8 (lookup + output projection); FP32: {kept} ({len(r['fp32_nodes'])} layers, outlier "
+            f"activations), convolutions, LayerNorm, attention scores/softmax. "
+            f"Encoder {r['encoder']}: {r['reason']}.")
+
+
+class WhisperInt8Engine(Engine):
+    """Whisper with INT8 weights in ONNX Runtime."""
+
+    def __init__(self, bundle: WhisperBundle, settings, plan, quant: QuantConfig | None = None):
+        import onnxruntime as ort
+
+        self.bundle = bundle
+        self.quant = quant or QuantConfig()
+        threads = int(settings.threads)
+        t0 = time.perf_counter()
+        folder, manifest = ensure_artifacts(bundle, self.quant, threads, settings.cache_dir)
+        dims = onnx_export.dims(bundle.config)
+        meter = _memory.LoadMeter("cpu")
+        with meter:
+            try:
+                self.step_model = OrtStepModel(folder / FILES[0], folder / FILES[1], plan.ort_providers, threads, dims)
+            except Exception as exc:  # noqa: BLE001 - a file ORT can't read is rebuilt once
+                log.warning("ONNX Runtime could not load %s (%s); rebuilding", folder, exc)
+                folder, manifest = ensure_artifacts(bundle, self.quant, threads, settings.cache_dir, rebuild=True)
+                self.step_model = OrtStepModel(folder / FILES[0], folder / FILES[1], plan.ort_providers, threads, dims)
+        self.folder = folder
+        self.manifest = manifest
+        self.info = EngineInfo(
+            name="INT8",
+            precision="int8",
+            runtime=f"ONNX Runtime {ort.__version__}",
+            device=self.step_model.provider,
+            model=bundle.name,
+            details=describe(manifest),
+            threads=threads,
+            disk_bytes=_memory.disk_bytes(*(folder / n for n in FILES)),
+            resident_bytes=meter.grown_bytes,
+            load_s=time.perf_counter() - t0,
+        )
+
+    @property
+    def encoder_mode(self) -> str:
+        return self.manifest["report"]["encoder"]
+
+    def _run(self, clip: Clip, language: str | None) -> RawResult:
+        if self.step_model is None:
+            raise EngineError("the INT8 engine was closed")
+        return decoding.transcribe_samples(self.step_model, clip.samples, self.bundle.tokens, language,
+                                           n_mels=self.bundle.n_mels)
+
+    def close(self) -> None:
+        self.step_model = None
+
+
+def build_variant(bundle: WhisperBundle, settings, plan, mode: str = "auto", calib_size: int | None = None,
+                  **quant) -> WhisperInt8Engine:
+    """An INT8 engine with other quantization settings (benchmark studies:
+    calibration size, static vs dynamic); its name says which."""
+    cfg = QuantConfig(mode=mode, **({"calib_size": calib_size} if calib_size else {}), **quant)
+    engine = WhisperInt8Engine(bundle, settings, plan, quant=cfg)
+    label = engine.encoder_mode + (f"-c{cfg.calib_size}" if engine.encoder_mode == "static" else "")
+    engine.info.name = f"INT8-{label}"
+    return engine
