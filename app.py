@@ -8,8 +8,24 @@ import logging
 import os
 
 from asr_quant import ui
-from asr_quant.engines import load_engines
+from asr_quant.engines import EngineInfo, EngineSet, ModelInfo, UnavailableEngine, load_engines
+from asr_quant.engines.base import _describe
 from asr_quant.settings import Settings
+
+
+def engines_or_reasons(settings: Settings) -> EngineSet:
+    """The engines; if the model itself cannot be loaded, one unavailable
+    engine per precision carrying the reason, so the page still opens and says why."""
+    try:
+        return load_engines(settings)
+    except Exception as exc:  # noqa: BLE001 - the page is where people read what went wrong
+        logging.exception("could not load model %r", settings.model)
+        reason = f"the model {settings.model!r} could not be loaded: {_describe(exc)}"
+        return EngineSet(
+            model=ModelInfo(name=settings.model, family="?", source="not loaded", notes=reason),
+            engines=[UnavailableEngine(EngineInfo(name=p.upper(), precision=p, runtime="-", device="-",
+                                                  model=settings.model, error=reason))
+                     for p in settings.precision_list])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -20,8 +36,9 @@ def main(argv: list[str] | None = None) -> None:
     env.setdefault("ASRQ_SERVER_NAME", os.environ.get("GRADIO_SERVER_NAME", ""))
     env.setdefault("ASRQ_SERVER_PORT", os.environ.get("GRADIO_SERVER_PORT", ""))
     settings = Settings.from_args(parser.parse_args(argv), env)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    ui.launch(ui.build(load_engines(settings), settings), settings)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("asr_quant").setLevel(logging.INFO)  # ours: one line per run; libraries: warnings
+    ui.launch(ui.build(engines_or_reasons(settings), settings), settings)
 
 
 if __name__ == "__main__":
