@@ -431,8 +431,12 @@ def docs_markdown(results: list[dict], command: str, date: str, previous: str | 
         "Summary, from this one run:",
         "",
     ]
+    head.append(summary_table(results))
+    head.append("")
     for res in results:
-        head.append(f"- **{res['model']['name']}**: " + summary_line(res))
+        for t in targets(res):
+            verdict = {True: "met", False: "**missed**", None: "—"}[t["met"]]
+            head.append(f"- {res['model']['name']}: {t['target']}: {t['shown']} ({verdict})")
     head.append("")
     notes = NOTES_BEGIN + "\n" + NOTES_END
     if previous and NOTES_BEGIN in previous and NOTES_END in previous:
@@ -441,22 +445,21 @@ def docs_markdown(results: list[dict], command: str, date: str, previous: str | 
     return "\n".join(head) + "\n" + notes + "\n\n" + "\n".join(body)
 
 
-def summary_line(res: dict) -> str:
-    by = {e["name"]: e for e in res["engines"]}
-    parts = []
-    for n in ("FP16", "INT8", "faster-whisper int8", "faster-whisper float32"):
-        r = res["ratios"].get(n)
-        if r:
-            parts.append(f"{n}/FP32 latency {times((r.get('latency') or {}).get('of_totals'))}")
-    for n in ("FP32", "FP16", "INT8"):
-        if n in by:
-            e = by[n]
+def summary_table(results: list[dict]) -> str:
+    """One row per model and engine: the figures the issue asks to report."""
+    rows = []
+    for res in results:
+        for e in _engines(res):
+            r = res["ratios"].get(e["name"], {})
             alone = e["memory"].get("alone") or {}
-            parts.append(f"{n} {mb(e['memory']['disk_bytes'])} on disk, peak RSS alone {mb(alone.get('peak_rss'))}, "
-                         f"error {pct((e.get('errors_by_row') or {}).get('overall_mean'))}%")
-    for t in targets(res):
-        parts.append(f"{t['target']}: {t['shown']} ({ {True: 'met', False: 'missed', None: '—'}[t['met']] })")
-    return "; ".join(parts) + "."
+            rows.append([res["model"]["name"], e["name"], num(e["latency_ms"]["median"]),
+                         times((r.get("latency") or {}).get("of_totals")) if r else "1.00x",
+                         num(e["rtf"], "{:.3f}"), mb(e["memory"]["disk_bytes"]), mb(alone.get("peak_rss")),
+                         pct((e.get("errors_by_row") or {}).get("overall_mean")),
+                         num(None if not r or (r.get("error_rate_delta") or {}).get("overall_mean") is None
+                             else 100 * r["error_rate_delta"]["overall_mean"], "{:+.2f}")])
+    return _table(["model", "engine", "latency median (ms)", "latency vs FP32", "RTF", "size on disk",
+                   "peak RSS (alone)", "error, mean of rows %", "vs FP32 (points)"], rows)
 
 
 def write_docs(path: Path, results: list[dict], command: str, date: str) -> None:
