@@ -6,6 +6,7 @@ wins); see docs/app.md. The engines are built once, before the page opens.
 import argparse
 import logging
 import os
+import signal
 
 from asr_quant import ui
 from asr_quant.engines import EngineInfo, EngineSet, ModelInfo, UnavailableEngine, load_engines
@@ -38,7 +39,16 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings.from_args(parser.parse_args(argv), env)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("asr_quant").setLevel(logging.INFO)  # ours: one line per run; libraries: warnings
-    ui.launch(ui.build(engines_or_reasons(settings), settings), settings)
+    demo = ui.build(engines_or_reasons(settings), settings)
+    signal.signal(signal.SIGTERM, _interrupt)  # `docker stop` shuts down like Ctrl-C
+    try:
+        ui.launch(demo, settings)
+    finally:
+        ui.close(demo)  # uploads and downloads are deleted, not left in the temp folder
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

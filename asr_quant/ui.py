@@ -230,3 +230,14 @@ def launch(demo: gr.Blocks, settings: Settings, **kwargs: Any):
     return demo.launch(server_name=settings.server_name, server_port=settings.server_port,
                        max_file_size=int(settings.max_file_mb * 1024 * 1024), share=False,
                        theme=gr.themes.Soft(), css=CSS, footer_links=["gradio"], **kwargs)
+
+
+def close(demo: gr.Blocks) -> None:
+    """Stop serving and delete the files gradio kept for this page (uploads,
+    history downloads) now. Gradio's own sweep at shutdown waits until every
+    browser has disconnected and is skipped when the process ends first; a
+    stopped app must leave nothing behind."""
+    from gradio.route_utils import delete_files_created_by_app
+
+    demo.close(verbose=False)
+    delete_files_created_by_app(demo, age=None)

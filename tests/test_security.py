@@ -125,6 +125,8 @@ def test_loopback_unless_told(monkeypatch):
     monkeypatch.setattr(app_main, "load_engines", lambda s: fake_set(FakeEngine("FP32")))
     monkeypatch.setattr(app_main.ui, "build", lambda engines, s: object())
     monkeypatch.setattr(app_main.ui, "launch", lambda demo, s: seen.append(s))
+    monkeypatch.setattr(app_main.ui, "close", lambda demo: None)
+    monkeypatch.setattr(app_main.signal, "signal", lambda *a: None)  # keep pytest's own handlers
     for var in ("ASRQ_SERVER_NAME", "GRADIO_SERVER_NAME", "ASRQ_SERVER_PORT", "GRADIO_SERVER_PORT"):
         monkeypatch.delenv(var, raising=False)
     app_main.main([])
@@ -215,6 +217,49 @@ def test_request_temp_files_are_removed(tmp_path_factory):
         finally:
             a.close()
     assert [p for p in temp.rglob("*") if p.is_file()] == []  # gradio sweeps its folder on close
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_stopped_app_leaves_no_temp_files(tmp_path, sig):
+    """The real `python app.py` (a model that cannot load, so every engine
+    is unavailable and it starts in seconds): after an upload, Ctrl-C or
+    `docker stop` (SIGTERM) ends it cleanly and its temp folder is empty."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    temp = tmp_path / "gradio-temp"
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.endswith("SERVER_NAME")}
+    env.update(GRADIO_TEMP_DIR=str(temp), GRADIO_ANALYTICS_ENABLED="False")
+    proc = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--server-port", str(port),
+                             "--model", str(tmp_path / "no-such-model")], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.time() + 120
+        while True:
+            assert proc.poll() is None, proc.stdout.read()
+            try:
+                if httpx.get(url + "config", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.time() < deadline, "the app did not answer"
+            time.sleep(0.5)
+        clip = _wav(tmp_path / "upload-me.wav")
+        client = Client(url, verbose=False, download_files=False)
+        out = client.predict(handle_file(str(clip)), "en", "", api_name="/transcribe")
+        assert "0/3 engines answered" in out[0]
+        assert [p.name for p in temp.rglob("*.wav")] == ["upload-me.wav"]
+        proc.send_signal(getattr(signal, sig))  # the client is still connected
+        assert proc.wait(60) == 0 if sig == "SIGTERM" else proc.wait(60) in (0, 130)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert [p for p in temp.rglob("*") if p.is_file()] == []
 
 
 # --- no shell -------------------------------------------------------------------------

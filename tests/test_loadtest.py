@@ -1,0 +1,134 @@
+"""The load-test driver's own bookkeeping, against an in-process page on fake
+engines (seconds, no model): good clips and bad inputs are classified right,
+a full queue counts as busy, a request with no answer by the deadline counts
+as lost, a good clip missing a transcript counts as wrong, and the verdict
+fails on each of those. The real run is tests/test_load.py."""
+from __future__ import annotations
+
+import socket
+import threading
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+pytest.importorskip("gradio")
+
+from asr_quant import loadtest, ui  # noqa: E402
+from asr_quant.settings import Settings  # noqa: E402
+
+from fake_engines import FakeEngine, fake_set, unavailable  # noqa: E402
+
+CAP_MB = 1.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _launch(engines, **kw):
+    settings = Settings(server_port=_free_port(), max_file_mb=CAP_MB, inference_timeout_s=60, **kw)
+    demo = ui.build(fake_set(*engines), settings, examples=[])
+    ui.launch(demo, settings, prevent_thread_lock=True, quiet=True)
+    return demo, f"http://127.0.0.1:{settings.server_port}/"
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("load-inputs")
+    t = np.arange(32000) / 16000
+    sf.write(d / "tone.wav", (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16000)
+    good = loadtest.Input("tone.wav", d / "tone.wav", "good", "en")
+    return [good] + loadtest.bad_inputs(d / "bad", max_audio_s=60.0, max_file_mb=CAP_MB)
+
+
+def _no_other_problems(summary):
+    memory = {"pass": True}
+    temp = {"after_shutdown": 0}
+    return loadtest.verdict(summary, memory, {}, temp, [])
+
+
+def test_bad_inputs_cover_the_mix(inputs):
+    bad = {i.name: i.error for i in inputs if i.kind == "bad"}
+    assert bad == {"notes.wav": "NotAudioError", "empty.wav": "EmptyAudioError", "photo.png": "NotAudioError",
+                   "silence.wav": "SilentAudioError", "blip.wav": "TooShortError", "too_long.wav": "TooLongError",
+                   "too_big.wav": "TooLargeError"}
+    assert all(i.message for i in inputs if i.kind == "bad")
+
+
+def test_good_and_bad_requests_are_all_answered(inputs):
+    engines = [FakeEngine("FP32", "a b c"), FakeEngine("FP16", "a b c"), FakeEngine("INT8", "a b d")]
+    demo, url = _launch(engines)
+    try:
+        driver = loadtest.Driver(url, inputs, clients=3, duration_s=4.0, drain_s=30.0, bad_share=0.6,
+                                 cap_bytes=int(CAP_MB * 2**20), seed=1)
+        reqs = driver.run()
+    finally:
+        demo.close()
+    s = loadtest.summarize(reqs, clients=3, max_queue=32)
+    assert s["sent"] > 6 and s["good_sent"] > 0 and s["bad_sent"] > 0, s
+    assert s["answered"] == s["sent"] and s["lost"] == s["failed"] == s["wrong"] == 0, reqs
+    assert all(r.outcome == ("ok" if r.kind == "good" else "clear_error") for r in reqs)
+    assert all(r.texts == {"FP32": "a b c", "FP16": "a b c", "INT8": "a b d"} for r in reqs if r.kind == "good")
+    refused_before_upload = sum(1 for r in reqs if r.input == "too_big.wav")  # the client checks the cap
+    assert all(r.detail == "" for r in reqs if r.input != "too_big.wav")  # answered by the page itself
+    assert s["latency_s"]["all"]["n"] == s["sent"]
+    assert s["queue_wait_s"]["n"] == s["sent"] - refused_before_upload
+    assert _no_other_problems(s) == []
+    # only the transcribing requests reach the engines
+    assert engines[0].calls == s["good_sent"]
+
+
+def test_full_queue_is_busy_and_no_answer_is_lost(inputs):
+    gate = threading.Event()
+    engines = [FakeEngine("FP32", "a", gate=gate), FakeEngine("FP16", "a"), FakeEngine("INT8", "a")]
+    demo, url = _launch(engines, max_queue=1)
+    good = [i for i in inputs if i.kind == "good"]
+    try:
+        driver = loadtest.Driver(url, good, clients=4, duration_s=3.0, drain_s=4.0, bad_share=0.0,
+                                 cap_bytes=int(CAP_MB * 2**20))
+        reqs = driver.run()  # the gate stays shut: the running one and the queued one never finish in time
+    finally:
+        gate.set()
+        demo.close()
+    s = loadtest.summarize(reqs, clients=4, max_queue=1)
+    assert s["busy"] >= 1 and s["lost"] >= 1, [(r.outcome, r.detail) for r in reqs]
+    assert s["busy_expected"]
+    problems = _no_other_problems(s)
+    assert any("lost" in p for p in problems)
+    assert not any("busy" in p for p in problems)  # 4 clients, room for 1: busy is the right answer
+    s["busy_expected"] = False
+    assert any("busy" in p for p in _no_other_problems(s))
+
+
+def test_good_clip_missing_a_transcript_is_wrong(inputs):
+    engines = [FakeEngine("FP32", "a b"), FakeEngine("FP16", fail=RuntimeError("broken")),
+               FakeEngine("INT8", "a b"), unavailable("BF16", "not on this CPU")]
+    demo, url = _launch(engines)
+    good = [i for i in inputs if i.kind == "good"]
+    try:
+        driver = loadtest.Driver(url, good, clients=1, duration_s=3.0, drain_s=30.0)
+        reqs = driver.run()
+    finally:
+        demo.close()
+    assert reqs and all(r.outcome == "wrong" for r in reqs)
+    assert set(reqs[0].texts) == {"FP32", "FP16", "INT8"}  # the unavailable one is not expected to answer
+    assert any("wrongly" in p for p in _no_other_problems(loadtest.summarize(reqs, 1, 32)))
+
+
+def test_inconsistent_transcripts_fail_the_run():
+    a = loadtest.Request(0, "x.flac", "good", 0.0, 0.1, 1.0, "ok", texts={"FP32": "hello"})
+    b = loadtest.Request(1, "x.flac", "good", 0.0, 0.1, 1.0, "ok", texts={"FP32": "yellow"})
+    s = loadtest.summarize([a, b], 2, 32)
+    assert s["inconsistent_transcripts"]
+    assert any("different transcripts" in p for p in _no_other_problems(s))
+
+
+def test_percentiles_and_memory_rule():
+    p = loadtest.percentiles([5.0, 1.0, 3.0, 2.0, 4.0, None])
+    assert (p["n"], p["p50"], p["p95"], p["max"], p["mean"]) == (5, 3.0, 5.0, 5.0, 3.0)
+    assert loadtest.memory_report(900, 1000, 1100, [])["pass"] is True  # +10 % is the limit
+    m = loadtest.memory_report(900, 1000, 1101, [(0.0, 1500)])
+    assert m["pass"] is False and m["max_mib"] == round(1500 / 2**20, 1)
