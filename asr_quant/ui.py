@@ -72,17 +72,16 @@ class _EngineWidgets:
         return out
 
 
-def build(engine_set: EngineSet, settings: Settings, examples: Sequence[Example] | None = None) -> gr.Blocks:
-    """The page for these engines; call `launch` on the result."""
-    baseline = compare.baseline_name([e.info.name for e in engine_set.engines])
-    ordered = sorted(engine_set.engines, key=lambda e: e.info.name != baseline)  # baseline runs first
-    runner = Runner(ordered, settings.inference_timeout_s)
-    if examples is None:
-        examples = read_examples(Path(__file__).resolve().parents[1] / "examples")
-    max_bytes = int(settings.max_file_mb * 1024 * 1024)
-    charts.warm_up()
+class _Page:
+    """The widgets of the page and the one request handler that fills them."""
 
-    with gr.Blocks(title="asr-quant: one recognizer, three precisions", delete_cache=(1800, 3600)) as demo:
+    def __init__(self, engine_set: EngineSet, settings: Settings, examples: Sequence[Example]):
+        self.settings = settings
+        self.max_bytes = int(settings.max_file_mb * 1024 * 1024)
+        baseline = compare.baseline_name([e.info.name for e in engine_set.engines])
+        ordered = sorted(engine_set.engines, key=lambda e: e.info.name != baseline)  # baseline runs first
+        self.runner = Runner(ordered, settings.inference_timeout_s)
+
         gr.Markdown("# One recognizer at several precisions, side by side\n"
                     "Record or upload a clip (or pick an example): every engine transcribes it, one after "
                     "another, and each column fills in as soon as its engine is done.")
@@ -90,127 +89,137 @@ def build(engine_set: EngineSet, settings: Settings, examples: Sequence[Example]
             gr.Markdown(present.model_card(engine_set), elem_id="model-card")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
-                clip_in = gr.Audio(sources=["upload", "microphone"], type="filepath",
-                                   label="Clip (upload or record)", elem_id="clip",
-                                   buttons=["download"])
+                self.clip = gr.Audio(sources=["upload", "microphone"], type="filepath",
+                                     label="Clip (upload or record)", elem_id="clip", buttons=["download"])
             with gr.Column(scale=2):
-                lang_in = gr.Dropdown(choices=present.language_choices(present.model_languages(engine_set),
-                                                                        [e.language for e in examples]),
-                                      value="auto", filterable=True, label="Language",
-                                      elem_id="language")
-                ref_in = gr.Textbox(label="Reference transcript (optional, for WER/CER)", lines=3,
-                                    elem_id="reference")
-                run_btn = gr.Button("Transcribe with every engine", variant="primary", elem_id="run")
+                choices = present.language_choices(present.model_languages(engine_set),
+                                                   [e.language for e in examples])
+                self.language = gr.Dropdown(choices=choices, value="auto", filterable=True, label="Language",
+                                            elem_id="language")
+                self.reference = gr.Textbox(label="Reference transcript (optional, for WER/CER)", lines=3,
+                                            elem_id="reference")
+                self.button = gr.Button("Transcribe with every engine", variant="primary", elem_id="run")
         if examples:
             gr.Examples(examples=[[str(e.path), e.language, e.reference] for e in examples],
-                        inputs=[clip_in, lang_in, ref_in],
-                        example_labels=[e.label for e in examples], label="Examples (reference and "
-                        "language are filled in)", examples_per_page=12)
-        status = gr.Markdown("", elem_id="status", elem_classes="status-line")
+                        inputs=[self.clip, self.language, self.reference],
+                        example_labels=[e.label for e in examples],
+                        label="Examples (reference and language are filled in)", examples_per_page=12)
+        self.status = gr.Markdown("", elem_id="status", elem_classes="status-line")
         with gr.Row(equal_height=False):
-            cols = [_EngineWidgets(e.info, baseline) for e in ordered]
+            self.cols = [_EngineWidgets(e.info, baseline) for e in ordered]
         with gr.Row():
-            lat_plot = gr.Plot(label="Latency", elem_id="plot-latency")
-            mem_plot = gr.Plot(label="Memory", elem_id="plot-memory")
+            self.lat_plot = gr.Plot(label="Latency", elem_id="plot-latency")
+            self.mem_plot = gr.Plot(label="Memory", elem_id="plot-memory")
         with gr.Accordion("This session", open=True):
-            hist_plot = gr.Plot(label="Session history", elem_id="plot-history")
-            hist_table = gr.Dataframe(label="Runs", interactive=False, wrap=True, elem_id="history")
+            self.hist_plot = gr.Plot(label="Session history", elem_id="plot-history")
+            self.hist_table = gr.Dataframe(label="Runs", interactive=False, wrap=True, elem_id="history")
             with gr.Row():
-                csv_btn = gr.DownloadButton("Download history (CSV)", visible=False, elem_id="dl-csv")
-                json_btn = gr.DownloadButton("Download history (JSON)", visible=False, elem_id="dl-json")
-        history = gr.State(History())
+                self.csv_btn = gr.DownloadButton("Download history (CSV)", visible=False, elem_id="dl-csv")
+                self.json_btn = gr.DownloadButton("Download history (JSON)", visible=False, elem_id="dl-json")
+        self.history = gr.State(History())  # one per browser session (gradio copies it)
 
-        col_outputs = [w for c in cols for w in c.outputs]
-        outputs = [status, *col_outputs, lat_plot, mem_plot, hist_plot, hist_table, csv_btn, json_btn, history]
+    @property
+    def inputs(self) -> list:
+        return [self.clip, self.language, self.reference, self.history]
 
-        def on_run(clip_path, language, reference, hist: History, progress=gr.Progress()):
+    @property
+    def outputs(self) -> list:
+        return [self.status, *[w for c in self.cols for w in c.outputs], self.lat_plot, self.mem_plot,
+                self.hist_plot, self.hist_table, self.csv_btn, self.json_btn, self.history]
+
+    def _problem(self, message: str) -> dict:
+        """An input problem: the message as toast and status line, nothing transcribed."""
+        gr.Warning(message)
+        return {self.status: f"⚠️ {present.escape(message)}", self.lat_plot: None, self.mem_plot: None,
+                **{k: v for c in self.cols for k, v in c.clear(False).items()}}
+
+    def run(self, clip_path, language, reference, hist: History, progress):
+        """One request: decode, run each engine (yielding its column), then
+        charts and history. Input problems end here with their message."""
+        started = time.perf_counter()
+        if not clip_path:
+            yield self._problem("Record or upload a clip first, or pick an example.")
+            return
+        progress(0, desc="decoding")
+        try:
+            clip = audio.load(clip_path, max_s=self.settings.max_audio_s, max_bytes=self.max_bytes,
+                              name=Path(clip_path).name)  # gradio keeps the upload's own name
+        except audio.AudioError as exc:
+            yield self._problem(str(exc))
+            return
+        decode_s = time.perf_counter() - started
+        chosen = present.language_code(language)
+        cols, n = self.cols, len(self.cols)
+        ready = sum(1 for c in cols if c.info.available)
+        yield {self.status: f"Running {ready} engines one after another on **{present.escape(clip.name)}** "
+                            f"({clip.duration_s:.1f} s)…",
+               **{k: v for i, c in enumerate(cols) for k, v in c.clear(i == 0).items()}}
+
+        results: list[compare.EngineResult] = []
+        filled: dict = {}  # every column's final values, repeated in the last yield for API clients
+        base: Transcript | None = None
+        for i, t in enumerate(self.runner.run(clip, chosen)):
+            base = t if i == 0 else base
+            r = compare.compare(t, base, reference, compare.text_language(chosen, base))
+            results.append(r)
+            update = cols[i].fill(r)
+            filled.update(update)
+            if i + 1 < n:
+                update.update(cols[i + 1].clear(True))
+                progress((i + 1, n), desc=f"{cols[i + 1].info.name} running")
+            yield update
+
+        # engines that never loaded stay out of the charts and the history; their column says why
+        loaded = [r for r, c in zip(results, cols) if c.info.available]
+        transcripts = [r.transcript for r in loaded]
+        record = hist.add(RunRecord(
+            run=0, time=now_iso(), clip=clip.name, duration_s=clip.duration_s,
+            language=chosen or f"auto ({base.language if base is not None and base.language else '?'})",
+            reference=bool((reference or "").strip()),
+            engines=[_engine_run(r) for r in loaded], engines_s=sum(t.latency_s for t in transcripts)))
+        figures = (charts.latency_figure(transcripts), charts.memory_figure(transcripts),
+                   charts.history_figure(hist))
+        headers, rows = hist.table()
+        with tempfile.TemporaryDirectory(prefix="asrq-history-") as tmp:
+            csv_path, json_path = Path(tmp) / "asr-quant-history.csv", Path(tmp) / "asr-quant-history.json"
+            record.wall_s = time.perf_counter() - started  # all but writing these two small files
+            csv_path.write_text(hist.to_csv(), encoding="utf-8")
+            json_path.write_text(hist.to_json(), encoding="utf-8")
+            log.info("run %d: %s, %.1f s of audio: request %.3f s, engines %.3f s, decode %.3f s, "
+                     "outside the engines %.1f %%", record.run, clip.name, clip.duration_s, record.wall_s,
+                     record.engines_s, decode_s, 100 * record.outside_engines_s / max(record.wall_s, 1e-9))
+            yield {
+                **filled,
+                self.status: present.summary(results, record.wall_s, clip.name, clip.duration_s, clip.notes),
+                self.lat_plot: figures[0], self.mem_plot: figures[1], self.hist_plot: figures[2],
+                self.hist_table: pd.DataFrame(rows, columns=headers),
+                self.csv_btn: gr.DownloadButton(value=str(csv_path), visible=True),
+                self.json_btn: gr.DownloadButton(value=str(json_path), visible=True),
+                self.history: hist,
+            }  # gradio copies the files into its own cache before it resumes us; then tmp goes
+
+
+def build(engine_set: EngineSet, settings: Settings, examples: Sequence[Example] | None = None) -> gr.Blocks:
+    """The page for these engines; call `launch` on the result."""
+    if examples is None:
+        examples = read_examples(Path(__file__).resolve().parents[1] / "examples")
+    charts.warm_up()
+    with gr.Blocks(title="asr-quant: one recognizer, three precisions", delete_cache=(1800, 3600)) as demo:
+        page = _Page(engine_set, settings, examples)
+
+        def transcribe(clip_path, language, reference, hist: History, progress=gr.Progress()):
             try:
-                yield from _run(runner, cols, clip_path, language, reference, hist, progress, settings,
-                                max_bytes, status, lat_plot, mem_plot, hist_plot, hist_table, csv_btn,
-                                json_btn, history)
+                yield from page.run(clip_path, language, reference, hist, progress)
             except Exception as exc:  # noqa: BLE001 - a bug of ours: say so briefly, log the rest
                 log.exception("request failed")
                 msg = f"Something went wrong on our side ({type(exc).__name__}); the details are in the log."
                 gr.Warning(msg)
-                yield {status: f"⚠️ {msg}"}
+                yield {page.status: f"⚠️ {msg}"}
 
-        run_btn.click(on_run, inputs=[clip_in, lang_in, ref_in, history], outputs=outputs,
-                      concurrency_limit=settings.concurrency, show_progress="minimal",
-                      api_name="transcribe")
+        page.button.click(transcribe, inputs=page.inputs, outputs=page.outputs, api_name="transcribe",
+                          concurrency_limit=settings.concurrency, show_progress="minimal")
     demo.queue(default_concurrency_limit=settings.concurrency, max_size=settings.max_queue)
     return demo
-
-
-def _run(runner: Runner, cols: list[_EngineWidgets], clip_path, language, reference, hist: History,
-         progress, settings: Settings, max_bytes, status, lat_plot, mem_plot, hist_plot, hist_table,
-         csv_btn, json_btn, history):
-    """One request: decode, run each engine (yielding its column), then charts
-    and history. Input problems end here with their message, no traceback."""
-    started = time.perf_counter()
-    if not clip_path:
-        msg = "Record or upload a clip first, or pick an example."
-        gr.Warning(msg)
-        yield {status: f"⚠️ {msg}"}
-        return
-    progress(0, desc="decoding")
-    try:
-        clip = audio.load(clip_path, max_s=settings.max_audio_s, max_bytes=max_bytes,
-                          name=_display_name(clip_path))
-    except audio.AudioError as exc:
-        gr.Warning(str(exc))
-        yield {status: f"⚠️ {present.escape(str(exc))}",
-               **{k: v for c in cols for k, v in c.clear(False).items()}}
-        return
-    decode_s = time.perf_counter() - started
-    chosen = present.language_code(language)
-    n = len(cols)
-    n_ready = sum(1 for c in cols if c.info.available)
-    yield {status: f"Running {n_ready} engines one after another on **{present.escape(clip.name)}** "
-                   f"({clip.duration_s:.1f} s)…",
-           **{k: v for i, c in enumerate(cols) for k, v in c.clear(i == 0).items()}}
-
-    results: list[compare.EngineResult] = []
-    filled: dict = {}  # every column's final values, repeated in the last yield for API clients
-    base: Transcript | None = None
-    for i, t in enumerate(runner.run(clip, chosen)):
-        if i == 0:
-            base = t
-        r = compare.compare(t, base, reference, compare.text_language(chosen, base))
-        results.append(r)
-        update = cols[i].fill(r)
-        filled.update(update)
-        if i + 1 < n:
-            update.update(cols[i + 1].clear(True))
-            progress((i + 1, n), desc=f"{cols[i + 1].info.name} running")
-        yield update
-
-    # engines that never loaded stay out of the charts and the history; their column says why
-    loaded = [r for r, c in zip(results, cols) if c.info.available]
-    transcripts = [r.transcript for r in loaded]
-    record = hist.add(RunRecord(
-        run=0, time=now_iso(), clip=clip.name, duration_s=clip.duration_s,
-        language=chosen or f"auto ({base.language if base is not None and base.language else '?'})",
-        reference=bool((reference or "").strip()),
-        engines=[_engine_run(r) for r in loaded], engines_s=sum(t.latency_s for t in transcripts)))
-    figures = (charts.latency_figure(transcripts), charts.memory_figure(transcripts), charts.history_figure(hist))
-    headers, rows = hist.table()
-    with tempfile.TemporaryDirectory(prefix="asrq-history-") as tmp:
-        csv_path, json_path = Path(tmp) / "asr-quant-history.csv", Path(tmp) / "asr-quant-history.json"
-        record.wall_s = time.perf_counter() - started  # all but writing these two small files
-        csv_path.write_text(hist.to_csv(), encoding="utf-8")
-        json_path.write_text(hist.to_json(), encoding="utf-8")
-        log.info("run %d: %s, %.1f s of audio: request %.3f s, engines %.3f s, decode %.3f s, "
-                 "outside the engines %.1f %%", record.run, clip.name, clip.duration_s, record.wall_s,
-                 record.engines_s, decode_s, 100 * record.outside_engines_s / max(record.wall_s, 1e-9))
-        yield {
-            **filled,
-            status: present.summary(results, record.wall_s, clip.name, clip.duration_s, clip.notes),
-            lat_plot: figures[0], mem_plot: figures[1], hist_plot: figures[2],
-            hist_table: pd.DataFrame(rows, columns=headers),
-            csv_btn: gr.DownloadButton(value=str(csv_path), visible=True),
-            json_btn: gr.DownloadButton(value=str(json_path), visible=True),
-            history: hist,
-        }  # gradio copies the files into its own cache before it resumes us; then tmp goes
 
 
 def _engine_run(r: compare.EngineResult) -> EngineRun:
@@ -218,11 +227,6 @@ def _engine_run(r: compare.EngineResult) -> EngineRun:
     return EngineRun(engine=t.engine, latency_s=t.latency_s if t.ok else None, rtf=t.rtf if t.ok else None,
                      metric=r.score.kind if r.score else None, error_rate=r.score.rate if r.score else None,
                      tokens=t.tokens, error=t.error)
-
-
-def _display_name(path: str) -> str:
-    """Gradio stores uploads under a random folder with the original name."""
-    return Path(path).name
 
 
 def launch(demo: gr.Blocks, settings: Settings, **kwargs: Any):

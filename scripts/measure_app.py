@@ -106,6 +106,7 @@ def in_process(clip_path: Path, reference: str, runs: int, app_args: list[str]) 
     settings = Settings.from_args(p.parse_args(app_args))
     es = load_engines(settings)
     runner = Runner(es.engines, settings.inference_timeout_s)
+    charts.warm_up()  # as ui.build does at start-up
     hist = History()
     rows = []
     for i in range(runs):
