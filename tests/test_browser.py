@@ -8,7 +8,6 @@ docs/screenshot.png (the README's picture) after the first run.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys

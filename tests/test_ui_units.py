@@ -7,7 +7,6 @@ import threading
 import time
 
 import numpy as np
-import pytest
 
 from asr_quant.audio import Clip
 from asr_quant.engines.base import Memory, Timings, Transcript
