@@ -3,7 +3,8 @@
 
 Pick an example, press the button, wait for every column; then upload a text
 file renamed .wav and check the message, then a good request again. Saves
-docs/screenshot.png (the README's picture) after the first run.
+a screenshot after the first run to test-artifacts/screenshot.png, or to
+docs/screenshot.png (the README's picture) when ASRQ_UPDATE_SCREENSHOT=1.
 """
 from __future__ import annotations
 
@@ -172,7 +173,9 @@ def test_example_run_then_bad_upload_then_good_again(page, tmp_path):
     # one history row
     table = _history_text(page, ex.path.name, 1)
     assert table.count(ex.path.name) == 1, table
-    page.screenshot(path=str(REPO / "docs" / "screenshot.png"), full_page=True)
+    shot = REPO / ("docs" if os.environ.get("ASRQ_UPDATE_SCREENSHOT") == "1" else "test-artifacts") / "screenshot.png"
+    shot.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(shot), full_page=True)
 
     # a text file renamed .wav: the decoder's own message, no transcripts
     bad = tmp_path / "notes.wav"
