@@ -211,10 +211,16 @@ class Driver:
         with self._lock:
             return len(self.requests) < self.max_requests
 
-    def _pick(self, rng: random.Random) -> Input:
+    def _pick(self, rng: random.Random, client_id: int, first: bool) -> Input:
+        """Random by `bad_share`; a client's first request is fixed (odd
+        clients start with a bad input) so even a short run has both kinds."""
         good = [i for i in self.inputs if i.kind == "good"]
         bad = [i for i in self.inputs if i.kind == "bad"]
-        pool = bad if (bad and (not good or rng.random() < self.bad_share)) else good
+        if first and good and bad and 0 < self.bad_share < 1:
+            want_bad = client_id % 2 == 1
+        else:
+            want_bad = rng.random() < self.bad_share
+        pool = bad if (bad and (want_bad or not good)) else good
         return rng.choice(pool)
 
     def one(self, client, page: Page, inp: Input, client_id: int, hard_deadline: float) -> Request:
@@ -255,8 +261,10 @@ class Driver:
                 self.errors.append(f"client {client_id} could not connect: {type(exc).__name__}: {exc}")
             return
         time.sleep(rng.random() * 0.5)  # don't all fire in the same millisecond
+        first = True
         while self.now() < self.duration_s and self._budget():
-            self.one(client, page, self._pick(rng), client_id, hard_deadline)
+            self.one(client, page, self._pick(rng, client_id, first), client_id, hard_deadline)
+            first = False
         try:
             client.close()
         except Exception:  # noqa: BLE001
@@ -611,7 +619,10 @@ def run(args: argparse.Namespace) -> dict:
     max_file_mb = args.max_file_mb if args.max_file_mb is not None else defaults.max_file_mb
     cap = int(max_file_mb * 1024 * 1024)
     workdir = Path(tempfile.mkdtemp(prefix="asrq-loadtest-"))
-    inputs = good_inputs() + bad_inputs(workdir / "inputs", max_audio_s, max_file_mb)
+    goods = good_inputs()
+    if args.good_clips:
+        goods = goods[:args.good_clips]
+    inputs = goods + bad_inputs(workdir / "inputs", max_audio_s, max_file_mb)
     if not any(i.kind == "good" for i in inputs):
         raise SystemExit("error: no good clip found in examples/")
     app_args = ["--max-audio-s", str(max_audio_s), "--max-file-mb", str(max_file_mb),
@@ -640,8 +651,9 @@ def run(args: argparse.Namespace) -> dict:
             page = Page(client.config)
             fn_index = next(i for i, d in enumerate(client.config["dependencies"])
                             if d.get("api_name") == "transcribe")
-            goods = [i for i in inputs if i.kind == "good"]
-            warm_inputs = [goods[k % len(goods)] for k in range(args.warmup)] + \
+            # Every good clip once (decoding buffers grow to the longest seen), then a bad input.
+            n_warm = len(goods) if args.warmup is None else args.warmup
+            warm_inputs = [goods[k % len(goods)] for k in range(n_warm)] + \
                           [next(i for i in inputs if i.kind == "bad")]
             for inp in warm_inputs:
                 r = warm.one(client, page, inp, -1, warm.now() + args.drain_s)
@@ -671,7 +683,8 @@ def run(args: argparse.Namespace) -> dict:
     report = {
         "config": {"clients": args.clients, "duration_s": args.duration, "drain_s": args.drain_s,
                    "bad_share": args.bad_share, "seed": args.seed, "max_requests": args.max_requests,
-                   "warmup": args.warmup, "url": app.url, "app_cmd": app.cmd, "model": args.model or defaults.model,
+                   "warmup": args.warmup, "good_clips": [i.name for i in goods], "url": app.url,
+                   "app_cmd": app.cmd, "model": args.model or defaults.model,
                    "max_queue": args.max_queue, "max_file_mb": max_file_mb, "max_audio_s": max_audio_s,
                    "inputs": [{"name": i.name, "kind": i.kind, "error": i.error, "message": i.message}
                               for i in inputs]},
@@ -700,7 +713,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="after the last send, seconds to wait for answers before counting a request lost")
     p.add_argument("--bad-share", type=float, default=0.4, help="share of requests that send a bad input")
     p.add_argument("--max-requests", type=int, default=5000, help="stop sending after this many requests")
-    p.add_argument("--warmup", type=int, default=2, help="good clips sent one by one before the load")
+    p.add_argument("--warmup", type=int, default=None,
+                   help="good clips sent one by one before the load (default: each good clip once)")
+    p.add_argument("--good-clips", type=int, default=0, help="use only the first N example clips (default all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="write the JSON report here")
     p.add_argument("--port", type=int, default=0, help="port for the app (default: a free one)")
