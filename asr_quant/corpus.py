@@ -2,9 +2,8 @@
 
 The built-in corpus is synthesized once with espeak-ng (Debian package) and
 cached under the cache dir: Mandarin, English, Cantonese, Japanese and Korean,
-twelve test sentences of 5-15 s per language, a copy of the Mandarin set with
-seeded pink noise mixed at 10 dB SNR (the article's quiet/noisy rows), and a
-disjoint calibration pool for quantizers. Synthetic speech measures how far a
+twenty sentences of 5-15 s per language, and a copy of the Mandarin set with
+seeded pink noise mixed at 10 dB SNR (the article's quiet/noisy rows). Synthetic speech measures how far a
 precision moves the output, not how well a model hears people: Whisper base
 mishears espeak's non-English voices even at FP32. Real recordings come in
 through `read_folder` (`--corpus DIR`): audio files with same-named .txt
@@ -26,7 +25,7 @@ import numpy as np
 import soundfile as sf
 
 from . import audio as _audio
-from .corpus_sentences import TEST_PER_LANGUAGE, sentences
+from .corpus_sentences import sentences
 
 LANGUAGES = ("zh", "en", "yue", "ja", "ko")
 # espeak-ng voices. Mandarin uses the pinyin variant of the cmn voice: plain
@@ -36,7 +35,7 @@ VOICES = {"zh": "cmn-latn-pinyin", "en": "en-us", "yue": "yue", "ja": "ja", "ko"
 NOISY_SNR_DB = 10.0
 NOISE_SEED = 20260217
 MIN_S, MAX_S = 5.0, 15.0
-CORPUS_VERSION = 1  # bump when generation changes, so caches are rebuilt
+CORPUS_VERSION = 2  # bump when generation changes, so caches are rebuilt
 MANIFESTS = ("manifest.tsv", "examples.tsv")  # tab-separated: file, lang, text (or file, language, reference)
 AUDIO_EXTS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".webm", ".aac", ".mp4")
 # language codes recognised in folder names and file-name prefixes
@@ -81,7 +80,6 @@ class Utterance:
 @dataclass
 class Corpus:
     test: list[Utterance]
-    calibration: list[Utterance]
     root: str
     notes: list[str]
 
@@ -168,7 +166,7 @@ def snr_db(speech: np.ndarray, mixed: np.ndarray) -> float:
 def _builtin_key(version: str) -> str:
     spec = {
         "v": CORPUS_VERSION, "espeak": version, "voices": VOICES, "snr": NOISY_SNR_DB, "seed": NOISE_SEED,
-        "rates": _RATES, "pitches": _PITCHES, "test": TEST_PER_LANGUAGE,
+        "rates": _RATES, "pitches": _PITCHES,
         "sentences": {lang: sentences(lang) for lang in LANGUAGES},
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:12]
@@ -207,19 +205,18 @@ def _generate(out: Path, version: str, progress=None) -> None:
     for lang in LANGUAGES:
         (out / lang).mkdir()
         for i, (ref, spoken) in enumerate(sentences(lang)):
-            split = "test" if i < TEST_PER_LANGUAGE else "calibration"
             uid = f"{lang}-{i:02d}"
             y = synthesize(lang, spoken, i)
             sf.write(out / lang / f"{uid}.wav", y, _audio.SAMPLE_RATE, subtype="FLOAT")
             rows.append(dict(id=uid, language=lang, group=lang, text=ref, path=f"{lang}/{uid}.wav",
-                             source="espeak-ng", split=split, duration_s=round(len(y) / _audio.SAMPLE_RATE, 3)))
-            if lang == "zh" and split == "test":
+                             source="espeak-ng", duration_s=round(len(y) / _audio.SAMPLE_RATE, 3)))
+            if lang == "zh":
                 (out / "zh-noisy").mkdir(exist_ok=True)
                 noisy = mix_at_snr(y, pink_noise(len(y), rng), NOISY_SNR_DB)
                 nid = f"zh-noisy-{i:02d}"
                 sf.write(out / "zh-noisy" / f"{nid}.wav", noisy, _audio.SAMPLE_RATE, subtype="FLOAT")
                 rows.append(dict(id=nid, language="zh", group="zh-noisy", text=ref, path=f"zh-noisy/{nid}.wav",
-                                 source="espeak-ng", split="test", duration_s=rows[-1]["duration_s"]))
+                                 source="espeak-ng", duration_s=rows[-1]["duration_s"]))
             done += 1
             if progress:
                 progress(done, total)
@@ -230,14 +227,12 @@ def _generate(out: Path, version: str, progress=None) -> None:
 
 def _read_manifest(root: Path) -> Corpus:
     meta = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
-    test, calib = [], []
-    for r in meta["utterances"]:
-        u = Utterance(id=r["id"], language=r["language"], group=r["group"], text=r["text"],
+    test = [Utterance(id=r["id"], language=r["language"], group=r["group"], text=r["text"],
                       path=str(root / r["path"]), source=r["source"], duration_s=r["duration_s"])
-        (test if r["split"] == "test" else calib).append(u)
+            for r in meta["utterances"]]
     notes = [f"synthesized with {meta['espeak']} (voices {', '.join(f'{k}={v}' for k, v in meta['voices'].items())}); "
              f"zh-noisy = the zh clips with {meta['noise']} noise at {meta['snr_db']:g} dB SNR"]
-    return Corpus(test=test, calibration=calib, root=str(root), notes=notes)
+    return Corpus(test=test, root=str(root), notes=notes)
 
 
 # --- users' folders ------------------------------------------------------------
