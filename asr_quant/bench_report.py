@@ -90,8 +90,9 @@ def results_markdown(res: dict, level: int = 1) -> str:
                  f"{ARTICLE['setting']}. They are another model on another machine, printed beside the "
                  "measured figures in the article's layout; compare ratios between precisions, not absolute "
                  "values. Synthetic (espeak-ng) speech in Mandarin, Cantonese, Japanese and Korean is "
-                 "misheard by Whisper even at FP32, so those rows measure how far a precision moves the "
-                 "output, not recognition quality; rows from real recordings are marked with their folder.")
+                 "misheard even at FP32 (Whisper base: error rates of 50-150 %), so those rows measure how far "
+                 "a precision moves the output, not recognition quality; rows from real recordings are marked "
+                 "with their folder's name.")
     parts.append("")
     parts.append(_size_section(res, h))
     parts.append(_speed_section(res, h))
