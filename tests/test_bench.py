@@ -301,3 +301,15 @@ def test_ort_op_totals_sum_kernel_time_by_operator(tmp_path):
     f = tmp_path / "trace.json"
     f.write_text(json.dumps(trace))
     assert ort_profile.op_totals(f) == {"MatMulInteger": {"ms": 2.0, "calls": 2}, "Softmax": {"ms": 0.25, "calls": 1}}
+
+
+def test_main_reports_bad_requests_as_one_line_errors(tmp_path, capsys):
+    from asr_quant import bench
+
+    assert bench.main(["--corpus", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+    assert "error: corpus folder" in capsys.readouterr().err
+    assert bench.main(["--runs", "0"]) == 2
+    assert "--runs must be >= 1" in capsys.readouterr().err
+    assert bench.main(["--model", "no-such-model", "--corpus", str(tmp_path)]) == 2  # empty folder: no clips
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
