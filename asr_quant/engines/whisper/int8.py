@@ -149,9 +149,12 @@ class OrtStepModel:
         self._ort = ort
         self.encoder = ort.InferenceSession(str(encoder), so, providers=list(providers))
         self.decoder = ort.InferenceSession(str(decoder), so, providers=list(providers))
-        empty = np.zeros((dims["n_layers"], 1, dims["n_heads"], 0, dims["head_dim"]), np.float32)
-        self._empty = ort.OrtValue.ortvalue_from_numpy(empty)
-        self._dec_out = onnx_export.DECODER_OUTPUTS
+        n = dims["n_layers"]
+        empty = np.zeros((1, dims["n_heads"], 0, dims["head_dim"]), np.float32)
+        self._empty = [ort.OrtValue.ortvalue_from_numpy(empty)] * (2 * n)
+        self._cross = onnx_export.cross_names(n)
+        self._cache = onnx_export.cache_names(n)
+        self._outputs = onnx_export.decoder_outputs(n)
 
     @property
     def provider(self) -> str:
@@ -159,14 +162,14 @@ class OrtStepModel:
 
     def encode(self, mel: np.ndarray) -> Any:
         x = self._ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(mel, dtype=np.float32))
-        return tuple(self.encoder.run_with_ort_values(onnx_export.ENCODER_OUTPUTS, {"mel": x}))
+        return dict(zip(self._cross, self.encoder.run_with_ort_values(self._cross, {"mel": x})))
 
     def step(self, enc: Any, tokens: np.ndarray, cache: Any) -> tuple[np.ndarray, Any]:
-        k, v = cache if cache is not None else (self._empty, self._empty)
-        ids = self._ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(tokens, dtype=np.int64))
-        logits, nk, nv = self.decoder.run_with_ort_values(
-            self._dec_out, {"tokens": ids, "self_k": k, "self_v": v, "cross_k": enc[0], "cross_v": enc[1]})
-        return logits.numpy()[0, -1], (nk, nv)
+        feed = dict(enc)
+        feed.update(zip(self._cache, cache if cache is not None else self._empty))
+        feed["tokens"] = self._ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(tokens, dtype=np.int64))
+        out = self.decoder.run_with_ort_values(self._outputs, feed)
+        return out[0].numpy()[0, -1], out[1:]
 
 
 def describe(manifest: dict) -> str:
@@ -178,10 +181,13 @@ def describe(manifest: dict) -> str:
                f"{'per-channel' if q['per_channel'] else 'per-tensor'} weights)")
     else:
         enc = f"encoder dynamic INT8 on {r['dynamic_nodes']} MatMul nodes"
-    kept = ", ".join(q["keep_fp32"])
-    return (f"{enc}; decoder dynamic INT8 on {r['decoder_nodes']} MatMul nodes, token table stored once in "
-            f"INT8 (lookup + output projection); FP32: {kept} ({len(r['fp32_nodes'])} layers, outlier "
-            f"activations), convolutions, LayerNorm, attention scores/softmax. "
+    if r["fc2"] == "split":
+        fc2 = (f"MLPs INT8 except their {q['outlier_channels']} outlier hidden channels each (found on "
+               f"{q['calib_size']} synthesized clips), computed apart in FP32")
+    else:
+        fc2 = f"fc2 layers ({len(r['fp32_nodes'])}, outlier GELU activations) kept in FP32"
+    return (f"{enc}; decoder dynamic INT8 on {r['decoder_nodes']} MatMul nodes; token table stored once in INT8 "
+            f"(lookup + output projection); {fc2}; FP32: convolutions, LayerNorm, attention scores/softmax. "
             f"Encoder {r['encoder']}: {r['reason']}.")
 
 

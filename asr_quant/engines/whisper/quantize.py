@@ -2,19 +2,26 @@
 
 Recipe (each step answers a measured problem, see issue 3):
 - Encoder, "static": `quant_pre_process`, then static PTQ in QDQ format
-  calibrated on synthesized speech (calibration.py), restricted to MatMul and
-  Gemm (pre-processing fuses MatMul+Add into Gemm) with constant weights only.
+  calibrated on synthesized speech (calibration.py), on the MatMul and Gemm
+  nodes that multiply by a weight (pre-processing fuses MatMul+Add into Gemm),
+  named one by one: in QDQ mode `MatMulConstBOnly` is not honoured, and the
+  attention score/value MatMuls (softmax output in uint8) garble the text.
 - Encoder, "dynamic": every weight MatMul as MatMulInteger, activation scales
   computed per call.
 - Decoder: always dynamic (per-token activations are tiny and varied), with
   per-channel weight scales. Its one token table (see onnx_export.py) is
-  quantized once and shared by the output projection and the embedding lookup,
-  so it is stored once, in INT8.
-- Both graphs keep the `fc2` layers in FP32: the GELU outputs they read have
-  outlier channels that wreck a per-tensor activation scale, static or
-  dynamic. Measured one module type at a time on hold-out clips (mean KL of
-  next-token distributions vs FP32): decoder fc2 0.10 (layer 2 alone 0.097),
-  encoder fc2 0.028 (dynamic), every other module type <= 0.005.
+  quantized once and shared by the output projection and the embedding
+  lookup, so it is stored once, in INT8.
+- The `fc2` layers read GELU outputs with a few outlier channels (decoder
+  layer 2: one channel at 184 where the median channel peaks at 0.17) that
+  wreck a per-tensor activation scale, static or dynamic. Measured one module
+  type at a time on hold-out clips (mean KL of next-token distributions vs
+  FP32): decoder fc2 0.10 (layer 2 alone 0.097), encoder fc2 0.028 (dynamic)
+  and 0.92 (static), every other module type <= 0.005. SmoothQuant did not
+  fix it (0.10 at alpha 0.5, worse at 0.3 and 0.7). fc2="split" (default)
+  finds each MLP's top `outlier_channels` hidden channels on the calibration
+  clips and computes them apart in FP32 (onnx_export._SplitMLP), so the rest
+  of fc1/fc2 is INT8; fc2="fp32" keeps the whole fc2 in FP32.
 - mode "auto" builds both encoders and keeps the one whose full INT8 model
   (with the INT8 decoder) is closer to FP32 on hold-out clips, measured as the
   mean KL divergence of next-token distributions under teacher forcing. The
@@ -35,7 +42,8 @@ import numpy as np
 from . import calibration
 from . import onnx_export
 
-RECIPE_VERSION = 2  # bump when the recipe changes so old caches become misses
+OUTLIER_CLIPS = 4  # calibration clips used to find the MLPs' outlier channels
+RECIPE_VERSION = 5  # bump when the recipe changes so old caches become misses
 log = logging.getLogger(__name__)
 
 
@@ -44,19 +52,26 @@ class QuantConfig:
     """How the INT8 engine is built; every field is part of the cache key."""
 
     mode: str = "auto"  # encoder: "static" | "dynamic" | "auto" (keep whichever measures closer to FP32)
-    calib_size: int = 16  # calibration clips for static quantization
+    calib_size: int = 8  # calibration clips (static ranges, SmoothQuant scales)
     calib_method: str = "minmax"  # "minmax" | "percentile" | "entropy"
-    per_channel: bool = True  # per-output-channel weight scales (static encoder)
+    per_channel: bool = True  # per-output-channel weight scales (encoder; the decoder always)
     op_types: tuple[str, ...] = ("MatMul", "Gemm")  # static encoder op types
-    keep_fp32: tuple[str, ...] = ("fc2",)  # module names left in FP32 in both graphs
+    fc2: str = "split"  # "split" (outlier channels apart in FP32, rest INT8) | "fp32" (whole fc2 in FP32)
+    outlier_channels: int = 16  # per MLP, for fc2="split"
     holdout_size: int = 4  # clips used to measure static vs dynamic (mode "auto")
+
+    @property
+    def keep_fp32(self) -> tuple[str, ...]:
+        return ("fc2",) if self.fc2 == "fp32" else ("fc1_outliers", "fc2_outliers")
 
     def __post_init__(self):
         if self.mode not in ("auto", "static", "dynamic"):
             raise ValueError(f"quantization mode must be auto, static or dynamic, not {self.mode!r}")
         if self.calib_method not in ("minmax", "percentile", "entropy"):
             raise ValueError(f"calibration method must be minmax, percentile or entropy, not {self.calib_method!r}")
-        if self.mode != "dynamic" and not 1 <= self.calib_size <= len(calibration.CALIBRATION):
+        if self.fc2 not in ("split", "fp32"):
+            raise ValueError(f"fc2 must be split or fp32, not {self.fc2!r}")
+        if not 1 <= self.calib_size <= len(calibration.CALIBRATION):
             raise ValueError(f"calib_size must be 1..{len(calibration.CALIBRATION)}, not {self.calib_size}")
 
     def key(self, model_sha256: str) -> str:
@@ -77,6 +92,8 @@ class BuildReport:
     dynamic_nodes: int = 0  # encoder
     decoder_nodes: int = 0
     fp32_nodes: list[str] = field(default_factory=list)  # weight MatMul/Gemm left in FP32, both graphs
+    fc2: str = "fp32"  # what was done to fc2: "split" | "fp32"
+    outliers: dict = field(default_factory=dict)  # "encoder"/"decoder" -> channel indices per layer
     seconds: dict = field(default_factory=dict)
 
 
@@ -89,6 +106,7 @@ def _session(path: Path, threads: int = 2):
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")  # CPU time = work, not spinning
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
@@ -118,14 +136,15 @@ def _weight_nodes(path: Path, op_types: Iterable[str]) -> list:
     return [n for n in graph.node if n.op_type in op_types and len(n.input) > 1 and n.input[1] in inits]
 
 
-def quantize_encoder_static(fp32: Path, out: Path, mels: list[np.ndarray], cfg: QuantConfig, work: Path) -> tuple[int, list[str]]:
+def quantize_encoder_static(fp32: Path, out: Path, mels: list[np.ndarray], cfg: QuantConfig, work: Path,
+                            keep_fp32: Iterable[str] = ()) -> tuple[int, list[str]]:
     """Static QDQ encoder. Returns (quantized nodes, weight nodes left in FP32)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quant_pre_process, quantize_static
 
     pre = work / "encoder.pre.onnx"
     quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=False)
     weighted = _weight_nodes(pre, cfg.op_types)
-    keep = [n.name for n in weighted if _matches(n.name, cfg.keep_fp32)]
+    keep = [n.name for n in weighted if _matches(n.name, keep_fp32)]
     method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
               "entropy": CalibrationMethod.Entropy}[cfg.calib_method]
     quantize_static(
@@ -199,15 +218,52 @@ def share_embedding(path: Path) -> None:
     onnx.save(model, str(path))
 
 
+def fc2_input_amax(hf_model, batches: list[tuple[np.ndarray, list[int]]]) -> dict[str, list]:
+    """Per-channel max |x| of every fc2 input (the GELU outputs), encoder and
+    decoder, over calibration clips run through the FP32 model with their own
+    text teacher-forced."""
+    import torch
+
+    sides = {"encoder": hf_model.model.encoder.layers, "decoder": hf_model.model.decoder.layers}
+    amax: dict[str, list] = {k: [None] * len(v) for k, v in sides.items()}
+    hooks = []
+    for side, layers in sides.items():
+        for i, layer in enumerate(layers):
+            def hook(_mod, args, side=side, i=i):
+                a = args[0].detach().abs().reshape(-1, args[0].shape[-1]).amax(0)
+                amax[side][i] = a if amax[side][i] is None else torch.maximum(amax[side][i], a)
+
+            hooks.append(layer.fc2.register_forward_pre_hook(hook))
+    try:
+        with torch.inference_mode():
+            for mel, tokens in batches:
+                hf_model(input_features=torch.from_numpy(mel), decoder_input_ids=torch.tensor([tokens]))
+    finally:
+        for h in hooks:
+            h.remove()
+    return amax
+
+
+def outlier_channels(amax: dict[str, list], k: int) -> dict[str, list]:
+    """The k hidden channels of each MLP with the largest fc2 input |x|."""
+    import torch
+
+    return {side: [torch.sort(torch.topk(a, min(k, a.numel())).indices).values for a in layers]
+            for side, layers in amax.items()}
+
+
 # --------------------------------------------------------------------------- measure
 
-def _prompt_logits(enc_sess, dec_sess, mel: np.ndarray, tokens: list[int], d: dict) -> np.ndarray:
-    """Teacher-forced logits [len(tokens), vocab] in one decoder call."""
-    ck, cv = enc_sess.run(None, {"mel": mel})
-    empty = np.zeros((d["n_layers"], 1, d["n_heads"], 0, d["head_dim"]), np.float32)
-    logits, _, _ = dec_sess.run(None, {"tokens": np.asarray([tokens], np.int64), "self_k": empty, "self_v": empty,
-                                       "cross_k": ck, "cross_v": cv})
-    return logits[0]
+def _prompt_logits(enc_sess, dec_sess, mel: np.ndarray, tokens: list[int], d: dict) -> tuple[np.ndarray, float]:
+    """Teacher-forced logits [len(tokens), vocab] in one decoder call, and the
+    encoder's CPU seconds (process time: less disturbed by a busy machine)."""
+    n = d["n_layers"]
+    t = time.process_time()
+    cross = dict(zip(onnx_export.cross_names(n), enc_sess.run(None, {"mel": mel})))
+    enc_s = time.process_time() - t
+    empty = np.zeros((1, d["n_heads"], 0, d["head_dim"]), np.float32)
+    feed = {"tokens": np.asarray([tokens], np.int64), **{k: empty for k in onnx_export.cache_names(n)}, **cross}
+    return dec_sess.run(["logits"], feed)[0][0], enc_s
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
@@ -226,74 +282,107 @@ def compare(ref: np.ndarray, got: np.ndarray, first: int) -> tuple[float, float,
 
 def measure(fp32: tuple[Path, Path], variants: dict[str, tuple[Path, Path]], samples: list[tuple[np.ndarray, list[int], int]],
             d: dict, threads: int = 2) -> dict[str, dict]:
-    """Mean KL and top-1 agreement of each variant's next-token distributions
-    against FP32, teacher-forced on (mel, tokens, first scored position)."""
-    ref_enc, ref_dec = _session(fp32[0], threads), _session(fp32[1], threads)
-    refs = [_prompt_logits(ref_enc, ref_dec, m, t, d) for m, t, _ in samples]
-    del ref_enc, ref_dec
-    out = {}
-    for name, (enc, dec) in variants.items():
-        es, ds = _session(enc, threads), _session(dec, threads)
-        kl = agree = n = 0
-        for (m, t, first), ref in zip(samples, refs):
-            k, a, c = compare(ref, _prompt_logits(es, ds, m, t, d), first)
-            kl, agree, n = kl + k, agree + a, n + c
-        out[name] = {"kl": round(kl / max(n, 1), 5), "top1": round(agree / max(n, 1), 4), "positions": n}
-    return out
+    """Per variant: mean KL and top-1 agreement of its next-token
+    distributions against FP32, teacher-forced on (mel, tokens, first scored
+    position), and the median encoder CPU time (variants interleaved)."""
+    sessions = {"fp32": fp32, **variants}
+    sessions = {k: (_session(e, threads), _session(dd, threads)) for k, (e, dd) in sessions.items()}
+    acc = {k: {"kl": 0.0, "agree": 0, "n": 0, "enc": []} for k in variants}
+    for m, t, first in samples:
+        ref, _ = _prompt_logits(*sessions["fp32"], m, t, d)
+        for k in variants:
+            got, enc_s = _prompt_logits(*sessions[k], m, t, d)
+            kl, agree, n = compare(ref, got, first)
+            a = acc[k]
+            a["kl"], a["agree"], a["n"] = a["kl"] + kl, a["agree"] + agree, a["n"] + n
+            a["enc"].append(enc_s)
+    return {k: {"kl": round(a["kl"] / max(a["n"], 1), 5), "top1": round(a["agree"] / max(a["n"], 1), 4),
+                "positions": a["n"], "encoder_cpu_s": round(float(np.median(a["enc"])), 3) if a["enc"] else None}
+            for k, a in acc.items()}
+
+
+def choose(measured: dict[str, dict], tie: float = 0.10) -> tuple[str, str]:
+    """Lower KL wins; within `tie` (relative) of each other, the faster encoder wins.
+    Returns (choice, reason)."""
+    by_kl = sorted(measured, key=lambda k: (measured[k]["kl"], k))
+    best, other = by_kl[0], by_kl[1]
+    kb, ko = measured[best]["kl"], measured[other]["kl"]
+    desc = ", ".join(f"{k} KL {v['kl']:.4f} (top-1 {v['top1']:.1%}, encoder {v['encoder_cpu_s']:.2f} s CPU)"
+                     for k, v in measured.items())
+    if ko <= kb * (1 + tie):
+        fast = min(measured, key=lambda k: measured[k]["encoder_cpu_s"])
+        return fast, f"errors within {tie:.0%} of each other, so the faster encoder: {desc}"
+    return best, f"lower mean KL to FP32 on the hold-out clips: {desc}"
 
 
 # --------------------------------------------------------------------------- build
 
 def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndarray], np.ndarray],
           prompt: Callable[[str, str], tuple[list[int], int]], cache_dir: str | Path, threads: int = 2) -> BuildReport:
-    """Export, quantize and (mode auto) choose; writes encoder.onnx, decoder.onnx
-    and manifest.json into out_dir (the caller makes that atomic).
+    """Export, quantize and (mode auto) choose; writes encoder.onnx and
+    decoder.onnx into out_dir (the caller adds the manifest and makes it atomic).
 
     features: audio float32 16 kHz -> mel [1, n_mels, 3000] (the engines' own).
     prompt: (text, language) -> (token ids: start sequence + text, index of the
     first scored position)."""
+    import shutil
+
     t0 = time.perf_counter()
-    secs = {}
+    secs: dict[str, float] = {}
+    report = BuildReport(encoder=cfg.mode)
     work = out_dir / "work"
     work.mkdir(parents=True, exist_ok=True)
-    enc32, dec32 = onnx_export.export(hf_model, work)
-    secs["export"] = time.perf_counter() - t0
     d = onnx_export.dims(hf_model.config)
 
-    t = time.perf_counter()
-    dec8 = out_dir / "decoder.onnx"
-    n_dec, dec_fp32 = quantize_dynamic_graph(dec32, dec8, per_channel=True, keep_fp32=cfg.keep_fp32)
-    share_embedding(dec8)
-    secs["decoder"] = time.perf_counter() - t
-
-    report = BuildReport(encoder=cfg.mode)
-    candidates: dict[str, tuple[Path, Path]] = {}
-    static_info: tuple[int, list[str]] = (0, [])
-    dynamic_info: tuple[int, list[str]] = (0, [])
-    if cfg.mode in ("static", "auto"):
-        t = time.perf_counter()
+    calib: list[tuple[np.ndarray, list[int]]] | None = None
+    if cfg.mode != "dynamic" or cfg.fc2 == "split":
         try:
-            mels = [features(a) for _, a in calibration.calibration_clips(cfg.calib_size, cache_dir)]
+            calib = [(features(a), prompt(u.text, u.language)[0])
+                     for u, a in calibration.calibration_clips(max(cfg.calib_size, OUTLIER_CLIPS), cache_dir)]
         except calibration.CalibrationError as exc:
             if cfg.mode == "static":
                 raise
-            mels = None
-            report.reason = f"no calibration speech ({exc}); "
-        secs["calibration_audio"] = time.perf_counter() - t
-        if mels is not None:
-            t = time.perf_counter()
-            enc_static = work / "encoder.int8-static.onnx"
-            static_info = quantize_encoder_static(enc32, enc_static, mels, cfg, work)
-            candidates["static"] = (enc_static, dec8)
-            secs["encoder_static"] = time.perf_counter() - t
-    if cfg.mode in ("dynamic", "auto"):
+            report.reason = f"no calibration speech ({exc}): dynamic, fc2 in FP32; "
+        secs["calibration_audio"] = time.perf_counter() - t0
+
+    keep = cfg.keep_fp32
+    outliers = None
+    if cfg.fc2 == "split" and calib is not None:
         t = time.perf_counter()
-        enc_dyn = work / "encoder.int8-dynamic.onnx"
-        dynamic_info = quantize_dynamic_graph(enc32, enc_dyn, per_channel=cfg.per_channel, keep_fp32=cfg.keep_fp32)
-        candidates["dynamic"] = (enc_dyn, dec8)
+        # Outlier channels are a property of the weights: the same few show on
+        # any speech, so a few clips find them (they cost a full FP32 pass each).
+        outliers = outlier_channels(fc2_input_amax(hf_model, calib[:OUTLIER_CLIPS]), cfg.outlier_channels)
+        report.fc2 = "split"
+        report.outliers = {side: [o.tolist() for o in layers] for side, layers in outliers.items()}
+        secs["outliers"] = time.perf_counter() - t
+    else:
+        keep = ("fc2",)
+    t = time.perf_counter()
+    enc32, dec32 = onnx_export.export(hf_model, work, outliers=outliers)
+    secs["export"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    dec8 = out_dir / "decoder.onnx"
+    n_dec, dec_fp32 = quantize_dynamic_graph(dec32, dec8, per_channel=True, keep_fp32=keep)
+    share_embedding(dec8)
+    secs["decoder"] = time.perf_counter() - t
+
+    candidates: dict[str, tuple[Path, Path]] = {}
+    infos: dict[str, tuple[int, list[str]]] = {}
+    if cfg.mode in ("static", "auto") and calib is not None:
+        t = time.perf_counter()
+        infos["static"] = quantize_encoder_static(enc32, work / "encoder.static.onnx", [m for m, _ in calib[:cfg.calib_size]],
+                                                  cfg, work, keep_fp32=keep)
+        candidates["static"] = (work / "encoder.static.onnx", dec8)
+        secs["encoder_static"] = time.perf_counter() - t
+    if cfg.mode in ("dynamic", "auto") or not candidates:
+        t = time.perf_counter()
+        infos["dynamic"] = quantize_dynamic_graph(enc32, work / "encoder.dynamic.onnx", per_channel=cfg.per_channel,
+                                                  keep_fp32=keep)
+        candidates["dynamic"] = (work / "encoder.dynamic.onnx", dec8)
         secs["encoder_dynamic"] = time.perf_counter() - t
 
-    if len(candidates) > 1 or cfg.holdout_size > 0:
+    if cfg.holdout_size > 0:
         t = time.perf_counter()
         try:
             samples = []
@@ -305,29 +394,26 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
             report.reason += f"no hold-out speech ({exc}); "
         secs["measure"] = time.perf_counter() - t
 
+    m = report.measured
     if len(candidates) == 1:
         choice = next(iter(candidates))
-        report.reason += f"{choice} was requested"
-    elif report.measured:
-        choice = min(candidates, key=lambda k: (report.measured[k]["kl"], k))
-        m = report.measured
-        report.reason += (f"lower mean KL to FP32 on {cfg.holdout_size} hold-out clips: static {m['static']['kl']:.4f} "
-                          f"(top-1 {m['static']['top1']:.1%}) vs dynamic {m['dynamic']['kl']:.4f} "
-                          f"(top-1 {m['dynamic']['top1']:.1%})")
+        report.reason += f"{choice} was requested" if cfg.mode == choice else f"{choice} only"
+    elif m:
+        choice, why = choose(m)
+        report.reason += f"{why} ({cfg.holdout_size} hold-out clips)"
     else:
         choice = "dynamic"
         report.reason += "dynamic by default"
     report.encoder = choice
+    n_enc, enc_fp32 = infos[choice]
     if choice == "static":
-        report.static_nodes, enc_fp32 = static_info
+        report.static_nodes = n_enc
     else:
-        report.dynamic_nodes, enc_fp32 = dynamic_info
+        report.dynamic_nodes = n_enc
     report.decoder_nodes = n_dec
     report.fp32_nodes = ["encoder" + n for n in enc_fp32] + ["decoder" + n for n in dec_fp32]
     candidates[choice][0].replace(out_dir / "encoder.onnx")
     secs["total"] = time.perf_counter() - t0
     report.seconds = {k: round(v, 2) for k, v in secs.items()}
-    import shutil
-
     shutil.rmtree(work, ignore_errors=True)
     return report

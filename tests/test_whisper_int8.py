@@ -1,0 +1,198 @@
+"""The Whisper INT8 engine: the ONNX export is exact in FP32, the artifacts
+are cached and checked, and the recipe's choices behave as documented.
+
+Accuracy of the INT8 engine against the references and against FP32 (English
+examples WER <= 0.25 and within 0.10 of FP32; ja/ko/zh recordings within 0.10
+CER of FP32) is tested with the other precisions in test_whisper.py, on the
+same session-wide engines. No timing is asserted.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from asr_quant import audio
+from asr_quant.engines.whisper import calibration, quantize
+
+REPO = Path(__file__).resolve().parents[1]
+SPEECH = REPO.parent / "shared" / "speech"
+
+
+# --------------------------------------------------------------------------- no model needed
+
+def test_choice_prefers_lower_error_and_breaks_near_ties_by_speed():
+    clear = {"static": {"kl": 0.05, "top1": 0.9, "encoder_cpu_s": 0.5},
+             "dynamic": {"kl": 0.01, "top1": 0.98, "encoder_cpu_s": 0.9}}
+    assert quantize.choose(clear)[0] == "dynamic"
+    near = {"static": {"kl": 0.0100, "top1": 0.97, "encoder_cpu_s": 0.5},
+            "dynamic": {"kl": 0.0105, "top1": 0.97, "encoder_cpu_s": 0.9}}
+    choice, why = quantize.choose(near)
+    assert choice == "static" and "faster" in why
+
+
+def test_quant_config_rejects_bad_settings_and_keys_differ():
+    with pytest.raises(ValueError):
+        quantize.QuantConfig(mode="fast")
+    with pytest.raises(ValueError):
+        quantize.QuantConfig(calib_size=0)
+    with pytest.raises(ValueError):
+        quantize.QuantConfig(fc2="int4")
+    a, b = quantize.QuantConfig(calib_size=4), quantize.QuantConfig(calib_size=8)
+    assert a.key("x") != b.key("x") and a.key("x") != a.key("y") and a.key("x") == quantize.QuantConfig(calib_size=4).key("x")
+
+
+def _norm(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
+def test_calibration_and_holdout_speech_share_nothing_with_test_clips():
+    from asr_quant.examples import read_examples
+
+    tests = {_norm(e.reference) for e in read_examples(REPO / "examples")}
+    if (SPEECH / "manifest.tsv").is_file():
+        tests |= {_norm(line.split("\t")[2]) for line in (SPEECH / "manifest.tsv").read_text(encoding="utf-8").splitlines()[1:]}
+    assert tests, "no test clip references found"
+    calib = {_norm(u.text) for u in calibration.CALIBRATION}
+    hold = {_norm(u.text) for u in calibration.HOLDOUT}
+    assert not calib & tests and not hold & tests and not calib & hold
+    assert len({u.language for u in calibration.CALIBRATION[:8]}) >= 6  # a small set is still multilingual
+
+
+# --------------------------------------------------------------------------- real weights
+
+@pytest.fixture(scope="module")
+def bundle(whisper_engines):
+    engine = whisper_engines.by_name("FP32")
+    return engine.bundle
+
+
+@pytest.fixture(scope="module")
+def int8(whisper_engines):
+    engine = whisper_engines.by_name("INT8")
+    if not engine.info.available:
+        pytest.fail(f"INT8 failed to load: {engine.info.error}")
+    return engine
+
+
+@pytest.mark.model
+def test_fp32_export_matches_torch(bundle, tmp_path):
+    """Encoder (cross-attention K/V) and decoder logits of the FP32 graphs,
+    prompt then two cached steps, against transformers on a real clip, with
+    some MLP channels split apart as the INT8 recipe does."""
+    import onnxruntime as ort
+    import torch
+
+    from asr_quant.engines.whisper import features, onnx_export
+
+    m = bundle.hf_model
+    d = onnx_export.dims(m.config)
+    outliers = {side: [torch.tensor([3, 100, 777]) for _ in range(d["n_layers"])] for side in ("encoder", "decoder")}
+    enc_path, dec_path = onnx_export.export(m, tmp_path, outliers=outliers)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 2
+    enc, dec = (ort.InferenceSession(str(p), so, providers=["CPUExecutionProvider"]) for p in (enc_path, dec_path))
+
+    clip = audio.load(REPO / "examples" / "weather_en.flac")
+    mel = features.windows(clip.samples, bundle.n_mels)[0].mel
+    tokens = bundle.tokens.prompt("en") + [440, 5503, 486]
+    with torch.inference_mode():
+        hidden = m.model.encoder(torch.from_numpy(mel)).last_hidden_state
+        ref_logits = m(encoder_outputs=(hidden,), decoder_input_ids=torch.tensor([tokens])).logits[0].numpy()
+        ref_k = [layer.encoder_attn.k_proj(hidden).view(1, -1, d["n_heads"], d["head_dim"]).transpose(1, 2).numpy()
+                 for layer in m.model.decoder.layers]
+
+    def close(a, b, rel=1e-4):
+        err = float(np.abs(a - b).max() / np.abs(b).max())
+        assert err < rel, f"relative error {err:.2e}"
+
+    cross = enc.run(None, {"mel": mel})
+    for got, want in zip(cross[:d["n_layers"]], ref_k):
+        close(got, want)
+    names = onnx_export.cross_names(d["n_layers"])
+    empty = np.zeros((1, d["n_heads"], 0, d["head_dim"]), np.float32)
+    feed = {**dict(zip(names, cross)), **{k: empty for k in onnx_export.cache_names(d["n_layers"])}}
+    first = len(tokens) - 2
+    out = dec.run(None, {**feed, "tokens": np.asarray([tokens[:first]])})
+    close(out[0][0], ref_logits[:first])
+    for i in range(first, len(tokens)):
+        feed.update(zip(onnx_export.cache_names(d["n_layers"]), out[1:]))
+        out = dec.run(None, {**feed, "tokens": np.asarray([[tokens[i]]])})
+        assert out[1].shape[2] == i + 1
+        close(out[0][0, -1], ref_logits[i])
+
+
+@pytest.mark.model
+def test_int8_engine_says_what_it_is(int8):
+    import onnxruntime as ort
+
+    info = int8.info
+    assert info.precision == "int8" and info.runtime == f"ONNX Runtime {ort.__version__}"
+    assert info.device == int8.step_model.encoder.get_providers()[0]
+    assert int8.encoder_mode in ("static", "dynamic") and f"encoder {int8.encoder_mode}" in info.details.lower()
+    files = [int8.folder / "encoder.onnx", int8.folder / "decoder.onnx"]
+    assert info.disk_bytes == sum(f.stat().st_size for f in files)
+    manifest = json.loads((int8.folder / "manifest.json").read_text())
+    assert manifest["report"]["encoder"] == int8.encoder_mode
+    if manifest["report"]["measured"]:  # the choice is backed by figures
+        assert int8.encoder_mode in manifest["report"]["measured"]
+    # INT8 on disk: well under the FP32 weights (290 MB for base), the token table stored once.
+    assert info.disk_bytes < 0.5 * bundle_fp32_bytes(int8)
+
+
+def bundle_fp32_bytes(engine) -> int:
+    return engine.bundle.fp32_file.stat().st_size
+
+
+@pytest.mark.model
+def test_second_construction_reuses_cached_artifacts(int8, whisper_engines):
+    from asr_quant import device
+    from asr_quant.engines.whisper import int8 as int8_module
+    from asr_quant.settings import Settings
+
+    files = [int8.folder / n for n in ("encoder.onnx", "decoder.onnx", "manifest.json")]
+    before = {f: f.stat().st_mtime_ns for f in files}
+    builds = int8_module.BUILDS
+    s = Settings(model="base", device="cpu", threads=2, cache_dir=Settings.from_env().cache_dir)
+    again = int8_module.WhisperInt8Engine(int8.bundle, s, device.choose("cpu"))
+    assert int8_module.BUILDS == builds, "rebuilt although the cache held valid artifacts"
+    assert again.folder == int8.folder
+    assert {f: f.stat().st_mtime_ns for f in files} == before
+    again.close()
+
+
+@pytest.mark.model
+def test_corrupt_artifact_is_rebuilt_not_trusted(bundle, tmp_path):
+    """A cheap recipe (dynamic, fc2 in FP32: no calibration) in a private cache:
+    build, truncate the decoder, build again; a damaged manifest fails validation too."""
+    from asr_quant import device
+    from asr_quant.engines.whisper import int8 as int8_module
+    from asr_quant.settings import Settings
+
+    private = dataclasses.replace(bundle, cache_dir=tmp_path / "model")
+    s = Settings(model="base", device="cpu", threads=2, cache_dir=str(tmp_path))
+    cfg = quantize.QuantConfig(mode="dynamic", fc2="fp32", holdout_size=0)
+    plan = device.choose("cpu")
+    clip = audio.load(REPO / "examples" / "meeting_en.flac")
+
+    builds = int8_module.BUILDS
+    first = int8_module.WhisperInt8Engine(private, s, plan, quant=cfg)
+    assert int8_module.BUILDS == builds + 1
+    text = first.transcribe(clip, "en").text
+    assert "meeting" in text.lower()
+    first.close()
+
+    dec = first.folder / "decoder.onnx"
+    with open(dec, "r+b") as f:
+        f.truncate(dec.stat().st_size // 2)
+    second = int8_module.WhisperInt8Engine(private, s, plan, quant=cfg)
+    assert int8_module.BUILDS == builds + 2
+    assert second.transcribe(clip, "en").text == text
+    second.close()
+
+    (second.folder / "manifest.json").write_text("{not json")
+    assert int8_module.validate(second.folder) is None  # would be rebuilt, as above
+    assert not list((tmp_path / "model").glob("*.tmp-*")), "a temp build folder was left behind"
