@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:34s} {clip.duration_s:5.1f}s  " + "  ".join(cells))
     print()
     header = (f"{'engine':20s} {'latency':>8s} {'x'+base:>8s} {'RTF':>6s} {'features':>9s} {'encoder':>8s} "
-              f"{'x'+base:>7s} {'ms/token':>9s} {'x'+base:>7s} {'err':>6s}")
+              f"{'x'+base:>7s} {'ms/token':>9s} {'x'+base:>7s} {'WER en':>7s} {'CER cjk':>7s}")
     print(header)
     print("-" * len(header))
     summary = {}
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         feat = statistics.median(t.timings.features_s for ts in per_clip.values() for t in ts)
         tok = {c: statistics.median(t.timings.decoding_s / max(t.tokens, 1) for t in ts) for c, ts in per_clip.items()}
         rtf = statistics.median(t.rtf for ts in per_clip.values() for t in ts if t.rtf)
-        errs = [metrics.error_rate(ref, runs[n][c][-1].text, lang) for c, _, lang, ref in data]
+        errs = [(lang, metrics.error_rate(ref, runs[n][c][-1].text, lang)) for c, _, lang, ref in data]
         failures = sum(1 for ts in per_clip.values() for t in ts if t.error)
         summary[n] = dict(lat=sum(med.values()), enc=sum(enc.values()), tok=statistics.median(tok.values()),
                           med=med, enc_d=enc, tok_d=tok, feat=feat, rtf=rtf, errs=errs, failures=failures)
@@ -123,14 +123,19 @@ def main(argv: list[str] | None = None) -> int:
     for e in engines:
         r = summary[e.info.name]
         lat_ratio = statistics.median(r["med"][c] / b["med"][c] for c in r["med"])
-        enc_ratio = statistics.median(r["enc_d"][c] / b["enc_d"][c] for c in r["enc_d"])
-        tok_ratio = statistics.median(r["tok_d"][c] / b["tok_d"][c] for c in r["tok_d"])
-        err = metrics.aggregate(r["errs"]).rate
-        print(f"{e.info.name:20s} {r['lat'] / len(data):7.2f}s {lat_ratio:7.2f}x {r['rtf']:6.3f} "
-              f"{r['feat'] * 1e3:7.1f}ms {r['enc'] / len(data):7.2f}s {enc_ratio:6.2f}x "
-              f"{r['tok'] * 1e3:8.1f} {tok_ratio:6.2f}x {err:6.3f}" + (f"  ({r['failures']} failed calls)" if r["failures"] else ""))
+        enc_ratio = statistics.median(r["enc_d"][c] / max(b["enc_d"][c], 1e-9) for c in r["enc_d"])
+        tok_ratio = statistics.median(r["tok_d"][c] / max(b["tok_d"][c], 1e-9) for c in r["tok_d"])
+        wer = [x for lang, x in r["errs"] if lang == "en"]
+        cer = [x for lang, x in r["errs"] if lang != "en"]
+        fmt = lambda rates: f"{metrics.aggregate(rates).rate:7.3f}" if rates else f"{'-':>7s}"  # noqa: E731
+        staged = r["enc"] > 0  # peers don't report stages
+        stages = (f"{r['feat'] * 1e3:7.1f}ms {r['enc'] / len(data):7.2f}s {enc_ratio:6.2f}x "
+                  f"{r['tok'] * 1e3:8.1f} {tok_ratio:6.2f}x") if staged else f"{'(not reported)':>44s}"
+        print(f"{e.info.name:20s} {r['lat'] / len(data):7.2f}s {lat_ratio:7.2f}x {r['rtf']:6.3f} {stages} "
+              f"{fmt(wer)} {fmt(cer)}" + (f"  ({r['failures']} failed calls)" if r["failures"] else ""))
     print("(latency/encoder: mean over clips of the per-clip medians; x: median over clips of the per-clip ratio; "
-          "ms/token: decoding time incl. the prompt step / generated tokens; err: corpus WER/CER vs references, mixed kinds)")
+          "ms/token: decoding time incl. the prompt step / generated tokens; WER en / CER cjk: corpus rates vs the references "
+          "(English examples; zh/ja/ko/yue recordings, Chinese script-normalized))")
     print()
     print(f"{'engine':20s} {'on disk':>10s} {'x'+base:>7s} {'resident':>10s} {'peak RSS':>10s} {'peak-before':>11s}")
     bd = next(e.info.disk_bytes for e in engines if e.info.name == base) or 1

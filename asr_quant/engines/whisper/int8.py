@@ -5,6 +5,10 @@ Artifacts (encoder.onnx, decoder.onnx, manifest.json) are built once per model
 sha256 + quantization settings under `bundle.cache_dir / "int8-<key>"`, in a
 temp folder renamed into place, and checked against the manifest's sizes and
 sha256 on every load: a truncated or altered file is rebuilt, not trusted.
+The build runs in a child Python process (`python -m
+asr_quant.engines.whisper.int8 ...`): export and calibration leave ~0.5 GB of
+allocator garbage behind that would otherwise count as this engine's resident
+memory, and a crash there must not take the app down.
 """
 from __future__ import annotations
 
@@ -13,6 +17,8 @@ import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -79,9 +85,8 @@ def _lock(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _prompt_fn(bundle: WhisperBundle):
+def _prompt_fn(info):
     """(text, language) -> (start sequence + text tokens, first scored position)."""
-    info = bundle.tokens
 
     def prompt(text: str, language: str) -> tuple[list[int], int]:
         lang, _ = info.resolve_language(language if info.multilingual else "en")
@@ -102,15 +107,12 @@ def ensure_artifacts(bundle: WhisperBundle, quant: QuantConfig, threads: int, ca
             return final, manifest
         if final.exists():
             log.warning("INT8 artifacts in %s are incomplete or corrupt; rebuilding", final)
-        from .quantize import build
-
         tmp = Path(tempfile.mkdtemp(prefix=final.name + ".tmp-", dir=final.parent))
         try:
-            report = build(bundle.hf_model, tmp, quant, lambda a: features.windows(a, bundle.n_mels)[0].mel,
-                           _prompt_fn(bundle), cache_root, threads)
+            report = _build_in_child(bundle, quant, threads, cache_root, tmp)
             manifest = {
                 "model": bundle.name, "model_sha256": bundle.sha256, "quant": asdict(quant),
-                "report": asdict(report), "ort_quantization": _ort_version(),
+                "report": report, "ort_quantization": _ort_version(),
                 "files": {n: {"bytes": (tmp / n).stat().st_size, "sha256": _sha256(tmp / n)} for n in FILES},
             }
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
@@ -123,6 +125,57 @@ def ensure_artifacts(bundle: WhisperBundle, quant: QuantConfig, threads: int, ca
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return final, manifest
+
+
+def _build_in_child(bundle: WhisperBundle, quant: QuantConfig, threads: int, cache_root, out: Path) -> dict:
+    """quantize.build in a fresh Python process; returns its report."""
+    cmd = [sys.executable, "-m", __name__, "--fp32-dir", str(Path(bundle.fp32_file).parent),
+           "--ct2-dir", str(bundle.ct2_dir), "--quant", json.dumps(asdict(quant)), "--threads", str(threads),
+           "--cache-dir", str(cache_root), "--out", str(out)]
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[3])  # the folder holding the asr_quant package
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    log.info("building INT8 artifacts: %s", " ".join(cmd))
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        tail = [line for line in (r.stderr or "").strip().splitlines() if line.strip()][-3:]
+        raise EngineError("building the INT8 model failed: " + (" | ".join(tail) or f"exit code {r.returncode}"))
+    report = json.loads((out / "report.json").read_text())
+    (out / "report.json").unlink()
+    return report
+
+
+def _child(argv: list[str] | None = None) -> int:
+    """Entry point of the build process (see `_build_in_child`)."""
+    import argparse
+
+    p = argparse.ArgumentParser(description="Build the Whisper INT8 ONNX artifacts into --out.")
+    p.add_argument("--fp32-dir", required=True, help="transformers folder of the FP32 model")
+    p.add_argument("--ct2-dir", required=True, help="CTranslate2 folder (tokenizer.json, config.json)")
+    p.add_argument("--quant", required=True, help="QuantConfig as JSON")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--cache-dir", required=True, help="asr-quant cache root (calibration speech)")
+    p.add_argument("--out", required=True)
+    a = p.parse_args(argv)
+
+    import torch
+    from transformers import WhisperForConditionalGeneration
+    from transformers.utils import logging as hf_logging
+
+    from .quantize import build
+    from .tokens import TokenizerInfo
+
+    hf_logging.disable_progress_bar()
+    torch.set_num_threads(a.threads)
+    quant = QuantConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(a.quant).items()})
+    model = WhisperForConditionalGeneration.from_pretrained(a.fp32_dir, dtype="float32").eval()
+    cfg = model.config
+    tokens = TokenizerInfo.from_ct2_dir(a.ct2_dir, vocab_size=cfg.vocab_size, max_positions=cfg.max_target_positions)
+    n_mels = cfg.num_mel_bins
+    report = build(model, Path(a.out), quant, lambda x: features.windows(x, n_mels)[0].mel, _prompt_fn(tokens),
+                   a.cache_dir, a.threads)
+    (Path(a.out) / "report.json").write_text(json.dumps(asdict(report)))
+    return 0
 
 
 def _ort_version() -> str:
@@ -183,7 +236,7 @@ def describe(manifest: dict) -> str:
         enc = f"encoder dynamic INT8 on {r['dynamic_nodes']} MatMul nodes"
     if r["fc2"] == "split":
         fc2 = (f"MLPs INT8 except their {q['outlier_channels']} outlier hidden channels each (found on "
-               f"{q['calib_size']} synthesized clips), computed apart in FP32")
+               f"{r.get('outlier_clips', '?')} synthesized clips), computed apart in FP32")
     else:
         fc2 = f"fc2 layers ({len(r['fp32_nodes'])}, outlier GELU activations) kept in FP32"
     return (f"{enc}; decoder dynamic INT8 on {r['decoder_nodes']} MatMul nodes; token table stored once in INT8 "
@@ -249,3 +302,7 @@ def build_variant(bundle: WhisperBundle, settings, plan, mode: str = "auto", cal
     label = engine.encoder_mode + (f"-c{cfg.calib_size}" if engine.encoder_mode == "static" else "")
     engine.info.name = f"INT8-{label}"
     return engine
+
+
+if __name__ == "__main__":
+    raise SystemExit(_child())

@@ -94,6 +94,7 @@ class BuildReport:
     fp32_nodes: list[str] = field(default_factory=list)  # weight MatMul/Gemm left in FP32, both graphs
     fc2: str = "fp32"  # what was done to fc2: "split" | "fp32"
     outliers: dict = field(default_factory=dict)  # "encoder"/"decoder" -> channel indices per layer
+    outlier_clips: int = 0  # calibration clips the outlier channels were found on
     seconds: dict = field(default_factory=dict)
 
 
@@ -353,6 +354,7 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
         # any speech, so a few clips find them (they cost a full FP32 pass each).
         outliers = outlier_channels(fc2_input_amax(hf_model, calib[:OUTLIER_CLIPS]), cfg.outlier_channels)
         report.fc2 = "split"
+        report.outlier_clips = len(calib[:OUTLIER_CLIPS])
         report.outliers = {side: [o.tolist() for o in layers] for side, layers in outliers.items()}
         secs["outliers"] = time.perf_counter() - t
     else:
