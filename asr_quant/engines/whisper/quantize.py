@@ -400,6 +400,9 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
     if len(candidates) == 1:
         choice = next(iter(candidates))
         report.reason += f"{choice} was requested" if cfg.mode == choice else f"{choice} only"
+        if m:
+            report.reason += (f"; mean KL to FP32 {m[choice]['kl']:.4f}, top-1 agreement {m[choice]['top1']:.1%} "
+                              f"on {cfg.holdout_size} hold-out clips")
     elif m:
         choice, why = choose(m)
         report.reason += f"{why} ({cfg.holdout_size} hold-out clips)"
