@@ -36,23 +36,20 @@ def op_totals(trace_file: str | os.PathLike) -> dict[str, dict]:
     return dict(totals)
 
 
-def profile(engine, clips, out_dir: Path, threads: int) -> dict:
+def profile(engine, clips, out_dir: Path, threads: int | None = None) -> dict:
     """Run `engine` on `clips` ((utterance, clip) pairs) with profiling
     sessions swapped in, restore its sessions, and return per-session
-    operator totals sorted by time."""
+    operator totals sorted by time. The profiling sessions copy the engine's
+    session options, so they run as the engine does (`threads` is unused,
+    kept for callers)."""
     import onnxruntime as ort
 
     sm, folder = engine.step_model, Path(engine.folder)
     saved = (sm.encoder, sm.decoder)
     providers = sm.encoder.get_providers()
     sessions = {}
-    for name in ("encoder", "decoder"):
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.log_severity_level = 3
+    for name, live in (("encoder", saved[0]), ("decoder", saved[1])):
+        so = live.get_session_options()  # the engine's own options (threads, spinning, ...) plus profiling
         so.enable_profiling = True
         so.profile_file_prefix = str(out_dir / f"ort-{name}")
         sessions[name] = ort.InferenceSession(str(folder / f"{name}.onnx"), so, providers=providers)
