@@ -561,16 +561,27 @@ def verdict(summary: dict, memory: dict, security: dict, temp: dict, errors: Seq
     return problems
 
 
-def memory_report(start: int, warm: int, end: int, samples: Sequence[tuple[float, int]]) -> dict:
+def memory_report(start: int, warm: int, end: int, samples: Sequence[tuple[float, int]],
+                  load: tuple[float, float] | None = None) -> dict:
+    """The pass rule compares idle readings; `load` (start and end of sending,
+    in sampler seconds) adds the median while busy in the first and the last
+    minute of the load, for information: those include the running call."""
     growth = (end - warm) / warm if warm else 0.0
     mib = 1024 * 1024
-    return {
+    out = {
         "start_mib": round(start / mib, 1), "after_warmup_mib": round(warm / mib, 1),
         "end_mib": round(end / mib, 1), "max_mib": round(max([v for _, v in samples] + [start, warm, end]) / mib, 1),
         "growth_pct": round(100 * growth, 2), "limit_pct": 100 * MEMORY_GROWTH_LIMIT,
         "pass": growth <= MEMORY_GROWTH_LIMIT,
         "rule": "idle resident memory at the end vs idle after warm-up (median of 3 readings each)",
     }
+    if load is not None:
+        a, b = load
+        for key, lo, hi in (("busy_first_minute_median_mib", a, min(b, a + 60)),
+                            ("busy_last_minute_median_mib", max(a, b - 60), b)):
+            vals = sorted(v for t, v in samples if lo <= t <= hi)
+            out[key] = round(vals[len(vals) // 2] / mib, 1) if vals else None
+    return out
 
 
 def _timeline(samples: Sequence[tuple[float, int]], every_s: float = 5.0) -> list[list[float]]:
@@ -600,7 +611,9 @@ def format_report(r: dict) -> str:
         f"queue wait:   {ps(qw)}",
         f"memory (RSS): start {m['start_mib']} MiB · after warm-up {m['after_warmup_mib']} MiB · "
         f"end {m['end_mib']} MiB · max {m['max_mib']} MiB · growth {m['growth_pct']:+.1f} % "
-        f"({'pass' if m['pass'] else 'FAIL'}, limit {m['limit_pct']:g} %)",
+        f"({'pass' if m['pass'] else 'FAIL'}, limit {m['limit_pct']:g} %; idle readings)",
+        f"memory while busy: median {m.get('busy_first_minute_median_mib')} MiB in the first minute of load, "
+        f"{m.get('busy_last_minute_median_mib')} MiB in the last",
         f"temp files: max {r['temp_files']['max_during_run']} during the run, "
         f"{r['temp_files']['after_shutdown']} after shutdown",
         "security: " + ", ".join(f"{k}: {'pass' if v['pass'] else 'FAIL'}" for k, v in r["security"].items()),
@@ -666,6 +679,7 @@ def run(args: argparse.Namespace) -> dict:
             print(f"load: {args.clients} clients for {args.duration:g} s", file=sys.stderr)
             driver = Driver(app.url, inputs, args.clients, args.duration, args.drain_s, bad_share=args.bad_share,
                             max_requests=args.max_requests, seed=args.seed, cap_bytes=cap)
+            load_window = (time.perf_counter() - t0, time.perf_counter() - t0 + args.duration)
             requests = driver.run()
             errors.extend(driver.errors)
             time.sleep(2.0)
@@ -676,7 +690,7 @@ def run(args: argparse.Namespace) -> dict:
         code = app.stop()
     files_after = count_files(app.temp_dir)
     summary = summarize(requests, args.clients, args.max_queue)
-    memory = memory_report(rss_start, rss_warm, rss_end, sampler.rss)
+    memory = memory_report(rss_start, rss_warm, rss_end, sampler.rss, load_window)
     temp = {"folder": str(app.temp_dir), "max_during_run": files_during, "before_shutdown": files_before_stop,
             "after_shutdown": files_after}
     problems = verdict(summary, memory, security, temp, errors)

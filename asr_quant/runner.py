@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
+from . import memory as _memory
 from .audio import Clip
 from .engines.base import Engine, Memory, Timings, Transcript
 
@@ -53,9 +54,12 @@ class Runner:
         return [e.info.name for e in self.engines]
 
     def run(self, clip: Clip, language: str | None = None) -> Iterator[Transcript]:
-        """Every engine in order; never raises for an engine's failure."""
+        """Every engine in order; never raises for an engine's failure. Freed
+        memory goes back to the OS after the last one, so that a long-running
+        app's resident memory stays flat (see `memory.trim_heap`)."""
         for engine in self.engines:
             yield self.run_one(engine, clip, language)
+        _memory.trim_heap()
 
     def run_one(self, engine: Engine, clip: Clip, language: str | None = None) -> Transcript:
         name = engine.info.name

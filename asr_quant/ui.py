@@ -229,10 +229,18 @@ def _engine_run(r: compare.EngineResult) -> EngineRun:
                      tokens=t.tokens, error=t.error)
 
 
+# Gradio keeps every browser session's state (our history, and a copy of each
+# widget a request updated, which grows with each run of a session in gradio
+# 6.31) until this many newer sessions push it out; its default, 10000, lets a
+# public demo creep up by gigabytes. 0.2-0.4 MB a session: this bounds it.
+SESSIONS_KEPT = 500
+
+
 def launch(demo: gr.Blocks, settings: Settings, **kwargs: Any):
     """Serve on the configured address; never a public share link."""
     return demo.launch(server_name=settings.server_name, server_port=settings.server_port,
                        max_file_size=int(settings.max_file_mb * 1024 * 1024), share=False,
+                       state_session_capacity=SESSIONS_KEPT,
                        theme=gr.themes.Soft(), css=CSS, footer_links=["gradio"], **kwargs)
 
 

@@ -115,6 +115,9 @@ def test_launch_settings(app):
     assert demo.server_name == "127.0.0.1"
     freq, age = demo.delete_cache
     assert 0 < freq <= age <= 24 * 3600  # uploads and downloads are swept, not kept forever
+    # sessions' state is bounded (gradio's default keeps 10000 sessions, gigabytes on a public demo)
+    assert demo.state_session_capacity == ui.SESSIONS_KEPT <= 1000
+    assert demo.app.state_holder.capacity == ui.SESSIONS_KEPT
 
 
 def test_loopback_unless_told(monkeypatch):
@@ -194,6 +197,23 @@ def test_upload_size_cap(app, tmp_path):
     with open(small, "rb") as f:
         r = httpx.post(f"{app.url}/gradio_api/upload", files={"files": ("small.wav", f, "audio/wav")}, timeout=30)
     assert r.status_code == 200  # the cap, not uploads as such, refused the big one
+
+
+def test_sessions_kept_are_bounded(tmp_path, monkeypatch):
+    """Gradio evicts the oldest session's state once more than SESSIONS_KEPT
+    sessions exist (here 3 of 6), so memory does not grow with every visitor."""
+    monkeypatch.setattr(ui, "SESSIONS_KEPT", 3)
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-temp"))
+    a = App(tmp_path / "gradio-temp")
+    try:
+        clip = _wav(tmp_path / "hi.wav")
+        for _ in range(6):
+            c = Client(a.url + "/", verbose=False, download_files=False)
+            assert c.predict(handle_file(str(clip)), "en", "", api_name="/transcribe")[1] == "one two three"
+            c.close()
+        assert len(a.demo.app.state_holder.session_data) == 3
+    finally:
+        a.close()
 
 
 # --- what is kept -----------------------------------------------------------------
