@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 
-from asr_quant import ui
+from asr_quant import memory, ui
 from asr_quant.engines import EngineInfo, EngineSet, ModelInfo, UnavailableEngine, load_engines
 from asr_quant.engines.base import _describe
 from asr_quant.settings import Settings
@@ -30,6 +30,7 @@ def engines_or_reasons(settings: Settings) -> EngineSet:
 
 
 def main(argv: list[str] | None = None) -> None:
+    memory.limit_malloc_arenas(2)  # before any thread: keeps resident memory flat under load
     parser = argparse.ArgumentParser(description="One recognizer at several precisions, side by side.")
     Settings.add_arguments(parser)
     env = dict(os.environ)

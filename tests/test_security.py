@@ -130,6 +130,7 @@ def test_loopback_unless_told(monkeypatch):
     monkeypatch.setattr(app_main.ui, "launch", lambda demo, s: seen.append(s))
     monkeypatch.setattr(app_main.ui, "close", lambda demo: None)
     monkeypatch.setattr(app_main.signal, "signal", lambda *a: None)  # keep pytest's own handlers
+    monkeypatch.setattr(app_main.memory, "limit_malloc_arenas", lambda n=2: False)  # not in pytest
     for var in ("ASRQ_SERVER_NAME", "GRADIO_SERVER_NAME", "ASRQ_SERVER_PORT", "GRADIO_SERVER_PORT"):
         monkeypatch.delenv(var, raising=False)
     app_main.main([])
