@@ -9,9 +9,8 @@ import time
 import numpy as np
 
 from ... import memory as _memory
-from ..base import Engine, EngineInfo, RawResult
+from ..base import Engine, EngineInfo
 from . import export, loading, pipeline
-from .torch_engine import join_texts
 
 
 def light_parts(folder: loading.ModelFolder):
@@ -82,27 +81,16 @@ class Int8Engine(Engine):
                                                  "past_keys": pk, "past_values": pv})
         return logits[0], (pk, pv)
 
+    def _encode(self, p: pipeline.Prepared):
+        return self.encoder.run(None, {"speech": p.speech.numpy()})[0]
+
+    def _decode(self, p: pipeline.Prepared, audio) -> pipeline.Decoded:
+        embeds = pipeline.splice(self.embed(p.source_ids), audio, p)
+        return pipeline.greedy(self._step, embeds, self.embed, self.eos, self.max_new_tokens)
+
     def _run(self, clip, language):
-        texts, ids, warnings = [], [], []
-        feats_s = enc_s = dec_s = 0.0
-        for i, seg in enumerate(pipeline.split(clip.samples, clip.sample_rate)):
-            t0 = time.perf_counter()
-            p = self.builder.prepare(seg, language)
-            t1 = time.perf_counter()
-            audio = self.encoder.run(None, {"speech": p.speech.numpy()})[0]
-            t2 = time.perf_counter()
-            embeds = pipeline.splice(self.embed(p.source_ids), audio, p)
-            d = pipeline.greedy(self._step, embeds, self.embed, self.eos, self.max_new_tokens)
-            feats_s += t1 - t0
-            enc_s += t2 - t1
-            dec_s += time.perf_counter() - t2
-            why = pipeline.degenerate(d.token_ids, d)
-            if why:
-                warnings.append(f"segment {i + 1}: {why}" if clip.duration_s > pipeline.SEGMENT_S else why)
-            ids.extend(d.token_ids)
-            texts.append(pipeline.decode_text(self.tokenizer, d.token_ids))
-        return RawResult(text=join_texts(texts), language=language, token_ids=ids,
-                         features_s=feats_s, encoder_s=enc_s, decoding_s=dec_s, warnings=warnings)
+        return pipeline.transcribe_segments(clip, language, self.builder, self.tokenizer,
+                                            self._encode, self._decode)
 
     def close(self) -> None:
         self.encoder = self.decoder = self.embed = None

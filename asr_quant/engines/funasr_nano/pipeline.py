@@ -182,3 +182,47 @@ def split(samples: np.ndarray, sr: int = 16000, max_s: float = SEGMENT_S,
         start = cut
     pieces.append(samples[start:])
     return pieces
+
+
+def join_texts(texts: list[str]) -> str:
+    """Segments joined the way funasr joins VAD pieces (no space between CJK)."""
+    from funasr.auto.auto_model import _join_vad_texts
+
+    return _join_vad_texts(texts)
+
+
+def transcribe_segments(clip, language: str | None, builder: "PromptBuilder", tokenizer,
+                        encode: Callable, decode: Callable, sync: Callable[[], None] = lambda: None,
+                        on_degenerate: Callable[[str, "Decoded"], None] | None = None):
+    """The one segment loop of every engine: split, prompt, encode, decode, check.
+
+    `encode(prepared)` returns the audio embeddings and `decode(prepared, audio)`
+    a `Decoded`; `sync` waits for queued GPU work so stage timings are honest;
+    `on_degenerate(why, decoded)` may raise to turn a degenerate output into an
+    error instead of a warning.
+    """
+    from ..base import RawResult
+
+    texts, ids, warnings = [], [], []
+    feats_s = enc_s = dec_s = 0.0
+    for i, seg in enumerate(split(clip.samples, clip.sample_rate)):
+        t0 = time.perf_counter()
+        p = builder.prepare(seg, language)
+        t1 = time.perf_counter()
+        audio = encode(p)
+        sync()
+        t2 = time.perf_counter()
+        d = decode(p, audio)
+        sync()
+        feats_s += t1 - t0
+        enc_s += t2 - t1
+        dec_s += time.perf_counter() - t2
+        why = degenerate(d.token_ids, d)
+        if why and on_degenerate is not None:
+            on_degenerate(why, d)
+        if why:
+            warnings.append(f"segment {i + 1}: {why}" if clip.duration_s > SEGMENT_S else why)
+        ids.extend(d.token_ids)
+        texts.append(decode_text(tokenizer, d.token_ids))
+    return RawResult(text=join_texts(texts), language=language, token_ids=ids,
+                     features_s=feats_s, encoder_s=enc_s, decoding_s=dec_s, warnings=warnings)

@@ -14,17 +14,10 @@ import time
 
 
 from ... import memory as _memory
-from ..base import Engine, EngineError, EngineInfo, RawResult
+from ..base import Engine, EngineError, EngineInfo
 from . import loading, pipeline
 
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
-
-
-def join_texts(texts: list[str]) -> str:
-    """Segments joined the way funasr joins VAD pieces (no space between CJK)."""
-    from funasr.auto.auto_model import _join_vad_texts
-
-    return _join_vad_texts(texts)
 
 
 class TorchEngine(Engine):
@@ -99,30 +92,14 @@ class TorchEngine(Engine):
 
     # -- Engine --------------------------------------------------------------------
     def _run(self, clip, language):
-        texts, ids, warnings = [], [], []
-        feats_s = enc_s = dec_s = 0.0
-        for i, seg in enumerate(pipeline.split(clip.samples, clip.sample_rate)):
-            t0 = time.perf_counter()
-            p = self.builder.prepare(seg, language)
-            t1 = time.perf_counter()
-            audio = self.encode(p)
-            _memory.synchronize(self.device)
-            t2 = time.perf_counter()
-            d = self.decode(p, audio)
-            _memory.synchronize(self.device)
-            feats_s += t1 - t0
-            enc_s += t2 - t1
-            dec_s += time.perf_counter() - t2
-            why = pipeline.degenerate(d.token_ids, d)
-            if why and self.precision != "fp32" and (d.nonfinite or not d.token_ids):
-                raise EngineError(f"{self.info.name} decoding failed ({why}): the known Qwen3 "
-                                  f"half-precision failure, so no text is shown; use FP32, BF16 or INT8")
-            if why:
-                warnings.append(f"segment {i + 1}: {why}" if clip.duration_s > pipeline.SEGMENT_S else why)
-            ids.extend(d.token_ids)
-            texts.append(pipeline.decode_text(self.tokenizer, d.token_ids))
-        return RawResult(text=join_texts(texts), language=language, token_ids=ids,
-                         features_s=feats_s, encoder_s=enc_s, decoding_s=dec_s, warnings=warnings)
+        return pipeline.transcribe_segments(
+            clip, language, self.builder, self.tokenizer, self.encode, self.decode,
+            sync=lambda: _memory.synchronize(self.device), on_degenerate=self._refuse_half_failure)
+
+    def _refuse_half_failure(self, why: str, d: pipeline.Decoded) -> None:
+        if self.precision != "fp32" and (d.nonfinite or not d.token_ids):
+            raise EngineError(f"{self.info.name} decoding failed ({why}): the known Qwen3 "
+                              f"half-precision failure, so no text is shown; use FP32, BF16 or INT8")
 
     def close(self) -> None:
         self.model = self.automodel = None
