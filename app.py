@@ -1,32 +1,17 @@
 """The web demo: `python app.py [--flags]`, or on a Hugging Face Space.
 
 Settings come from ASRQ_* environment variables and the flags below (a flag
-wins); see docs/app.md. The engines are built once, before the page opens.
+wins); see the settings table in README.md. The engines are built once, before the page opens.
 """
 import argparse
 import logging
 import os
 import signal
 
-from asr_quant import memory, ui
-from asr_quant.engines import EngineInfo, EngineSet, ModelInfo, UnavailableEngine, load_engines
-from asr_quant.engines.base import _describe
+from asr_quant import memory
+from asr_quant.app import ui
+from asr_quant.engines import load_engines_or_reasons
 from asr_quant.settings import Settings
-
-
-def engines_or_reasons(settings: Settings) -> EngineSet:
-    """The engines; if the model itself cannot be loaded, one unavailable
-    engine per precision carrying the reason, so the page still opens and says why."""
-    try:
-        return load_engines(settings)
-    except Exception as exc:  # noqa: BLE001 - the page is where people read what went wrong
-        logging.exception("could not load model %r", settings.model)
-        reason = f"the model {settings.model!r} could not be loaded: {_describe(exc)}"
-        return EngineSet(
-            model=ModelInfo(name=settings.model, family="?", source="not loaded", notes=reason),
-            engines=[UnavailableEngine(EngineInfo(name=p.upper(), precision=p, runtime="-", device="-",
-                                                  model=settings.model, error=reason))
-                     for p in settings.precision_list])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings.from_args(parser.parse_args(argv), env)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("asr_quant").setLevel(logging.INFO)  # ours: one line per run; libraries: warnings
-    demo = ui.build(engines_or_reasons(settings), settings)
+    demo = ui.build(load_engines_or_reasons(settings), settings)
     signal.signal(signal.SIGTERM, _interrupt)  # `docker stop` shuts down like Ctrl-C
     try:
         ui.launch(demo, settings)

@@ -12,6 +12,9 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+REPO = Path(__file__).resolve().parents[1]  # the checkout (app.py, examples/)
+EXAMPLES_DIR = REPO / "examples"
+
 
 @dataclass
 class Example:
@@ -25,7 +28,7 @@ class Example:
         return self.description or self.path.name
 
 
-def read_examples(folder: str | Path) -> list[Example]:
+def read_examples(folder: str | Path = EXAMPLES_DIR) -> list[Example]:
     folder = Path(folder)
     index = folder / "examples.tsv"
     if not index.is_file():

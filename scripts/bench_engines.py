@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model: {es.model.name}; {s.threads} threads; loaded in {time.perf_counter() - t0:.1f} s")
     everything = list(es.engines)
     if args.peers:
-        from asr_quant.peers import faster_whisper_engines
+        from asr_quant.engines.whisper.peers import faster_whisper_engines
 
         everything += faster_whisper_engines(s, [c.strip() for c in args.peers.split(",") if c.strip()], es.model.name)
     engines = [e for e in everything if e.info.available]

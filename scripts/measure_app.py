@@ -16,14 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -33,48 +29,25 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def start_app(extra: list[str], workdir: Path, timeout_s: float = 1800):
+    """`python app.py` on a free port, as the load test starts it; returns (app, seconds until it answered)."""
+    from asr_quant.loadtest import AppProcess, free_port
 
-
-def start_app(extra: list[str], env: dict, log_path: Path, timeout_s: float = 1800):
-    """`python app.py` on a free port; returns (process, url, seconds until HTTP 200)."""
-    port = _free_port()
-    cmd = [sys.executable, "app.py", "--server-name", "127.0.0.1", "--server-port", str(port), *extra]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    while time.perf_counter() - t0 < timeout_s:
-        if proc.poll() is not None:
-            raise SystemExit(f"app.py exited with {proc.returncode}; see {log_path}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as r:
-                if r.status == 200:
-                    return proc, url, time.perf_counter() - t0
-        except OSError:
-            time.sleep(0.25)
-    proc.kill()
-    raise SystemExit(f"app.py did not answer within {timeout_s} s; see {log_path}")
-
-
-def stop(proc) -> None:
-    proc.terminate()
+    app = AppProcess(workdir, free_port(), extra)
     try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        return app, app.wait_ready(timeout_s)
+    except RuntimeError as exc:
+        app.stop()
+        raise SystemExit(str(exc)) from None
 
 
 def cmd_startup(args) -> None:
-    env = dict(os.environ, ASRQ_CACHE_DIR=args.cache_dir, PYTHONUNBUFFERED="1")
     empty = not any(Path(args.cache_dir).rglob("*")) if Path(args.cache_dir).exists() else True
-    log = Path(tempfile.gettempdir()) / "asrq-measure-startup.log"
-    proc, url, took = start_app(args.app_args, env, log)
-    stop(proc)
+    workdir = Path(tempfile.mkdtemp(prefix="asrq-measure-startup-"))
+    app, took = start_app(["--cache-dir", args.cache_dir, *args.app_args], workdir)
+    app.stop()
     print(f"python app.py -> page answering: {took:.1f} s ({'empty' if empty else 'warm'} cache "
-          f"{args.cache_dir}; log {log})")
+          f"{args.cache_dir}; log {app.log_path})")
 
 
 def ten_second_clip(folder: Path) -> tuple[Path, str]:
@@ -95,17 +68,20 @@ def ten_second_clip(folder: Path) -> tuple[Path, str]:
 
 def in_process(clip_path: Path, reference: str, runs: int, app_args: list[str]) -> None:
     """The handler's steps, timed one by one, with the real engines."""
-    from asr_quant import audio, charts, compare
+    from asr_quant import audio
+    from asr_quant.app import charts, compare
     from asr_quant.engines import load_engines
-    from asr_quant.history import EngineRun, History, RunRecord, now_iso
-    from asr_quant.runner import Runner
+    from asr_quant.app.history import History, run_record
+    from asr_quant.app.runner import Runner
     from asr_quant.settings import Settings
 
     p = argparse.ArgumentParser()
     Settings.add_arguments(p)
     settings = Settings.from_args(p.parse_args(app_args))
     es = load_engines(settings)
-    runner = Runner(es.engines, settings.inference_timeout_s)
+    runner = Runner(compare.baseline_first(es.engines), settings.inference_timeout_s)
+    baseline = compare.baseline_name(runner.names)
+    loaded = [e.info.name for e in es.engines if e.info.available]
     charts.warm_up()  # as ui.build does at start-up
     hist = History()
     rows = []
@@ -114,20 +90,17 @@ def in_process(clip_path: Path, reference: str, runs: int, app_args: list[str]) 
         t0 = time.perf_counter()
         clip = audio.load(clip_path, max_s=settings.max_audio_s, name=clip_path.name)
         t["decode"] = time.perf_counter() - t0
-        results, base, eng, cmp_s = [], None, 0.0, 0.0
-        for j, tr in enumerate(runner.run(clip, "en")):
-            base = tr if j == 0 else base
+        request, eng, cmp_s = compare.Request(baseline, "en", reference), 0.0, 0.0
+        for tr in runner.run(clip, "en"):
             eng += tr.latency_s
             c0 = time.perf_counter()
-            results.append(compare.compare(tr, base, reference, "en"))
+            request.add(tr)
             cmp_s += time.perf_counter() - c0
         t["engines (their own timers)"] = eng
         t["diffs + WER"] = cmp_s
         c0 = time.perf_counter()
-        trs = [r.transcript for r in results]
-        hist.add(RunRecord(run=0, time=now_iso(), clip=clip.name, duration_s=clip.duration_s, language="en",
-                           reference=True, engines=[EngineRun(r.transcript.engine, r.transcript.latency_s)
-                                                    for r in results]))
+        trs = [r.transcript for r in request.results if r.transcript.engine in loaded]
+        hist.add(run_record(clip.name, clip.duration_s, request, loaded))
         figs = [charts.latency_figure(trs), charts.memory_figure(trs), charts.history_figure(hist)]
         t["charts (build + JSON)"] = time.perf_counter() - c0
         for f in figs:
@@ -153,8 +126,8 @@ def via_api(clip_path: Path, reference: str, runs: int, app_args: list[str]) -> 
     """Whole requests through gradio's HTTP API, as a browser would send them."""
     from gradio_client import Client, handle_file
 
-    log = Path(tempfile.gettempdir()) / "asrq-measure-api.log"
-    proc, url, took = start_app(app_args, dict(os.environ, PYTHONUNBUFFERED="1"), log)
+    app, _ = start_app(app_args, Path(tempfile.mkdtemp(prefix="asrq-measure-api-")))
+    url = app.url
     try:
         client = Client(url, verbose=False, download_files=False)  # read the server's files in place
         client.predict(handle_file(str(clip_path)), "en", reference, api_name="/transcribe")  # warm-up
@@ -176,7 +149,7 @@ def via_api(clip_path: Path, reference: str, runs: int, app_args: list[str]) -> 
               f"outside the engines {wall - engines:.3f} s = {100 * (wall - engines) / wall:.2f} % "
               f"(inside the handler: {handler - engines:.3f} s = {100 * (handler - engines) / wall:.2f} %)")
     finally:
-        stop(proc)
+        app.stop()
 
 
 def cmd_overhead(args) -> None:

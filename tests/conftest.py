@@ -48,3 +48,52 @@ def whisper_engines():
     yield engines
     for e in engines.engines:
         e.close()
+
+
+# --- serving the page in tests: one free-port helper, one launcher, one app process -------------
+
+from asr_quant.loadtest import AppProcess, free_port  # noqa: E402  (the load test's own)
+
+
+@pytest.fixture(scope="session")
+def serve_page():
+    """`serve_page(engine_set, settings, examples=())` -> (demo, url): the page
+    in this process on a free 127.0.0.1 port (examples=None: the shipped ones).
+    The caller may close it; any still open are closed at the end of the session."""
+    from asr_quant.app import ui
+
+    opened = []
+
+    def launch(engine_set, settings, examples=()):
+        settings.server_port = free_port()
+        demo = ui.build(engine_set, settings, examples=None if examples is None else list(examples))
+        ui.launch(demo, settings, prevent_thread_lock=True, quiet=True)
+        opened.append(demo)
+        return demo, f"http://127.0.0.1:{settings.server_port}/"
+
+    yield launch
+    for demo in opened:
+        demo.close()
+
+
+@pytest.fixture(scope="session")
+def app_process():
+    """`app_process(workdir, app_args, timeout_s)` -> a ready `AppProcess`:
+    the real `python app.py` in its own process on a free port, with its own
+    gradio temp folder and log, as the load test starts it. Stopped at the end
+    of the session unless the test stopped it."""
+    started = []
+
+    def start(workdir, app_args=(), timeout_s=1200.0):
+        app = AppProcess(workdir, free_port(), list(app_args))
+        started.append(app)
+        try:
+            app.ready_s = app.wait_ready(timeout_s)
+        except RuntimeError as exc:
+            app.stop()
+            pytest.fail(str(exc))
+        return app
+
+    yield start
+    for app in started:
+        app.stop()

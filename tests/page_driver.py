@@ -38,7 +38,7 @@ def handler(demo):
 
 
 def run_page(demo, clip_path, language: str = "auto", reference: str = "", history=None) -> PageResult:
-    from asr_quant.history import History
+    from asr_quant.app.history import History
 
     fn = handler(demo)
     widgets: dict = {}

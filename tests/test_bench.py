@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asr_quant import bench_report as report
-from asr_quant.bench_stats import Record, error_tallies, paired_latency_ratio, percentile, ratios_to, spread, summarize
+from asr_quant.bench import charts as bench_charts, docs, report
+from asr_quant.bench.stats import Record, error_tallies, paired_latency_ratio, percentile, ratios_to, spread, summarize
 from asr_quant.engines.base import EngineInfo, Memory, Timings, Transcript
 
 
@@ -191,7 +191,7 @@ def test_results_markdown_has_article_columns_and_measured_values(tmp_path):
     assert "| FP32 | R 1.0 | 290 MB | 2.0 GB |" in md  # measured size beside the claim
     assert "0.40x" in md  # INT8/FP32 latency
     assert "CPU only" in md and "Test CPU" in md
-    paths = report.charts(res, tmp_path)
+    paths = bench_charts.charts(res, tmp_path)
     assert all(p.exists() and p.stat().st_size > 1000 for p in paths)
     assert (tmp_path / "plotly.min.js").exists()
 
@@ -199,11 +199,11 @@ def test_results_markdown_has_article_columns_and_measured_values(tmp_path):
 def test_docs_keep_hand_written_notes(tmp_path):
     res = _fake_results(int8_time=0.8, fw_time=1.0)
     page = tmp_path / "benchmark.md"
-    report.write_docs(page, [res], res["command"], res["date"])
+    docs.write_docs(page, [res], res["command"], res["date"])
     text = page.read_text()
     assert res["command"] in text and "no GPU: CPU only" in text
-    page.write_text(text.replace(report.NOTES_END, "INT8 decoding is slow because X.\n" + report.NOTES_END))
-    report.write_docs(page, [res], res["command"], res["date"])
+    page.write_text(text.replace(docs.NOTES_END, "INT8 decoding is slow because X.\n" + docs.NOTES_END))
+    docs.write_docs(page, [res], res["command"], res["date"])
     assert "INT8 decoding is slow because X." in page.read_text()
 
 
@@ -215,7 +215,7 @@ def test_bench_on_two_clips(tmp_path, whisper_engines):
     INT8) plus the faster-whisper int8 peer, two English clips, one run: every
     field of results.json present and sane; then `main --report` rebuilds
     the report from the saved JSON."""
-    from asr_quant import bench, corpus
+    from asr_quant.bench import cli as bench, corpus
     from asr_quant.settings import Settings
 
     c = corpus.builtin(Settings.from_env().cache_dir)
@@ -274,14 +274,14 @@ def test_bench_on_two_clips(tmp_path, whisper_engines):
 def test_memory_probe_measures_an_engine_alone_in_a_fresh_process(tmp_path):
     """The per-engine memory figures come from a child process that loads only
     that engine (here the cheapest one, the faster-whisper int8 peer)."""
-    from asr_quant import bench, corpus
+    from asr_quant.bench import corpus, family, memprobe
     from asr_quant.settings import Settings
 
     settings = Settings.from_env()
     settings.model, settings.threads = "base", 2
-    (peer,) = bench._family_peers(settings, "whisper", ["int8"], "Whisper base")
+    (peer,) = family.family_peers(settings, ["int8"], "Whisper base")
     u = [u for u in corpus.builtin(settings.cache_dir).test if u.language == "en"][0]
-    out = bench.memory_probe([peer], {peer.info.name: "peer"}, settings, [(u, None)], lambda m: None)
+    out = memprobe.memory_probe([peer], {peer.info.name: "peer"}, settings, [(u, None)], lambda m: None)
     m = out["faster-whisper int8"]
     assert "error" not in m, m
     assert 0 < m["rss_start"] < m["rss_after_load"] <= m["peak_rss"]
@@ -289,7 +289,7 @@ def test_memory_probe_measures_an_engine_alone_in_a_fresh_process(tmp_path):
 
 
 def test_ort_op_totals_sum_kernel_time_by_operator(tmp_path):
-    from asr_quant import ort_profile
+    from asr_quant.engines.whisper import ort_profile
 
     trace = [
         {"cat": "Session", "name": "model_run", "dur": 9000},
@@ -304,7 +304,7 @@ def test_ort_op_totals_sum_kernel_time_by_operator(tmp_path):
 
 
 def test_main_reports_bad_requests_as_one_line_errors(tmp_path, capsys):
-    from asr_quant import bench
+    from asr_quant.bench import cli as bench
 
     assert bench.main(["--corpus", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
     assert "error: corpus folder" in capsys.readouterr().err
@@ -313,3 +313,19 @@ def test_main_reports_bad_requests_as_one_line_errors(tmp_path, capsys):
     assert bench.main(["--model", "no-such-model", "--corpus", str(tmp_path)]) == 2  # empty folder: no clips
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Traceback" not in err
+
+
+def test_family_hooks_are_the_families_functions_or_none():
+    """What the benchmark may ask of a family: Whisper offers all four, Fun-ASR-Nano none,
+    and a submodule of the same name is never mistaken for one."""
+    import importlib
+    import types
+
+    from asr_quant.engines import family_hook
+
+    importlib.import_module("asr_quant.engines.whisper.peers")  # sets the package attribute `peers`
+    for name in ("peer_engines", "int8_variant", "calibration_texts", "op_profile"):
+        fn = family_hook("base", name)
+        assert isinstance(fn, types.FunctionType), name
+        assert family_hook("FunAudioLLM/Fun-ASR-MLT-Nano-2512", name) is None
+    assert family_hook("base", "peers") is None  # a module, not a hook

@@ -9,11 +9,6 @@ docs/screenshot.png (the README's picture) when ASRQ_UPDATE_SCREENSHOT=1.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -34,48 +29,12 @@ if not Path(CHROMIUM).exists():
     pytest.skip("Debian's chromium is not installed", allow_module_level=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_until_up(proc: subprocess.Popen, url: str, log: Path) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < START_TIMEOUT_S:
-        if proc.poll() is not None:
-            pytest.fail(f"app.py exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as r:
-                if r.status == 200:
-                    return time.monotonic() - start
-        except OSError:
-            pass
-        time.sleep(1.0)
-    pytest.fail(f"app.py did not answer within {START_TIMEOUT_S:.0f} s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    port = _free_port()
-    log = tmp_path_factory.mktemp("app") / "app.log"
-    env = dict(os.environ, PYTHONUNBUFFERED="1", GRADIO_ANALYTICS_ENABLED="False")
-    env.pop("ASRQ_SERVER_NAME", None)
-    cmd = [sys.executable, "app.py", "--server-name", "127.0.0.1", "--server-port", str(port),
-           "--precisions", "fp32,fp16,int8"]
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        took = _wait_until_up(proc, url, log)
-        print(f"\napp.py answered after {took:.1f} s")
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+def app_url(tmp_path_factory, app_process):
+    app = app_process(tmp_path_factory.mktemp("app"), ["--precisions", ",".join(ENGINES)], START_TIMEOUT_S)
+    print(f"\napp.py answered after {app.ready_s:.1f} s")
+    yield app.url
+    app.stop()
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,6 @@ through the page's own handler, so this is what a person sees.
 """
 from __future__ import annotations
 
-import json
-import socket
 import threading
 import time
 from pathlib import Path
@@ -21,7 +19,7 @@ import pytest
 pytest.importorskip("gradio")
 import httpx  # noqa: E402
 
-from asr_quant import ui  # noqa: E402
+from asr_quant.app import ui  # noqa: E402
 from asr_quant.engines import EngineSet, UnavailableEngine  # noqa: E402
 from asr_quant.settings import Settings  # noqa: E402
 
@@ -148,14 +146,9 @@ LOAD_FAULTS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.mark.parametrize("failing", ["fp32", "fp16", "int8"])
-def test_fault_at_load(rig, whisper_engines, monkeypatch, failing):
+def test_fault_at_load(rig, whisper_engines, monkeypatch, failing, serve_page):
     """The factory of one precision raises inside the real `load_engines`: it
     becomes an UnavailableEngine with the reason, the page starts and shows
     it, and (FP32, the baseline, failing) the other two still transcribe."""
@@ -180,11 +173,9 @@ def test_fault_at_load(rig, whisper_engines, monkeypatch, failing):
     assert str(fault).split(":")[0] in reason, reason
     assert all(isinstance(by[p], FaultyEngine) and by[p].info.available for p in by if p != failing)
 
-    settings = Settings(server_port=_free_port(), inference_timeout_s=600)
-    demo = ui.build(engine_set, settings, examples=[])
-    ui.launch(demo, settings, prevent_thread_lock=True, quiet=True)
+    demo, url = serve_page(engine_set, Settings(inference_timeout_s=600))
     try:
-        config = httpx.get(f"http://127.0.0.1:{settings.server_port}/config", timeout=30)
+        config = httpx.get(f"{url}config", timeout=30)
         assert config.status_code == 200
         props = {c["props"].get("elem_id"): c["props"] for c in config.json()["components"]}
         name = failing.upper()

@@ -198,12 +198,12 @@ def test_onnx_decoder_logits_match_torch_for_first_steps(funasr_engines, clip, t
 def test_int8_artifacts_are_cached_and_written_whole(funasr_engines, funasr_twin):
     import time
 
-    from asr_quant.engines.funasr_nano import export, loading
+    from asr_quant.engines.funasr_nano import artifacts, loading
 
     int8 = funasr_engines.by_name("INT8")
     folder = loading.resolve(str(funasr_twin))
     start = time.perf_counter()
-    again, manifest = export.ensure(folder, int8.artifacts.parent.parent, 2, lambda am: int8.builder)
+    again, manifest = artifacts.ensure(folder, int8.artifacts.parent.parent, 2, lambda am: int8.builder)
     assert again == int8.artifacts and time.perf_counter() - start < 5  # no second export
     assert manifest["encoder"]["chosen"] in ("dynamic", "static")
     assert {"encoder.int8.onnx", "decoder.int8.onnx", "embed.int8.npz"} <= set(manifest["files"])

@@ -22,7 +22,8 @@ import pytest
 pytest.importorskip("gradio")
 
 from asr_quant import __main__ as cli  # noqa: E402
-from asr_quant import audio, present, ui  # noqa: E402
+from asr_quant import audio  # noqa: E402
+from asr_quant.app import present, ui  # noqa: E402
 from asr_quant.audio import (EmptyAudioError, NotAudioError, SilentAudioError, TooLargeError,  # noqa: E402
                              TooLongError, TooShortError)
 from asr_quant.settings import Settings  # noqa: E402

@@ -5,7 +5,6 @@ as lost, a good clip missing a transcript counts as wrong, and the verdict
 fails on each of those. The real run is tests/test_load.py."""
 from __future__ import annotations
 
-import socket
 import threading
 
 import numpy as np
@@ -14,7 +13,7 @@ import soundfile as sf
 
 pytest.importorskip("gradio")
 
-from asr_quant import loadtest, ui  # noqa: E402
+from asr_quant import loadtest  # noqa: E402
 from asr_quant.settings import Settings  # noqa: E402
 
 from fake_engines import FakeEngine, fake_set, unavailable  # noqa: E402
@@ -22,17 +21,7 @@ from fake_engines import FakeEngine, fake_set, unavailable  # noqa: E402
 CAP_MB = 1.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
-
-def _launch(engines, **kw):
-    settings = Settings(server_port=_free_port(), max_file_mb=CAP_MB, inference_timeout_s=60, **kw)
-    demo = ui.build(fake_set(*engines), settings, examples=[])
-    ui.launch(demo, settings, prevent_thread_lock=True, quiet=True)
-    return demo, f"http://127.0.0.1:{settings.server_port}/"
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +47,9 @@ def test_bad_inputs_cover_the_mix(inputs):
     assert all(i.message for i in inputs if i.kind == "bad")
 
 
-def test_good_and_bad_requests_are_all_answered(inputs):
+def test_good_and_bad_requests_are_all_answered(inputs, serve_page):
     engines = [FakeEngine("FP32", "a b c"), FakeEngine("FP16", "a b c"), FakeEngine("INT8", "a b d")]
-    demo, url = _launch(engines)
+    demo, url = serve_page(fake_set(*engines), Settings(max_file_mb=CAP_MB, inference_timeout_s=60))
     try:
         driver = loadtest.Driver(url, inputs, clients=3, duration_s=4.0, drain_s=30.0, bad_share=0.6,
                                  cap_bytes=int(CAP_MB * 2**20), seed=1)
@@ -81,10 +70,10 @@ def test_good_and_bad_requests_are_all_answered(inputs):
     assert engines[0].calls == s["good_sent"]
 
 
-def test_full_queue_is_busy_and_no_answer_is_lost(inputs):
+def test_full_queue_is_busy_and_no_answer_is_lost(inputs, serve_page):
     gate = threading.Event()
     engines = [FakeEngine("FP32", "a", gate=gate), FakeEngine("FP16", "a"), FakeEngine("INT8", "a")]
-    demo, url = _launch(engines, max_queue=1)
+    demo, url = serve_page(fake_set(*engines), Settings(max_file_mb=CAP_MB, inference_timeout_s=60, max_queue=1))
     good = [i for i in inputs if i.kind == "good"]
     try:
         driver = loadtest.Driver(url, good, clients=4, duration_s=3.0, drain_s=4.0, bad_share=0.0,
@@ -103,10 +92,10 @@ def test_full_queue_is_busy_and_no_answer_is_lost(inputs):
     assert any("busy" in p for p in _no_other_problems(s))
 
 
-def test_good_clip_missing_a_transcript_is_wrong(inputs):
+def test_good_clip_missing_a_transcript_is_wrong(inputs, serve_page):
     engines = [FakeEngine("FP32", "a b"), FakeEngine("FP16", fail=RuntimeError("broken")),
                FakeEngine("INT8", "a b"), unavailable("BF16", "not on this CPU")]
-    demo, url = _launch(engines)
+    demo, url = serve_page(fake_set(*engines), Settings(max_file_mb=CAP_MB, inference_timeout_s=60))
     good = [i for i in inputs if i.kind == "good"]
     try:
         driver = loadtest.Driver(url, good, clients=1, duration_s=3.0, drain_s=30.0)

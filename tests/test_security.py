@@ -14,7 +14,6 @@ import ast
 import importlib.util
 import json
 import os
-import socket
 import tempfile
 import urllib.parse
 from pathlib import Path
@@ -27,7 +26,7 @@ pytest.importorskip("gradio")
 import httpx  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 
-from asr_quant import ui  # noqa: E402
+from asr_quant.app import ui  # noqa: E402
 from asr_quant.examples import read_examples  # noqa: E402
 from asr_quant.settings import Settings  # noqa: E402
 
@@ -36,11 +35,6 @@ from fake_engines import FakeEngine, fake_set  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 MAX_FILE_MB = 1.0
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wav(path: Path, seconds: float = 2.0) -> Path:
@@ -52,14 +46,13 @@ def _wav(path: Path, seconds: float = 2.0) -> Path:
 class App:
     """A launched page on fakes, with its own gradio temp folder."""
 
-    def __init__(self, temp_dir: Path, examples=None):
+    def __init__(self, serve_page, temp_dir: Path, examples=None):
         self.engines = [FakeEngine("FP32", "one two three"), FakeEngine("FP16", "one two three"),
                         FakeEngine("INT8", "one two tree")]
-        self.settings = Settings(server_port=_free_port(), max_file_mb=MAX_FILE_MB, inference_timeout_s=30)
+        self.settings = Settings(max_file_mb=MAX_FILE_MB, inference_timeout_s=30)
         self.temp_dir = temp_dir
-        self.demo = ui.build(fake_set(*self.engines), self.settings, examples=examples)
-        ui.launch(self.demo, self.settings, prevent_thread_lock=True, quiet=True)
-        self.url = f"http://127.0.0.1:{self.settings.server_port}"
+        self.demo, url = serve_page(fake_set(*self.engines), self.settings, examples)
+        self.url = url.rstrip("/")
 
     def calls(self) -> list[int]:
         return [e.calls for e in self.engines]
@@ -88,11 +81,11 @@ class App:
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
+def app(tmp_path_factory, serve_page):
     temp = tmp_path_factory.mktemp("gradio-temp")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GRADIO_TEMP_DIR", str(temp))
-        a = App(temp)
+        a = App(serve_page, temp)
         try:
             yield a
         finally:
@@ -125,7 +118,7 @@ def test_loopback_unless_told(monkeypatch):
     app_main = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(app_main)
     seen = []
-    monkeypatch.setattr(app_main, "load_engines", lambda s: fake_set(FakeEngine("FP32")))
+    monkeypatch.setattr(app_main, "load_engines_or_reasons", lambda s: fake_set(FakeEngine("FP32")))
     monkeypatch.setattr(app_main.ui, "build", lambda engines, s: object())
     monkeypatch.setattr(app_main.ui, "launch", lambda demo, s: seen.append(s))
     monkeypatch.setattr(app_main.ui, "close", lambda demo: None)
@@ -161,13 +154,13 @@ def test_request_naming_a_file_not_uploaded_is_refused(app, outside):
     assert app.calls() == before  # never decoded, never transcribed
 
 
-def test_example_picker_takes_an_index_into_the_fixed_list(tmp_path_factory):
+def test_example_picker_takes_an_index_into_the_fixed_list(tmp_path_factory, serve_page):
     examples = read_examples(REPO / "examples")
     assert examples, "examples/examples.tsv lists no clip"
     temp = tmp_path_factory.mktemp("gradio-temp-examples")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GRADIO_TEMP_DIR", str(temp))
-        a = App(temp, examples=examples)
+        a = App(serve_page, temp, examples=examples)
         try:
             loaders = [f for f in a.demo.fns.values() if f.api_name == "load_example"]
             assert len(loaders) == 1 and [type(i).__name__ for i in loaders[0].inputs] == ["Dataset"]
@@ -200,12 +193,12 @@ def test_upload_size_cap(app, tmp_path):
     assert r.status_code == 200  # the cap, not uploads as such, refused the big one
 
 
-def test_sessions_kept_are_bounded(tmp_path, monkeypatch):
+def test_sessions_kept_are_bounded(tmp_path, monkeypatch, serve_page):
     """Gradio evicts the oldest session's state once more than SESSIONS_KEPT
     sessions exist (here 3 of 6), so memory does not grow with every visitor."""
     monkeypatch.setattr(ui, "SESSIONS_KEPT", 3)
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-temp"))
-    a = App(tmp_path / "gradio-temp")
+    a = App(serve_page, tmp_path / "gradio-temp")
     try:
         clip = _wav(tmp_path / "hi.wav")
         for _ in range(6):
@@ -219,14 +212,14 @@ def test_sessions_kept_are_bounded(tmp_path, monkeypatch):
 
 # --- what is kept -----------------------------------------------------------------
 
-def test_request_temp_files_are_removed(tmp_path_factory):
+def test_request_temp_files_are_removed(tmp_path_factory, serve_page):
     temp = tmp_path_factory.mktemp("gradio-temp-cleanup")
     clip = _wav(tmp_path_factory.mktemp("clips") / "hello.wav")
     system_tmp = Path(tempfile.gettempdir())
     ours_before = set(system_tmp.glob("asrq-*"))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GRADIO_TEMP_DIR", str(temp))
-        a = App(temp)
+        a = App(serve_page, temp)
         try:
             out = Client(a.url + "/", verbose=False).predict(handle_file(str(clip)), "en", "",
                                                                api_name="/transcribe")
@@ -241,34 +234,15 @@ def test_request_temp_files_are_removed(tmp_path_factory):
 
 
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
-def test_stopped_app_leaves_no_temp_files(tmp_path, sig):
+def test_stopped_app_leaves_no_temp_files(tmp_path, sig, app_process):
     """The real `python app.py` (a model that cannot load, so every engine
     is unavailable and it starts in seconds): after an upload, Ctrl-C or
     `docker stop` (SIGTERM) ends it cleanly and its temp folder is empty."""
     import signal
-    import subprocess
-    import sys
-    import time
 
-    temp = tmp_path / "gradio-temp"
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.endswith("SERVER_NAME")}
-    env.update(GRADIO_TEMP_DIR=str(temp), GRADIO_ANALYTICS_ENABLED="False")
-    proc = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--server-port", str(port),
-                             "--model", str(tmp_path / "no-such-model")], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    app = app_process(tmp_path, ["--model", str(tmp_path / "no-such-model")], timeout_s=120)
+    temp, proc, url = app.temp_dir, app.proc, app.url
     try:
-        url = f"http://127.0.0.1:{port}/"
-        deadline = time.time() + 120
-        while True:
-            assert proc.poll() is None, proc.stdout.read()
-            try:
-                if httpx.get(url + "config", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.time() < deadline, "the app did not answer"
-            time.sleep(0.5)
         clip = _wav(tmp_path / "upload-me.wav")
         client = Client(url, verbose=False, download_files=False)
         out = client.predict(handle_file(str(clip)), "en", "", api_name="/transcribe")

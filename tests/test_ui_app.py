@@ -5,7 +5,6 @@ transcripts, a failing and an unavailable engine stay in their columns, and
 the next request works."""
 from __future__ import annotations
 
-import socket
 
 import numpy as np
 import pytest
@@ -14,29 +13,22 @@ import soundfile as sf
 gr = pytest.importorskip("gradio")
 from gradio_client import Client, handle_file  # noqa: E402
 
-from asr_quant import audio, ui  # noqa: E402
+from asr_quant import audio  # noqa: E402
 from asr_quant.settings import Settings  # noqa: E402
 
 from fake_engines import FakeEngine, fake_set, unavailable  # noqa: E402
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
+def client(serve_page):
     engines = fake_set(FakeEngine("FP32", "the quick brown fox"),
                        FakeEngine("FP16", fail=RuntimeError("fp16 kernel missing")),
                        FakeEngine("INT8", "the quick brown box"),
                        unavailable("BF16", "no bf16 on this CPU"))
-    settings = Settings(server_port=_free_port(), inference_timeout_s=10)
-    demo = ui.build(engines, settings, examples=[])
-    ui.launch(demo, settings, prevent_thread_lock=True, quiet=True)
+    demo, url = serve_page(engines, Settings(inference_timeout_s=10))
     try:
-        yield Client(f"http://127.0.0.1:{settings.server_port}/", verbose=False)
+        yield Client(url, verbose=False)
     finally:
         demo.close()
 

@@ -10,9 +10,9 @@ import numpy as np
 
 from asr_quant.audio import Clip
 from asr_quant.engines.base import Memory, Timings, Transcript
-from asr_quant import charts, present
-from asr_quant.history import MAX_RUNS, EngineRun, History, RunRecord
-from asr_quant.runner import Runner
+from asr_quant.app import charts, present
+from asr_quant.app.history import MAX_RUNS, EngineRun, History, RunRecord
+from asr_quant.app.runner import Runner
 
 from fake_engines import FakeEngine, fake_set, unavailable
 
@@ -218,7 +218,7 @@ def test_language_code():
 # -- comparisons and diff display -----------------------------------------------------
 
 def test_compare_diffs_against_baseline_and_scores_against_reference():
-    from asr_quant import compare
+    from asr_quant.app import compare
 
     base = Transcript(engine="FP32", text="the cat sat", language="en")
     other = Transcript(engine="INT8", text="the cat sat down", language="en")
@@ -237,7 +237,7 @@ def test_compare_diffs_against_baseline_and_scores_against_reference():
 
 
 def test_compare_language_falls_back_to_what_fp32_detected():
-    from asr_quant import compare
+    from asr_quant.app import compare
 
     base = Transcript(engine="FP32", text="开放时间", language="zh")
     assert compare.text_language(None, base) == "zh"

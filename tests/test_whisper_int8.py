@@ -149,7 +149,7 @@ def bundle_fp32_bytes(engine) -> int:
 
 @pytest.mark.model
 def test_second_construction_reuses_cached_artifacts(int8, whisper_engines):
-    from asr_quant import device
+    from asr_quant.engines import device
     from asr_quant.engines.whisper import int8 as int8_module
     from asr_quant.settings import Settings
 
@@ -168,7 +168,7 @@ def test_second_construction_reuses_cached_artifacts(int8, whisper_engines):
 def test_corrupt_artifact_is_rebuilt_not_trusted(bundle, tmp_path):
     """A cheap recipe (dynamic, fc2 in FP32: no calibration) in a private cache:
     build, truncate the decoder, build again; a damaged manifest fails validation too."""
-    from asr_quant import device
+    from asr_quant.engines import device
     from asr_quant.engines.whisper import int8 as int8_module
     from asr_quant.settings import Settings
 

@@ -5,37 +5,16 @@ optional dependency only breaks the family that needs it.
 """
 from __future__ import annotations
 
+import logging
 import os
-from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Callable
 
-from .base import Engine, EngineError, EngineInfo, Memory, RawResult, Timings, Transcript, UnavailableEngine
+from .base import (Engine, EngineError, EngineInfo, EngineSet, Memory, ModelInfo, RawResult, Timings, Transcript,
+                   UnavailableEngine, describe_error, unavailable_set)
 from ..settings import Settings
 
 FUNASR_NANO_HUB_ID = "FunAudioLLM/Fun-ASR-MLT-Nano-2512"
-
-
-@dataclass
-class ModelInfo:
-    """What the page and the reports say about the loaded model."""
-
-    name: str  # e.g. "Whisper base (multilingual)"
-    family: str  # "whisper" | "funasr-nano"
-    source: str  # where the weights came from, in words
-    params: int = 0
-    languages: str = ""
-    notes: str = ""
-
-
-@dataclass
-class EngineSet:
-    model: ModelInfo
-    engines: list[Engine] = field(default_factory=list)
-
-    def by_name(self, name: str) -> Engine:
-        for e in self.engines:
-            if e.info.name == name:
-                return e
-        raise KeyError(name)
 
 
 def family_of(model: str) -> str:
@@ -54,18 +33,42 @@ def family_of(model: str) -> str:
     )
 
 
+def family_module(model: str) -> ModuleType:
+    """The package of the model's family (imported now, lazily)."""
+    if family_of(model) == "whisper":
+        from . import whisper as module
+    else:
+        from . import funasr_nano as module
+    return module
+
+
+def family_hook(model: str, name: str) -> Callable | None:
+    """An optional function a family package may offer to the benchmark
+    (`peer_engines`, `int8_variant`, `calibration_texts`, `op_profile`), or None
+    when that family has none. Keeps the applications out of family internals."""
+    fn = getattr(family_module(model), name, None)
+    return fn if callable(fn) and not isinstance(fn, ModuleType) else None
+
+
 def load_engines(settings: Settings) -> EngineSet:
     """Build every requested precision once; a precision that fails to load
     becomes an `UnavailableEngine` carrying the reason."""
-    family = family_of(settings.model)
-    if family == "whisper":
-        from .whisper import load as load_family
-    else:
-        from .funasr_nano import load as load_family
-    return load_family(settings)
+    return family_module(settings.model).load(settings)
+
+
+def load_engines_or_reasons(settings: Settings) -> EngineSet:
+    """`load_engines`, but a model that cannot load at all gives one unavailable
+    engine per precision carrying the reason, so a page still opens and says why."""
+    try:
+        return load_engines(settings)
+    except Exception as exc:  # noqa: BLE001 - the caller shows people what went wrong
+        logging.getLogger(__name__).exception("could not load model %r", settings.model)
+        reason = f"the model {settings.model!r} could not be loaded: {describe_error(exc)}"
+        return unavailable_set(settings.model, settings.precision_list, reason)
 
 
 __all__ = [
     "Engine", "EngineError", "EngineInfo", "EngineSet", "Memory", "ModelInfo", "RawResult",
-    "Timings", "Transcript", "UnavailableEngine", "family_of", "load_engines", "FUNASR_NANO_HUB_ID",
+    "Timings", "Transcript", "UnavailableEngine", "describe_error", "family_hook", "family_module", "family_of",
+    "load_engines", "load_engines_or_reasons", "unavailable_set", "FUNASR_NANO_HUB_ID",
 ]

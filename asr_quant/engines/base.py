@@ -113,6 +113,30 @@ class RawResult:
     warnings: list[str] = field(default_factory=list)
 
 
+@dataclass
+class ModelInfo:
+    """What the page and the reports say about the loaded model."""
+
+    name: str  # e.g. "Whisper base (multilingual)"
+    family: str  # "whisper" | "funasr-nano"
+    source: str  # where the weights came from, in words
+    params: int = 0
+    languages: str = ""
+    notes: str = ""
+
+
+@dataclass
+class EngineSet:
+    model: ModelInfo
+    engines: list[Engine] = field(default_factory=list)
+
+    def by_name(self, name: str) -> Engine:
+        for e in self.engines:
+            if e.info.name == name:
+                return e
+        raise KeyError(name)
+
+
 class EngineError(RuntimeError):
     """An engine-level failure with a message meant for people."""
 
@@ -144,7 +168,7 @@ class Engine(ABC):
         except MemoryError:
             return self._failed(clip, "ran out of memory on this clip", start, sampler)
         except Exception as exc:  # noqa: BLE001 - an engine's failure must stay its own
-            return self._failed(clip, _describe(exc), start, sampler)
+            return self._failed(clip, describe_error(exc), start, sampler)
         total = time.perf_counter() - start
         return Transcript(
             engine=self.info.name,
@@ -191,7 +215,23 @@ class UnavailableEngine(Engine):
         raise EngineError(self.info.error or "unavailable")
 
 
-def _describe(exc: BaseException) -> str:
+def unavailable_set(model: str, precisions, reason: str, *, family: str = "?", source: str = "not loaded",
+                    info: ModelInfo | None = None) -> EngineSet:
+    """The engine set of a model that could not load: one unavailable engine per
+    precision, all carrying `reason`."""
+    info = info or ModelInfo(name=model, family=family, source=source, notes=reason)
+    return EngineSet(model=info, engines=[unavailable(p, info.name, reason) for p in precisions])
+
+
+def unavailable(precision: str, model: str, reason: str, **fields) -> UnavailableEngine:
+    """One precision that could not load, with the reason; `fields` fill in
+    what is known (runtime, device, threads, load_s)."""
+    fields = {"runtime": "-", "device": "-", **fields}
+    return UnavailableEngine(EngineInfo(name=precision.upper(), precision=precision, model=model,
+                                        error=reason, **fields))
+
+
+def describe_error(exc: BaseException) -> str:
     """A one-line message for people; CUDA OOM named as such."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     name = type(exc).__name__

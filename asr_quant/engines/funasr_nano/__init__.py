@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 
-from ... import device as _device
-from ..base import EngineError, EngineInfo, UnavailableEngine, _describe
+from .. import device as _device
+from ..base import EngineError, EngineSet, ModelInfo, describe_error, unavailable, unavailable_set
 from . import loading
 
 log = logging.getLogger(__name__)
@@ -19,8 +19,6 @@ SUPPORTED = ("fp32", "fp16", "bf16", "int8")
 
 
 def load(settings):
-    from .. import EngineSet, ModelInfo  # late: engines/__init__ imports us lazily
-
     precisions = [p for p in settings.precision_list if p]
     label = "Fun-ASR-Nano"
     try:
@@ -28,9 +26,8 @@ def load(settings):
         label = folder.name
         params = loading.count_params(folder)
     except Exception as exc:  # noqa: BLE001 - the whole model failed: every engine says why
-        reason = _describe(exc)
-        info = ModelInfo(name=settings.model, family="funasr-nano", source=settings.model)
-        return EngineSet(info, [_unavailable(p, settings.model, reason) for p in precisions])
+        return unavailable_set(settings.model, precisions, describe_error(exc), family="funasr-nano",
+                               source=settings.model)
 
     model_info = ModelInfo(
         name=label, family="funasr-nano", source=folder.source, params=params,
@@ -41,13 +38,13 @@ def load(settings):
     try:
         plan = _device.choose(settings.device)
     except Exception as exc:  # noqa: BLE001
-        return EngineSet(model_info, [_unavailable(p, label, _describe(exc)) for p in precisions])
+        return unavailable_set(label, precisions, describe_error(exc), info=model_info)
 
     engines = []
     fp32_engine = None
     for p in precisions:
         if p not in SUPPORTED:
-            engines.append(_unavailable(p, label, f"unknown precision {p!r}; use {', '.join(SUPPORTED)}"))
+            engines.append(unavailable(p, label, f"unknown precision {p!r}; use {', '.join(SUPPORTED)}"))
             continue
         try:
             if p == "int8":
@@ -63,18 +60,12 @@ def load(settings):
                 if p == "fp32":
                     fp32_engine = eng
         except MemoryError:
-            eng = _unavailable(p, label, "ran out of memory while loading")
+            eng = unavailable(p, label, "ran out of memory while loading")
         except Exception as exc:  # noqa: BLE001 - one precision failing must not stop the others
             log.warning("Fun-ASR-Nano %s failed to load: %s", p, exc, exc_info=True)
-            eng = _unavailable(p, label, _describe(exc))
+            eng = unavailable(p, label, describe_error(exc))
         engines.append(eng)
     return EngineSet(model_info, engines)
-
-
-def _unavailable(precision: str, model: str, reason: str) -> UnavailableEngine:
-    return UnavailableEngine(EngineInfo(
-        name=precision.upper(), precision=precision, runtime="-", device="-", model=model,
-        available=False, error=reason))
 
 
 __all__ = ["load", "EngineError"]

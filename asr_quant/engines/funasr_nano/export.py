@@ -19,17 +19,12 @@ two processes never see half an export.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from . import loading
 
 EXPORT_VERSION = 1
 OPSET = 17
@@ -307,118 +302,3 @@ def quantize_decoder(fp32: Path, out: Path) -> float:
                      extra_options={"MatMulConstBOnly": True},
                      use_external_data_format=False)
     return time.perf_counter() - t
-
-
-# --------------------------------------------------------------------------- calibration audio
-def calibration_audio(folder: loading.ModelFolder, n_synthetic: int = 6) -> list[np.ndarray]:
-    """The model folder's own example clips if it has them (real folders ship
-    `example/*.mp3`), plus speech-like synthetic signals of several lengths."""
-    clips = []
-    ex = folder.path / "example"
-    if ex.is_dir():
-        import librosa
-
-        for f in sorted(ex.iterdir())[:8]:
-            if f.suffix.lower() in (".wav", ".mp3", ".flac", ".ogg", ".m4a"):
-                try:
-                    y, _ = librosa.load(str(f), sr=16000, mono=True, duration=20.0)
-                    clips.append(y.astype(np.float32))
-                except Exception:  # noqa: BLE001 - one unreadable example is not fatal
-                    continue
-    rng = np.random.RandomState(1234)
-    sr = 16000
-    for i in range(n_synthetic):
-        dur = [1.5, 3.0, 5.0, 2.0, 4.0, 6.0][i % 6]
-        t = np.arange(int(dur * sr)) / sr
-        f0 = 110 + 90 * rng.rand() + 30 * np.sin(2 * np.pi * 0.7 * t)
-        phase = 2 * np.pi * np.cumsum(f0) / sr
-        voiced = sum(np.sin(k * phase) / k for k in range(1, 12))
-        env = (0.5 + 0.5 * np.sin(2 * np.pi * (2 + 3 * rng.rand()) * t)) ** 2
-        y = 0.3 * voiced * env + 0.02 * rng.randn(len(t))
-        clips.append((y / (np.abs(y).max() + 1e-9) * 0.5).astype(np.float32))
-    return clips
-
-
-# --------------------------------------------------------------------------- cache
-def cache_key(folder: loading.ModelFolder) -> str:
-    import onnxruntime
-    import torch
-
-    pt = folder.path / "model.pt"
-    st = pt.stat()
-    info = {
-        "path": str(folder.path), "model_pt": [st.st_size, st.st_mtime_ns],
-        "config": hashlib.sha256((folder.path / "config.yaml").read_bytes()).hexdigest(),
-        "llm_config": hashlib.sha256((folder.llm_dir / "config.json").read_bytes()).hexdigest(),
-        "export": EXPORT_VERSION, "opset": OPSET, "ort": onnxruntime.__version__,
-        "torch": torch.__version__,
-    }
-    return hashlib.sha256(json.dumps(info, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def artifact_dir(folder: loading.ModelFolder, cache_dir: str | Path) -> Path:
-    return Path(cache_dir).expanduser() / "funasr-nano" / f"{folder.name}-{cache_key(folder)}"
-
-
-def ensure(folder: loading.ModelFolder, cache_dir: str | Path, threads: int, builder_factory,
-           model=None, log=print) -> tuple[Path, dict]:
-    """The cached INT8 artifacts for `folder`, exporting them first if needed.
-
-    `model` is a loaded FP32 `FunASRNano` to export from (e.g. the FP32
-    engine's); without one a temporary FP32 model is built and freed.
-    `builder_factory(model)` returns a PromptBuilder for calibration features.
-    """
-    final = artifact_dir(folder, cache_dir)
-    manifest = final / "manifest.json"
-    if manifest.is_file():
-        return final, json.loads(manifest.read_text())
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=final.name + ".tmp-", dir=final.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache is shared like any other
-    own_model = model is None
-    am = None
-    try:
-        t0 = time.perf_counter()
-        if own_model:
-            am, _ = loading.build_automodel(folder, "cpu", threads, "fp32")
-            model = am.model
-            model.llm.float()
-            builder = builder_factory(am)
-        else:
-            builder = builder_factory(None)
-        t_load = time.perf_counter() - t0
-        feats = [builder.prepare(y, None).speech.numpy() for y in calibration_audio(folder)]
-        held_out, calib = feats[::3], [f for i, f in enumerate(feats) if i % 3]
-        info = {"model": str(folder.path), "key": final.name, "export_version": EXPORT_VERSION}
-        t = time.perf_counter()
-        enc32 = export_encoder(model, tmp / "encoder.fp32.onnx")
-        info["encoder_export_s"] = time.perf_counter() - t
-        info["encoder_fp32_bytes"] = enc32.stat().st_size
-        info["encoder"] = quantize_encoder(enc32, tmp, calib, held_out, threads)
-        t = time.perf_counter()
-        dec_dir = tmp / "fp32"
-        dec_dir.mkdir()
-        dec32 = export_decoder(model.llm, dec_dir / "decoder.fp32.onnx")
-        info["decoder_export_s"] = time.perf_counter() - t
-        info["decoder_fp32_bytes"] = sum(f.stat().st_size for f in dec_dir.iterdir())
-        info["decoder_quantize_s"] = quantize_decoder(dec32, tmp / "decoder.int8.onnx")
-        emb = model.llm.get_input_embeddings().weight.detach().float().cpu().numpy()
-        quantize_embeddings(emb, tmp / "embed.int8.npz")
-        del emb
-        shutil.rmtree(dec_dir)
-        enc32.unlink()
-        info["source_load_s"] = t_load
-        info["total_s"] = time.perf_counter() - t0
-        info["files"] = {f.name: f.stat().st_size for f in tmp.iterdir()}
-        (tmp / "manifest.json").write_text(json.dumps(info, indent=2, default=str))
-        try:
-            os.rename(tmp, final)
-        except OSError:  # another process finished first: use theirs
-            shutil.rmtree(tmp, ignore_errors=True)
-        log(f"exported Fun-ASR-Nano INT8 artifacts to {final} in {info['total_s']:.1f} s")
-        return final, json.loads(manifest.read_text())
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-        am = model = None
-        loading.release_freed_memory()

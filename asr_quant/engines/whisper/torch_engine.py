@@ -100,14 +100,15 @@ def _load_half(bundle: WhisperBundle, precision: str):
 
     path = half_dir(bundle, precision)
     if not (path / "model.safetensors").is_file():
-        from .ct2 import _atomic_dir
+        from ...cache import build_dir
+        from .ct2 import has_safetensors
 
         def fill(tmp):
             half = _copy(bundle.hf_model).to(getattr(torch, _DTYPES[precision]))
             half.save_pretrained(tmp, safe_serialization=True)
             del half
 
-        _atomic_dir(path, fill)
+        build_dir(path, fill, valid=has_safetensors)
     return WhisperForConditionalGeneration.from_pretrained(path, dtype=_DTYPES[precision]).eval()
 
 

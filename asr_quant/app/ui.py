@@ -16,12 +16,13 @@ from typing import Any, Sequence
 import gradio as gr
 import pandas as pd
 
-from . import audio, charts, compare, present
-from .engines import EngineSet, Transcript
-from .examples import Example, read_examples
-from .history import EngineRun, History, RunRecord, now_iso
+from .. import audio
+from . import charts, compare, present
+from ..engines import EngineSet
+from ..examples import Example, read_examples
+from .history import History, run_record
 from .runner import Runner
-from .settings import Settings
+from ..settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +79,8 @@ class _Page:
     def __init__(self, engine_set: EngineSet, settings: Settings, examples: Sequence[Example]):
         self.settings = settings
         self.max_bytes = int(settings.max_file_mb * 1024 * 1024)
-        baseline = compare.baseline_name([e.info.name for e in engine_set.engines])
-        ordered = sorted(engine_set.engines, key=lambda e: e.info.name != baseline)  # baseline runs first
+        ordered = compare.baseline_first(engine_set.engines)
+        self.baseline = baseline = compare.baseline_name([e.info.name for e in ordered])
         self.runner = Runner(ordered, settings.inference_timeout_s)
 
         gr.Markdown("# One recognizer at several precisions, side by side\n"
@@ -155,28 +156,19 @@ class _Page:
                             f"({clip.duration_s:.1f} s)…",
                **{k: v for i, c in enumerate(cols) for k, v in c.clear(i == 0).items()}}
 
-        results: list[compare.EngineResult] = []
+        request = compare.Request(self.baseline, chosen, reference)
         filled: dict = {}  # every column's final values, repeated in the last yield for API clients
-        base: Transcript | None = None
         for i, t in enumerate(self.runner.run(clip, chosen)):
-            base = t if i == 0 else base
-            r = compare.compare(t, base, reference, compare.text_language(chosen, base))
-            results.append(r)
-            update = cols[i].fill(r)
+            update = cols[i].fill(request.add(t))
             filled.update(update)
             if i + 1 < n:
                 update.update(cols[i + 1].clear(True))
                 progress((i + 1, n), desc=f"{cols[i + 1].info.name} running")
             yield update
 
-        # engines that never loaded stay out of the charts and the history; their column says why
-        loaded = [r for r, c in zip(results, cols) if c.info.available]
-        transcripts = [r.transcript for r in loaded]
-        record = hist.add(RunRecord(
-            run=0, time=now_iso(), clip=clip.name, duration_s=clip.duration_s,
-            language=chosen or f"auto ({base.language if base is not None and base.language else '?'})",
-            reference=bool((reference or "").strip()),
-            engines=[_engine_run(r) for r in loaded], engines_s=sum(t.latency_s for t in transcripts)))
+        loaded = [c.info.name for c in cols if c.info.available]  # the others stay out of charts and history
+        record = hist.add(run_record(clip.name, clip.duration_s, request, loaded))
+        transcripts = [r.transcript for r in request.results if r.transcript.engine in loaded]
         figures = (charts.latency_figure(transcripts), charts.memory_figure(transcripts),
                    charts.history_figure(hist))
         headers, rows = hist.table()
@@ -190,7 +182,7 @@ class _Page:
                      record.engines_s, decode_s, 100 * record.outside_engines_s / max(record.wall_s, 1e-9))
             yield {
                 **filled,
-                self.status: present.summary(results, record.wall_s, clip.name, clip.duration_s, clip.notes),
+                self.status: present.summary(request.results, record.wall_s, clip.name, clip.duration_s, clip.notes),
                 self.lat_plot: figures[0], self.mem_plot: figures[1], self.hist_plot: figures[2],
                 self.hist_table: pd.DataFrame(rows, columns=headers),
                 self.csv_btn: gr.DownloadButton(value=str(csv_path), visible=True),
@@ -202,7 +194,7 @@ class _Page:
 def build(engine_set: EngineSet, settings: Settings, examples: Sequence[Example] | None = None) -> gr.Blocks:
     """The page for these engines; call `launch` on the result."""
     if examples is None:
-        examples = read_examples(Path(__file__).resolve().parents[1] / "examples")
+        examples = read_examples()
     charts.warm_up()
     with gr.Blocks(title="asr-quant: one recognizer, three precisions", delete_cache=(1800, 3600)) as demo:
         page = _Page(engine_set, settings, examples)
@@ -220,13 +212,6 @@ def build(engine_set: EngineSet, settings: Settings, examples: Sequence[Example]
                           concurrency_limit=settings.concurrency, show_progress="minimal")
     demo.queue(default_concurrency_limit=settings.concurrency, max_size=settings.max_queue)
     return demo
-
-
-def _engine_run(r: compare.EngineResult) -> EngineRun:
-    t = r.transcript
-    return EngineRun(engine=t.engine, latency_s=t.latency_s if t.ok else None, rtf=t.rtf if t.ok else None,
-                     metric=r.score.kind if r.score else None, error_rate=r.score.rate if r.score else None,
-                     tokens=t.tokens, error=t.error)
 
 
 # Gradio keeps every browser session's state (our history, and a copy of each

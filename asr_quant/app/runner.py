@@ -19,9 +19,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
-from . import memory as _memory
-from .audio import Clip
-from .engines.base import Engine, Memory, Timings, Transcript
+from .. import memory as _memory
+from ..audio import Clip
+from ..engines.base import Engine, Memory, Timings, Transcript
 
 log = logging.getLogger(__name__)
 

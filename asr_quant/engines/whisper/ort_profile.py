@@ -2,8 +2,8 @@
 
 The benchmark's per-stage timings say "encoder" or "decoding"; this says which
 operators inside them (MatMulInteger, DynamicQuantizeLinear, Conv, Softmax...)
-take the time, from ONNX Runtime's own profiler. Used by bench.py's `--profile`
-for engines that run ONNX Runtime sessions (Whisper INT8); kept out of bench.py
+take the time, from ONNX Runtime's own profiler. Used by the benchmark's `--profile`
+for engines that run ONNX Runtime sessions (Whisper INT8); kept out of the benchmark
 so that the benchmark itself never imports onnxruntime.
 """
 from __future__ import annotations

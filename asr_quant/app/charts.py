@@ -11,7 +11,7 @@ from typing import Sequence
 
 import plotly.graph_objects as go
 
-from .engines.base import Transcript
+from ..engines.base import Transcript
 from .history import History
 
 BASELINE = "FP32"

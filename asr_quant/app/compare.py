@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from . import metrics
-from .engines.base import Transcript
+from .. import metrics
+from ..engines.base import Transcript
 
 BASELINE = "FP32"
 
@@ -28,10 +28,36 @@ class EngineResult:
 
 
 def baseline_name(names: Sequence[str]) -> str | None:
-    """FP32 when it is loaded, else the first engine."""
+    """FP32 when it is loaded, else the first engine: the one place that decides."""
     if not names:
         return None
     return BASELINE if BASELINE in names else names[0]
+
+
+def baseline_first(engines: Sequence) -> list:
+    """The engines in run order: the baseline first, so every other column can
+    be diffed against it as soon as it is done."""
+    base = baseline_name([e.info.name for e in engines])
+    return sorted(engines, key=lambda e: e.info.name != base)
+
+
+@dataclass
+class Request:
+    """One clip's transcripts as they arrive, each paired with the baseline's
+    (the engine `baseline_name` chose, not whichever answered first)."""
+
+    baseline: str | None
+    language: str | None  # the one asked for; None = detect
+    reference: str | None = None
+    base: Transcript | None = None
+    results: list[EngineResult] = field(default_factory=list)
+
+    def add(self, t: Transcript) -> EngineResult:
+        if t.engine == self.baseline:
+            self.base = t
+        r = compare(t, self.base, self.reference, text_language(self.language, self.base))
+        self.results.append(r)
+        return r
 
 
 def text_language(chosen: str | None, baseline: Transcript | None) -> str | None:

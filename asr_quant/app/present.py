@@ -9,7 +9,7 @@ import html
 import re
 from typing import TYPE_CHECKING, Sequence
 
-from .engines import EngineInfo, EngineSet
+from ..engines import EngineInfo, EngineSet
 
 if TYPE_CHECKING:
     from .compare import EngineResult

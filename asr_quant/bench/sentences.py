@@ -11,7 +11,6 @@ the long-vowel mark, so it speaks a hand-written hiragana reading (particles
 """
 from __future__ import annotations
 
-
 EN = (
     "The library opens early on weekdays, but on Sunday it stays closed until noon.",
     "She packed a warm coat, some sandwiches and a map before leaving for the mountains.",

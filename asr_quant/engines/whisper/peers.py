@@ -17,11 +17,11 @@ import importlib.metadata
 import time
 from pathlib import Path
 
-from . import memory
-from .audio import Clip
-from .engines.whisper.decoding import token_budget
-from .engines.base import Engine, EngineError, EngineInfo, RawResult, UnavailableEngine
-from .settings import Settings
+from ... import memory
+from ...audio import Clip
+from .decoding import token_budget
+from ..base import Engine, EngineError, EngineInfo, RawResult, UnavailableEngine
+from ...settings import Settings
 
 COMPUTE_TYPES = ("float32", "int8", "int8_float32", "float16", "int8_float16", "bfloat16", "int8_bfloat16")
 _PRECISION = {"float32": "fp32", "int8": "int8", "int8_float32": "int8", "float16": "fp16", "int8_float16": "int8",
@@ -93,7 +93,7 @@ class FasterWhisperEngine(Engine):
 def faster_whisper_engines(settings: Settings, compute_types: list[str], model_name: str = "Whisper") -> list[Engine]:
     """Peers on the CT2 folder of `settings.model`; one that fails to load
     becomes an UnavailableEngine carrying the reason."""
-    from .engines.whisper.ct2 import locate
+    from .ct2 import locate
 
     out: list[Engine] = []
     try:

@@ -12,20 +12,18 @@ references, or a manifest.tsv (file, lang, text).
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
-import shutil
-import subprocess
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from . import audio as _audio
-from .corpus_sentences import sentences
+from .. import audio as _audio
+from .. import espeak
+from ..cache import build_dir, key_of
+from .sentences import sentences
 
 LANGUAGES = ("zh", "en", "yue", "ja", "ko")
 # espeak-ng voices. Mandarin uses the pinyin variant of the cmn voice: plain
@@ -87,13 +85,10 @@ class Corpus:
 # --- the built-in corpus -------------------------------------------------------
 
 def espeak_version() -> str:
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        raise CorpusError(
-            "espeak-ng is not installed, so the built-in corpus cannot be made: "
-            "install it (Debian/Ubuntu: apt-get install -y espeak-ng) or pass --corpus DIR.")
-    out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30)
-    return out.stdout.split("Data at")[0].strip().replace(" text-to-speech:", "")
+    try:
+        return espeak.version()
+    except espeak.EspeakError as exc:
+        raise CorpusError(f"{exc}, so the built-in corpus cannot be made: install it or pass --corpus DIR.") from None
 
 
 def _spoken(language: str, text: str) -> str:
@@ -105,33 +100,17 @@ def _spoken(language: str, text: str) -> str:
     return text
 
 
-def _synthesize(text: str, voice: str, rate: int, pitch: int) -> np.ndarray:
-    """espeak-ng to a 16 kHz float32 signal."""
-    import librosa
-
-    with tempfile.TemporaryDirectory() as tmp:
-        wav = os.path.join(tmp, "s.wav")
-        subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate), "-p", str(pitch), "-w", wav, text],
-                       check=True, capture_output=True, timeout=60)
-        y, sr = sf.read(wav, dtype="float32")
-    if y.ndim > 1:
-        y = y.mean(axis=1)
-    if sr != _audio.SAMPLE_RATE:
-        y = librosa.resample(y, orig_sr=sr, target_sr=_audio.SAMPLE_RATE)
-    return y.astype(np.float32)
-
-
 def synthesize(language: str, text: str, index: int) -> np.ndarray:
     """One utterance, with rate and pitch varied by index; the rate is
     adjusted once so that the clip lasts 5-15 s (espeak is fast-spoken)."""
     voice = VOICES[language]
     rate, pitch = _RATES[index % len(_RATES)], _PITCHES[(index // len(_RATES)) % len(_PITCHES)]
-    y = _synthesize(_spoken(language, text), voice, rate, pitch)
+    y = espeak.synthesize(_spoken(language, text), voice, rate, pitch)
     dur = len(y) / _audio.SAMPLE_RATE
     if dur < MIN_S + 0.5 or dur > MAX_S - 0.5:
         target = 6.0 if dur < MIN_S + 0.5 else 13.0
         rate = int(max(100, min(260, round(rate * dur / target))))
-        y = _synthesize(_spoken(language, text), voice, rate, pitch)
+        y = espeak.synthesize(_spoken(language, text), voice, rate, pitch)
     peak = float(np.max(np.abs(y))) if len(y) else 0.0
     return (y * (0.7 / peak)).astype(np.float32) if peak > 0 else y
 
@@ -169,7 +148,7 @@ def _builtin_key(version: str) -> str:
         "rates": _RATES, "pitches": _PITCHES,
         "sentences": {lang: sentences(lang) for lang in LANGUAGES},
     }
-    return hashlib.sha256(json.dumps(spec, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:12]
+    return key_of(spec, 12)
 
 
 def builtin(cache_dir: str | os.PathLike, progress=None) -> Corpus:
@@ -180,20 +159,7 @@ def builtin(cache_dir: str | os.PathLike, progress=None) -> Corpus:
     """
     version = espeak_version()
     root = Path(cache_dir) / "corpus" / f"builtin-{_builtin_key(version)}"
-    manifest = root / "manifest.json"
-    if not manifest.exists():
-        root.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".builtin-", dir=root.parent))
-        try:
-            _generate(tmp, version, progress)
-            try:
-                os.rename(tmp, root)
-            except OSError:  # another process finished first: use theirs
-                if not manifest.exists():
-                    raise
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+    build_dir(root, lambda tmp: _generate(tmp, version, progress), valid=lambda f: (f / "manifest.json").exists())
     return _read_manifest(root)
 
 

@@ -1,13 +1,13 @@
-"""The benchmark's outputs: results.md in the article's layout with its claims
-beside the measured figures, plotly charts, and docs/benchmark.md.
+"""results.md: the benchmark in the seed article's layout, with its claims
+beside the measured figures, and the targets verdict. Charts are in
+`bench.charts`, docs/benchmark.md in `bench.docs`.
 
-Everything here reads the results dict that bench.py writes as results.json,
+Everything here reads the results dict that the benchmark writes as results.json,
 so a report can be rebuilt from a saved run (`python -m asr_quant.bench
 --report results.json`)."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 # The seed article's claims (Fun-ASR-MLT-Nano-2512, NVIDIA A100 40GB, batch 1,
 # 100 clips of ~10 s), sections 5.1-5.3. WER in percent.
@@ -24,7 +24,6 @@ ARTICLE = {
 ARTICLE_ROWS = {"zh": "Mandarin (quiet)", "zh-noisy": "Mandarin (noisy)", "en": "English", "yue": "Cantonese",
                 "ja": "Japanese", "ko": "Korean"}
 TARGETS = dict(int8_latency_ratio=0.5, int8_wer_delta_points=1.0)
-NOTES_BEGIN, NOTES_END = "<!-- BEGIN HAND-WRITTEN NOTES -->", "<!-- END HAND-WRITTEN NOTES -->"
 
 
 # --- formatting --------------------------------------------------------------------
@@ -333,140 +332,6 @@ def _machine_section(res: dict, h: str) -> str:
                      + (f" Errors: {'; '.join(e['errors'])}" if e["errors"] else "")
                      + (f" Warnings: {'; '.join(e['warnings'][:5])}" if e["warnings"] else ""))
     return "\n".join(lines) + "\n"
-
-
-# --- charts --------------------------------------------------------------------------
-
-def charts(res: dict, out_dir: Path) -> list[Path]:
-    """latency_memory.html and speed_vs_error.html, sharing one plotly.min.js."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    eng = _engines(res)
-    names = [e["name"] for e in eng]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Latency per clip, median (ms)", "Memory (MB)"))
-    stages = [("features_ms", "features"), ("encoder_ms", "encoder"), ("decoding_ms", "decoding"),
-              ("other_ms", "other")]
-    for key, label in stages:
-        fig.add_bar(x=names, y=[(e["stages"][key]["median"] if e.get("stages") else None) for e in eng],
-                    name=label, legendgroup="lat", row=1, col=1)
-    fig.add_bar(x=names, y=[None if e.get("stages") else e["latency_ms"]["median"] for e in eng],
-                name="total (not split)", legendgroup="lat", row=1, col=1,
-                error_y=dict(type="data", symmetric=False,
-                             array=[None if e.get("stages") else _up(e) for e in eng]))
-    fig.add_scatter(x=names, y=[e["latency_ms"]["p90"] for e in eng], mode="markers", name="p90 (total)",
-                    marker=dict(symbol="line-ew-open", size=24, color="black"), row=1, col=1)
-    alone = [e["memory"].get("alone") or {} for e in eng]
-    if any(a.get("peak_rss") for a in alone):
-        mem_series = [("on disk", [e["memory"]["disk_bytes"] for e in eng]),
-                      ("RSS after load (alone)", [a.get("rss_after_load") for a in alone]),
-                      ("peak RSS (alone)", [a.get("peak_rss") for a in alone])]
-    else:  # no per-engine probe: the shared run's figures
-        mem_series = [("on disk", [e["memory"]["disk_bytes"] for e in eng]),
-                      ("load growth (shared run)", [e["memory"]["resident_bytes"] for e in eng]),
-                      ("peak (shared process)", [e["memory"]["peak_bytes"] for e in eng])]
-    for label, values in mem_series:
-        fig.add_bar(x=names, y=[None if not v else v / 1e6 for v in values], name=label, legendgroup="mem",
-                    row=1, col=2)
-    fig.update_layout(barmode="relative", template="plotly_white", height=480,
-                      title=f"{res['model']['name']}: latency and memory per engine ({res['date']})")
-    fig.update_xaxes(row=1, col=2)
-    fig.layout.barmode = "relative"
-    # memory bars side by side: put them on their own offset groups
-    for tr in fig.data:
-        if tr.legendgroup == "mem":
-            tr.offsetgroup = tr.name
-    out_dir.mkdir(parents=True, exist_ok=True)
-    p1 = out_dir / "latency_memory.html"
-    fig.write_html(p1, include_plotlyjs="directory")
-
-    fig2 = go.Figure()
-    for e in eng:
-        err = (e.get("errors_by_row") or {}).get("overall_mean")
-        fig2.add_scatter(x=[e["latency_ms"]["median"]], y=[None if err is None else 100 * err], mode="markers+text",
-                         text=[e["name"]], textposition="top center", name=e["name"], marker=dict(size=14),
-                         error_x=dict(type="data", symmetric=False, array=[_up(e)],
-                                      arrayminus=[_down(e)]))
-    fig2.update_layout(template="plotly_white", height=480, xaxis_title="latency per clip, median (ms); bars: min-p90",
-                       yaxis_title="error rate, mean of rows (%)",
-                       title=f"{res['model']['name']}: speed against error, one point per engine")
-    p2 = out_dir / "speed_vs_error.html"
-    fig2.write_html(p2, include_plotlyjs="directory")
-    return [p1, p2]
-
-
-def _up(e):
-    lat = e["latency_ms"]
-    return None if lat["p90"] is None else lat["p90"] - lat["median"]
-
-
-def _down(e):
-    lat = e["latency_ms"]
-    return None if lat["min"] is None else lat["median"] - lat["min"]
-
-
-# --- docs/benchmark.md -----------------------------------------------------------------
-
-def docs_markdown(results: list[dict], command: str, date: str, previous: str | None = None) -> str:
-    """All models' tables under one page; the hand-written notes block of the
-    previous version (if any) is kept."""
-    m = results[0]["machine"]
-    gpu = m.get("gpu")
-    head = [
-        "# Benchmark on this machine",
-        "",
-        "<!-- Generated by the command below; edit only the hand-written notes block. -->",
-        "",
-        f"Generated {date} by:",
-        "",
-        "```",
-        command,
-        "```",
-        "",
-        f"Machine: {m['cpu']}, {m['logical_cores']} logical cores, {m['ram_gb']:.0f} GB RAM, "
-        + (f"GPU {gpu}." if gpu else "**no GPU: CPU only**.")
-        + f" Threads: {results[0]['threads']['summary']}. The machine is shared, so absolute times drift; "
-          "the engines run interleaved clip by clip so that drift hits all of them alike, and the ratios "
-          "are the figures to read.",
-        "",
-        "Summary, from this one run:",
-        "",
-    ]
-    head.append(summary_table(results))
-    head.append("")
-    for res in results:
-        for t in targets(res):
-            verdict = {True: "met", False: "**missed**", None: "—"}[t["met"]]
-            head.append(f"- {res['model']['name']}: {t['target']}: {t['shown']} ({verdict})")
-    head.append("")
-    notes = NOTES_BEGIN + "\n" + NOTES_END
-    if previous and NOTES_BEGIN in previous and NOTES_END in previous:
-        notes = previous[previous.index(NOTES_BEGIN):previous.index(NOTES_END) + len(NOTES_END)]
-    body = [results_markdown(res, level=2) for res in results]
-    return "\n".join(head) + "\n" + notes + "\n\n" + "\n".join(body)
-
-
-def summary_table(results: list[dict]) -> str:
-    """One row per model and engine: the figures the issue asks to report."""
-    rows = []
-    for res in results:
-        for e in _engines(res):
-            r = res["ratios"].get(e["name"], {})
-            alone = e["memory"].get("alone") or {}
-            rows.append([res["model"]["name"], e["name"], num(e["latency_ms"]["median"]),
-                         times((r.get("latency") or {}).get("of_totals")) if r else "1.00x",
-                         num(e["rtf"], "{:.3f}"), mb(e["memory"]["disk_bytes"]), mb(alone.get("peak_rss")),
-                         pct((e.get("errors_by_row") or {}).get("overall_mean")),
-                         num(None if not r or (r.get("error_rate_delta") or {}).get("overall_mean") is None
-                             else 100 * r["error_rate_delta"]["overall_mean"], "{:+.2f}")])
-    return _table(["model", "engine", "latency median (ms)", "latency vs FP32", "RTF", "size on disk",
-                   "peak RSS (alone)", "error, mean of rows %", "vs FP32 (points)"], rows)
-
-
-def write_docs(path: Path, results: list[dict], command: str, date: str) -> None:
-    previous = path.read_text(encoding="utf-8") if path.exists() else None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(docs_markdown(results, command, date, previous), encoding="utf-8")
 
 
 def slug(text: str) -> str:

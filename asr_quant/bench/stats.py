@@ -15,7 +15,7 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable
 
-from .engines.base import EngineInfo, Transcript
+from ..engines.base import EngineInfo, Transcript
 
 
 @dataclass
@@ -124,7 +124,7 @@ ErrorFn = Callable[[str, str, str], object]  # (reference, hypothesis, language)
 
 
 def default_error_fn() -> ErrorFn:
-    from .metrics import error_rate
+    from ..metrics import error_rate
 
     return error_rate
 

@@ -12,7 +12,11 @@ import io
 import json
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:
+    from ..engines.base import Transcript
+    from .compare import EngineResult, Request
 
 MAX_RUNS = 200  # per session: bounds the memory a long-lived tab can hold
 
@@ -68,6 +72,32 @@ _INTS = {"run", "tokens"}
 
 def now_iso() -> str:
     return datetime.now().replace(microsecond=0).isoformat()
+
+
+def language_label(chosen: str | None, baseline: "Transcript | None") -> str:
+    """The language a run used: the one asked for, or "auto (xx)" with what the baseline detected."""
+    if chosen:
+        return chosen
+    return f"auto ({baseline.language if baseline is not None and baseline.language else '?'})"
+
+
+def engine_run(r: "EngineResult") -> EngineRun:
+    """An engine's figures in a run; a failed engine keeps its error, not its timing."""
+    t = r.transcript
+    return EngineRun(engine=t.engine, latency_s=t.latency_s if t.ok else None, rtf=t.rtf if t.ok else None,
+                     metric=r.score.kind if r.score else None, error_rate=r.score.rate if r.score else None,
+                     tokens=t.tokens, error=t.error)
+
+
+def run_record(clip: str, duration_s: float, request: "Request", loaded: Sequence[str]) -> RunRecord:
+    """The record of one request, for the engines in `loaded` (an engine that
+    never loaded stays out of the history; its column says why)."""
+    results = [r for r in request.results if r.transcript.engine in loaded]
+    return RunRecord(run=0, time=now_iso(), clip=clip, duration_s=duration_s,
+                     language=language_label(request.language, request.base),
+                     reference=bool((request.reference or "").strip()),
+                     engines=[engine_run(r) for r in results],
+                     engines_s=sum(r.transcript.latency_s for r in results))
 
 
 @dataclass

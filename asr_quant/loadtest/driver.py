@@ -1,0 +1,175 @@
+"""The clients: one request and how its answer is judged, and the driver that
+runs N clients back to back for T seconds."""
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+
+from .inputs import Input
+
+BUSY_TEXT = "queue is full"
+
+
+@dataclass
+class Request:
+    client: int
+    input: str
+    kind: str
+    sent: float  # seconds since the run started
+    started: float | None = None  # first seen processing (polled every 0.1 s)
+    ended: float | None = None
+    outcome: str = "lost"  # ok | clear_error | busy | wrong | failed | lost
+    detail: str = ""
+    texts: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def latency_s(self) -> float | None:
+        return None if self.ended is None else self.ended - self.sent
+
+    @property
+    def queue_wait_s(self) -> float | None:
+        return None if self.started is None else self.started - self.sent
+
+
+class Page:
+    """Where each widget's value sits in the API's answer, read from the app's
+    own config (elem_ids), so a layout change does not break the reading."""
+
+    def __init__(self, config: dict, api_name: str = "transcribe"):
+        dep = next(d for d in config["dependencies"] if d.get("api_name") == api_name)
+        comps = {c["id"]: c for c in config["components"]}
+        shown = [comps[i] for i in dep["outputs"] if comps[i].get("type") != "state"]
+        self.index = {c.get("props", {}).get("elem_id"): k for k, c in enumerate(shown)}
+        self.engines = [c["props"]["elem_id"][5:].upper() for c in shown
+                        if str(c.get("props", {}).get("elem_id", "")).startswith("text-")
+                        and c["props"].get("visible", True) is not False]
+
+    def read(self, result: Sequence[Any]) -> tuple[str, dict[str, str]]:
+        status = str(result[self.index["status"]] or "")
+        texts = {n: str(result[self.index[f"text-{n.lower()}"]] or "") for n in self.engines}
+        return status, texts
+
+
+def classify(req: Request, inp: Input, page: Page, status: str, texts: dict[str, str]) -> None:
+    req.texts = texts
+    plain = status.replace("\\", "")
+    if inp.kind == "good":
+        n = len(page.engines)
+        if all(texts.values()) and f"{n}/{n} engines answered" in plain:
+            req.outcome = "ok"
+        else:
+            req.outcome = "wrong"
+            req.detail = f"good clip without {n} transcripts: {plain[:200]}"
+    elif inp.message in plain and not any(texts.values()):
+        req.outcome = "clear_error"
+    else:
+        req.outcome = "wrong"
+        req.detail = f"bad input not answered with its message ({inp.message!r}): {plain[:200]}"
+
+
+def classify_exception(req: Request, inp: Input, exc: BaseException, cap_bytes: int) -> None:
+    text = str(exc)
+    if BUSY_TEXT in text.lower():
+        req.outcome, req.detail = "busy", text[:200]
+    elif inp.kind == "bad" and inp.path.stat().st_size > cap_bytes and "maximum file size" in text:
+        req.outcome, req.detail = "clear_error", text[:200]  # refused before upload, as the page does
+    else:
+        req.outcome, req.detail = "failed", f"{type(exc).__name__}: {text[:300]}"
+
+
+class Driver:
+    """N clients sending back to back until `duration_s`, then waiting for
+    everything still out until `drain_s` more have passed."""
+
+    STARTED = {"PROCESSING", "PROGRESS", "ITERATING", "FINISHED"}
+
+    def __init__(self, url: str, inputs: Sequence[Input], clients: int, duration_s: float, drain_s: float,
+                 bad_share: float = 0.4, max_requests: int = 5000, seed: int = 0, cap_bytes: int = 0,
+                 t0: float | None = None):
+        self.url, self.inputs, self.clients = url, list(inputs), clients
+        self.duration_s, self.drain_s = duration_s, drain_s
+        self.bad_share, self.max_requests, self.seed, self.cap_bytes = bad_share, max_requests, seed, cap_bytes
+        self.t0 = t0 if t0 is not None else time.perf_counter()
+        self.requests: list[Request] = []
+        self._lock = threading.Lock()
+        self.errors: list[str] = []
+
+    def now(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def _budget(self) -> bool:
+        with self._lock:
+            return len(self.requests) < self.max_requests
+
+    def _pick(self, rng: random.Random, client_id: int, first: bool) -> Input:
+        """Random by `bad_share`; a client's first request is fixed (odd
+        clients start with a bad input) so even a short run has both kinds."""
+        good = [i for i in self.inputs if i.kind == "good"]
+        bad = [i for i in self.inputs if i.kind == "bad"]
+        if first and good and bad and 0 < self.bad_share < 1:
+            want_bad = client_id % 2 == 1
+        else:
+            want_bad = rng.random() < self.bad_share
+        pool = bad if (bad and (want_bad or not good)) else good
+        return rng.choice(pool)
+
+    def one(self, client, page: Page, inp: Input, client_id: int, hard_deadline: float) -> Request:
+        from gradio_client import handle_file
+
+        req = Request(client=client_id, input=inp.name, kind=inp.kind, sent=self.now())
+        with self._lock:
+            self.requests.append(req)
+        try:
+            job = client.submit(handle_file(str(inp.path)), inp.language, inp.reference, api_name="/transcribe")
+            while not job.done():
+                if req.started is None and job.status().code.value in self.STARTED:
+                    req.started = self.now()
+                if self.now() > hard_deadline:  # left as is: cancelling would wait on the stuck call too
+                    req.outcome, req.detail = "lost", "no answer before the drain deadline"
+                    return req
+                time.sleep(0.1)
+            result = job.result()
+            req.ended = self.now()
+            if req.started is None:
+                req.started = req.ended
+            status, texts = page.read(result)
+            classify(req, inp, page, status, texts)
+        except Exception as exc:  # noqa: BLE001 - every way a request can fail is counted, not raised
+            req.ended = self.now()
+            classify_exception(req, inp, exc, self.cap_bytes)
+        return req
+
+    def _client_loop(self, client_id: int, hard_deadline: float) -> None:
+        from gradio_client import Client
+
+        rng = random.Random(self.seed * 1000 + client_id)
+        try:
+            client = Client(self.url, verbose=False, download_files=False, analytics_enabled=False)
+            page = Page(client.config)
+        except Exception as exc:  # noqa: BLE001
+            with self._lock:
+                self.errors.append(f"client {client_id} could not connect: {type(exc).__name__}: {exc}")
+            return
+        time.sleep(rng.random() * 0.5)  # don't all fire in the same millisecond
+        first = True
+        while self.now() < self.duration_s and self._budget():
+            self.one(client, page, self._pick(rng, client_id, first), client_id, hard_deadline)
+            first = False
+        try:
+            client.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+    def run(self) -> list[Request]:
+        hard_deadline = self.now() + self.duration_s + self.drain_s
+        threads = [threading.Thread(target=self._client_loop, args=(i, hard_deadline), name=f"client-{i}",
+                                    daemon=True) for i in range(self.clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(max(0.0, hard_deadline - self.now()) + 30)
+        return list(self.requests)
