@@ -10,12 +10,14 @@ import signal
 
 from asr_quant import memory
 from asr_quant.app import ui
-from asr_quant.engines import load_engines_or_reasons
+from asr_quant.engines import alone, load_engines_or_reasons, runtime_policy
+from asr_quant.examples import read_examples
 from asr_quant.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> None:
     memory.limit_malloc_arenas(2)  # before any thread: keeps resident memory flat under load
+    runtime_policy.prepare()  # before torch is imported: no runtime spins while idle
     parser = argparse.ArgumentParser(description="One recognizer at several precisions, side by side.")
     Settings.add_arguments(parser)
     env = dict(os.environ)
@@ -25,7 +27,16 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings.from_args(parser.parse_args(argv), env)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("asr_quant").setLevel(logging.INFO)  # ours: one line per run; libraries: warnings
-    demo = ui.build(load_engines_or_reasons(settings), settings)
+    engine_set = load_engines_or_reasons(settings)
+    examples = read_examples()
+    if examples:  # each engine's working memory, measured alone once and cached; shown as it arrives
+        clip = examples[0]
+        if settings.memory_probe == "background":
+            alone.attach(engine_set, settings, clip.path, None if clip.language == "auto" else clip.language,
+                         background=True)
+        else:
+            alone.attach_cached(engine_set, settings, clip.path, None if clip.language == "auto" else clip.language)
+    demo = ui.build(engine_set, settings, examples)
     signal.signal(signal.SIGTERM, _interrupt)  # `docker stop` shuts down like Ctrl-C
     try:
         ui.launch(demo, settings)

@@ -6,8 +6,21 @@ table for people. Bad input gives a one-line message on stderr and exit code 2.
 
     {"model": str, "clip": {"path", "duration_s", "sample_rate_in"},
      "engines": [{"name", "precision", "runtime", "device", "text", "language",
-                  "tokens", "latency_s", "rtf", "disk_bytes", "rss_bytes",
+                  "tokens", "latency_s", "rtf", "disk_bytes", "weights_bytes",
+                  "working_bytes", "working_measured_at", "process_bytes",
+                  "process_kind", "load_growth_bytes", "rss_bytes",
                   "peak_bytes", "error"}]}
+
+Memory fields (bytes; engines/base.py `Memory` has the definitions):
+`weights_bytes` exact tensor bytes the engine holds (independent of load
+order); `working_bytes` what a call needs on top, measured with the engine
+alone in a fresh process (null until measured: `--measure-memory`, the app or
+the benchmark measure it once and cache it, `working_measured_at` says when);
+`process_bytes` the whole process after the call (`process_kind`: process RSS,
+or device memory via NVML on CUDA); `load_growth_bytes` RSS growth while this
+engine loaded in this process (depends on load order; `rss_bytes` is the same
+figure under its old name); `peak_bytes` the process RSS high-water mark
+during the call.
 """
 from __future__ import annotations
 
@@ -41,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("clip", help="audio file (wav, flac, mp3, ogg/opus, m4a, webm, ...)")
     t.add_argument("--language", default=None, help="language code (e.g. en, zh, ja); detected when omitted")
     t.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    t.add_argument("--measure-memory", action="store_true",
+                   help="measure each engine's working memory alone in a fresh process first (cached after)")
     Settings.add_arguments(t, only=["model", "precisions", "device", "threads", "cache_dir", "max_audio_s"])
     return parser
 
@@ -60,6 +75,12 @@ def engine_row(engine, transcript) -> dict[str, Any]:
         "latency_s": None if failed else round(transcript.latency_s, 4),
         "rtf": None if failed or transcript.rtf is None else round(transcript.rtf, 4),
         "disk_bytes": transcript.memory.disk_bytes,
+        "weights_bytes": transcript.memory.weights_bytes,
+        "working_bytes": transcript.memory.working_bytes,
+        "working_measured_at": (info.alone or {}).get("measured_at"),
+        "process_bytes": transcript.memory.process_bytes,
+        "process_kind": transcript.memory.process_kind,
+        "load_growth_bytes": transcript.memory.resident_bytes,
         "rss_bytes": transcript.memory.resident_bytes,
         "peak_bytes": transcript.memory.peak_bytes,
         "error": transcript.error,
@@ -84,6 +105,10 @@ def transcribe(args: argparse.Namespace) -> int:
         engines = load_engines(settings)
     except (EngineError, ValueError, OSError) as exc:
         _fail(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+    from .engines import alone
+
+    alone.attach(engines, settings, args.clip, args.language) if args.measure_memory else alone.attach_cached(
+        engines, settings, args.clip, args.language)
     rows = [engine_row(e, e.transcribe(clip, args.language)) for e in engines.engines]
     # A bad --language is bad input: every loaded engine rejects it with the same message.
     errors = {r["error"] for e, r in zip(engines.engines, rows) if e.info.available}
@@ -106,17 +131,20 @@ def format_table(result: dict[str, Any], source: str = "") -> str:
     clip = result["clip"]
     lines = [f"model: {result['model']}" + (f"  ({source})" if source else ""),
              f"clip:  {clip['path']}  {clip['duration_s']:.2f} s, {clip['sample_rate_in']} Hz in", ""]
-    head = f"{'engine':6} {'runtime':22} {'device':21} {'lang':5} {'tok':>4} {'latency':>8} {'RTF':>6} " \
-           f"{'disk MB':>8} {'RSS MB':>7} {'peak MB':>8}"
+    head = f"{'engine':8} {'runtime':22} {'device':21} {'lang':5} {'tok':>4} {'latency':>8} {'RTF':>6} " \
+           f"{'disk MB':>8} {'weights MB':>10} {'work MB':>8}"
     lines += [head, "-" * len(head)]
     for r in result["engines"]:
         if r["error"]:
-            lines.append(f"{r['name']:6} {r['runtime'][:22]:22} {r['device'][:21]:21} error: {r['error']}")
+            lines.append(f"{r['name']:8} {r['runtime'][:22]:22} {r['device'][:21]:21} error: {r['error']}")
             continue
         rtf = f"{r['rtf']:.3f}" if r["rtf"] is not None else "-"
-        lines.append(f"{r['name']:6} {r['runtime'][:22]:22} {r['device'][:21]:21} {r['language'] or '-':5} "
+        work = f"{r['working_bytes'] / 1e6:>8.1f}" if r["working_bytes"] is not None else f"{'-':>8}"
+        lines.append(f"{r['name']:8} {r['runtime'][:22]:22} {r['device'][:21]:21} {r['language'] or '-':5} "
                      f"{r['tokens']:>4} {r['latency_s']:>7.2f}s {rtf:>6} {r['disk_bytes'] / 1e6:>8.1f} "
-                     f"{r['rss_bytes'] / 1e6:>7.1f} {r['peak_bytes'] / 1e6:>8.1f}")
+                     f"{r['weights_bytes'] / 1e6:>10.1f} {work}")
+    lines.append("weights: exact tensor bytes held; work: a call's working memory, measured with the engine alone "
+                 "(- = not measured yet: --measure-memory)")
     lines.append("")
     for r in result["engines"]:
         if not r["error"]:
@@ -125,6 +153,9 @@ def format_table(result: dict[str, Any], source: str = "") -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .engines.runtime_policy import prepare
+
+    prepare()  # before anything imports torch
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "transcribe":

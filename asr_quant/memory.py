@@ -1,8 +1,16 @@
-"""Memory figures: weights on disk, resident memory, peak during a call.
+"""Memory figures, one definition on every machine (engines/base.py `Memory`).
 
-On CPU the three engines share one process, so "resident" is the RSS growth an
-engine's load caused and "peak" is the process RSS high-water mark sampled by a
-thread during the call. On CUDA, torch's allocator gives exact per-call peaks.
+- Weights in memory: exact tensor bytes an engine holds, computed by the
+  engine from its tensors (torch) or its graphs' initializers (ONNX); they do
+  not depend on load order.
+- Working memory of a call: measured with the engine alone in a fresh process
+  (engines/alone.py), so no other engine's heap or arena can move it.
+- The process: total RSS on CPU (`rss_bytes`), device memory in use via NVML
+  on CUDA (`nvml_used_bytes`), labelled as the whole process or device.
+
+The shared-process samplers below (`PeakSampler`, `LoadMeter`) are what a call
+and a load look like from inside the app's process; the alone-probe uses them
+in a process that holds one engine only.
 """
 from __future__ import annotations
 
@@ -130,6 +138,24 @@ class PeakSampler:
         if self._thread is not None:
             self._thread.join()
         self.peak_bytes = max(self.peak_bytes, rss_bytes())
+
+
+def process_bytes(device: str = "cpu") -> tuple[int, str]:
+    """(bytes, what they are): RSS of this process, or on CUDA the device
+    memory in use via NVML (all processes on that device)."""
+    if _is_cuda(device):
+        index = int(device.split(":")[1]) if device.startswith("cuda:") else 0
+        used = nvml_used_bytes(index)
+        if used is not None:
+            return used, "device memory in use (NVML, whole device)"
+    return rss_bytes(), "process RSS"
+
+
+def peak_rss_bytes() -> int:
+    """The kernel's high-water mark of this process's RSS since it started."""
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # KiB on Linux
 
 
 def nvml_used_bytes(index: int = 0) -> int | None:

@@ -34,6 +34,7 @@ class Settings:
     server_port: int = 7860
     concurrency: int = 1  # inferences at once; 1 keeps timings honest
     max_queue: int = 32
+    memory_probe: str = "background"  # background: measure each engine alone once (cached) after start | off
 
     @property
     def precision_list(self) -> list[str]:

@@ -119,7 +119,8 @@ def test_loopback_unless_told(monkeypatch):
     spec.loader.exec_module(app_main)
     seen = []
     monkeypatch.setattr(app_main, "load_engines_or_reasons", lambda s: fake_set(FakeEngine("FP32")))
-    monkeypatch.setattr(app_main.ui, "build", lambda engines, s: object())
+    monkeypatch.setattr(app_main.ui, "build", lambda engines, s, examples=None: object())
+    monkeypatch.setenv("ASRQ_MEMORY_PROBE", "off")  # no child process measuring the fake engine
     monkeypatch.setattr(app_main.ui, "launch", lambda demo, s: seen.append(s))
     monkeypatch.setattr(app_main.ui, "close", lambda demo: None)
     monkeypatch.setattr(app_main.signal, "signal", lambda *a: None)  # keep pytest's own handlers

@@ -152,9 +152,9 @@ def test_history_is_bounded():
 
 # -- charts -------------------------------------------------------------------------
 
-def _t(name, total, ok=True, disk=0, resident=0, peak_delta=0, audio_s=10.0):
+def _t(name, total, ok=True, disk=0, weights=0, working=None, audio_s=10.0):
     return Transcript(engine=name, text="x" if ok else "", audio_s=audio_s, timings=Timings(total_s=total),
-                      memory=Memory(disk_bytes=disk, resident_bytes=resident, peak_delta_bytes=peak_delta),
+                      memory=Memory(disk_bytes=disk, weights_bytes=weights, working_bytes=working),
                       error=None if ok else "boom")
 
 
@@ -171,15 +171,14 @@ def test_latency_chart_without_fp32_answer_shows_seconds():
     assert charts.ratio_labels([_t("FP32", 1.0, ok=False), _t("INT8", 0.75)]) == ["error", "0.75 s"]
 
 
-def test_memory_chart_has_disk_resident_peak_in_mib():
+def test_memory_chart_has_disk_weights_and_working_memory_in_mib():
     mib = 1024 * 1024
-    ts = [_t("FP32", 1, disk=290 * mib, resident=300 * mib, peak_delta=40 * mib),
-          _t("INT8", 1, disk=80 * mib, resident=90 * mib, peak_delta=20 * mib)]
+    ts = [_t("FP32", 1, disk=290 * mib, weights=277 * mib, working=40 * mib),
+          _t("INT8", 1, disk=80 * mib, weights=76 * mib, working=None)]  # not measured yet: no bar
     fig = charts.memory_figure(ts)
-    assert [tr.name for tr in fig.data] == ["weights on disk", "resident (added by load)",
-                                            "peak during call (above start)"]
-    assert [list(tr.y) for tr in fig.data] == [[290, 80], [300, 90], [40, 20]]
-    assert "process RSS" in fig.layout.title.text
+    assert [tr.name for tr in fig.data] == ["weights on disk", "weights in memory",
+                                            "working memory of a call (alone)"]
+    assert [list(tr.y) for tr in fig.data] == [[290, 80], [277, 76], [40, 0]]
 
 
 def test_history_chart_has_latency_per_engine_and_error_only_with_reference():

@@ -150,15 +150,15 @@ def bundle_fp32_bytes(engine) -> int:
 @pytest.mark.model
 def test_second_construction_reuses_cached_artifacts(int8, whisper_engines):
     from asr_quant.engines import device
-    from asr_quant.engines.whisper import int8 as int8_module
+    from asr_quant.engines.whisper import int8 as int8_module, ort_artifacts
     from asr_quant.settings import Settings
 
     files = [int8.folder / n for n in ("encoder.onnx", "decoder.onnx", "manifest.json")]
     before = {f: f.stat().st_mtime_ns for f in files}
-    builds = int8_module.BUILDS
+    builds = ort_artifacts.BUILDS
     s = Settings(model="base", device="cpu", threads=2, cache_dir=Settings.from_env().cache_dir)
     again = int8_module.WhisperInt8Engine(int8.bundle, s, device.choose("cpu"))
-    assert int8_module.BUILDS == builds, "rebuilt although the cache held valid artifacts"
+    assert ort_artifacts.BUILDS == builds, "rebuilt although the cache held valid artifacts"
     assert again.folder == int8.folder
     assert {f: f.stat().st_mtime_ns for f in files} == before
     again.close()
@@ -169,7 +169,7 @@ def test_corrupt_artifact_is_rebuilt_not_trusted(bundle, tmp_path):
     """A cheap recipe (dynamic, fc2 in FP32: no calibration) in a private cache:
     build, truncate the decoder, build again; a damaged manifest fails validation too."""
     from asr_quant.engines import device
-    from asr_quant.engines.whisper import int8 as int8_module
+    from asr_quant.engines.whisper import int8 as int8_module, ort_artifacts
     from asr_quant.settings import Settings
 
     private = dataclasses.replace(bundle, cache_dir=tmp_path / "model")
@@ -178,9 +178,9 @@ def test_corrupt_artifact_is_rebuilt_not_trusted(bundle, tmp_path):
     plan = device.choose("cpu")
     clip = audio.load(REPO / "examples" / "meeting_en.flac")
 
-    builds = int8_module.BUILDS
+    builds = ort_artifacts.BUILDS
     first = int8_module.WhisperInt8Engine(private, s, plan, quant=cfg)
-    assert int8_module.BUILDS == builds + 1
+    assert ort_artifacts.BUILDS == builds + 1
     text = first.transcribe(clip, "en").text
     assert "meeting" in text.lower()
     first.close()
@@ -189,10 +189,10 @@ def test_corrupt_artifact_is_rebuilt_not_trusted(bundle, tmp_path):
     with open(dec, "r+b") as f:
         f.truncate(dec.stat().st_size // 2)
     second = int8_module.WhisperInt8Engine(private, s, plan, quant=cfg)
-    assert int8_module.BUILDS == builds + 2
+    assert ort_artifacts.BUILDS == builds + 2
     assert second.transcribe(clip, "en").text == text
     second.close()
 
     (second.folder / "manifest.json").write_text("{not json")
-    assert int8_module.validate(second.folder) is None  # would be rebuilt, as above
+    assert ort_artifacts.validate(second.folder) is None  # would be rebuilt, as above
     assert not list((tmp_path / "model").glob("*.tmp-*")), "a temp build folder was left behind"

@@ -69,22 +69,21 @@ def latency_figure(transcripts: Sequence[Transcript], baseline: str = BASELINE) 
 
 
 def memory_figure(transcripts: Sequence[Transcript]) -> go.Figure:
-    """Weights on disk, resident memory the engine's load added, and the extra
-    memory the call needed at its peak, per engine (MiB)."""
+    """Per engine (MiB): weights on disk, weights in memory (exact tensor
+    bytes) and the working memory of a call measured with the engine alone
+    (absent until measured). None of them depends on load order."""
     names = [t.engine for t in transcripts]
     series = [
         ("weights on disk", [t.memory.disk_bytes for t in transcripts], "#9ecae9"),
-        ("resident (added by load)", [t.memory.resident_bytes for t in transcripts], "#4c78a8"),
-        ("peak during call (above start)", [t.memory.peak_delta_bytes for t in transcripts], "#f58518"),
+        ("weights in memory", [t.memory.weights_bytes for t in transcripts], "#4c78a8"),
+        ("working memory of a call (alone)", [t.memory.working_bytes or 0 for t in transcripts], "#f58518"),
     ]
     traces = [dict(type="bar", name=label, x=names, y=[v / _MB for v in values], marker={"color": col},
                    text=[f"{v / _MB:.0f}" if v else "" for v in values], textposition="outside",
                    hovertemplate="%{x}: %{y:.1f} MiB<extra>" + label + "</extra>")
               for label, values, col in series]
     top = max([v for _, values, _ in series for v in values] or [1]) / _MB
-    kind = {t.memory.kind for t in transcripts}
-    note = " (GPU allocator)" if kind == {"cuda-allocator"} else " (process RSS)"
-    return _figure(traces, "Memory per engine" + note, barmode="group",
+    return _figure(traces, "Memory per engine", barmode="group",
                    yaxis={"title": {"text": "MiB"}, "range": [0, max(top, 1.0) * 1.2]})
 
 

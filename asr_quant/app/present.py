@@ -84,17 +84,32 @@ def model_card(es: EngineSet) -> str:
     if m.notes:
         lines.append(f"\n{m.notes}")
     lines.append("")
-    lines.append("| engine | precision · runtime · device | on disk | load | what runs how |")
-    lines.append("|---|---|---|---|---|")
+    lines.append("| engine | precision · runtime · device | on disk | weights in memory | working memory of a call "
+                 "(alone) | load | what runs how |")
+    lines.append("|---|---|---|---|---|---|---|")
     for e in es.engines:
         i = e.info
         if not i.available:
-            lines.append(f"| **{i.name}** | unavailable: {_cell(i.error or 'unknown reason')} | | | |")
+            lines.append(f"| **{i.name}** | unavailable: {_cell(i.error or 'unknown reason')} | | | | | |")
             continue
         threads = f", {i.threads} threads" if i.threads else ""
         lines.append(f"| **{i.name}** | {_cell(i.label)}{threads} | {fmt_bytes(i.disk_bytes)} | "
-                     f"{i.load_s:.1f} s | {_cell(i.details)} |")
+                     f"{fmt_bytes(i.weights_bytes)} | {working(i)} | {i.load_s:.1f} s | {_cell(i.details)} |")
+    lines.append("\n_Weights in memory_: exact bytes of the tensors each engine holds. _Working memory of a "
+                 "call_: what one call needs on top, measured with that engine alone in a fresh process "
+                 "(measured once per model and settings, then cached; the date says when).")
     return "\n".join(lines)
+
+
+def working(info: EngineInfo) -> str:
+    """The working memory of a call measured alone, with its date, or why there is none yet."""
+    a = info.alone
+    if not a:
+        return "not measured yet"
+    if a.get("error"):
+        return f"not measured: {_cell(a['error'][:120])}"
+    return f"{fmt_bytes(a.get('working_bytes'))} (peak RSS alone {fmt_bytes(a.get('peak_rss'))}, " \
+           f"{(a.get('measured_at') or '?')[:10]})"
 
 
 def engine_header(info: EngineInfo) -> str:
@@ -125,9 +140,9 @@ def figures(result: "EngineResult") -> str:
         lines.append(f"**{s.kind.upper()}** {s.rate:.1%} (S {s.substitutions} · D {s.deletions} · "
                      f"I {s.insertions} of {s.ref_len} {unit})")
     m = t.memory
-    peak = (f"peak +{fmt_bytes(m.peak_delta_bytes)} during the call"
-            f" ({'GPU' if m.kind == 'cuda-allocator' else 'process'} {fmt_bytes(m.peak_bytes)})")
-    lines.append(f"**memory** disk {fmt_bytes(m.disk_bytes)} · resident {fmt_bytes(m.resident_bytes)} · {peak}")
+    work = fmt_bytes(m.working_bytes) if m.working_bytes is not None else "not measured yet"
+    lines.append(f"**memory** weights {fmt_bytes(m.weights_bytes)} · working memory of a call {work} (alone) · "
+                 f"disk {fmt_bytes(m.disk_bytes)} · {m.process_kind} now {fmt_bytes(m.process_bytes)}")
     if t.language:
         lines.append(f"**language** {t.language}")
     for w in t.warnings:

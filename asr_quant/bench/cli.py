@@ -30,7 +30,6 @@ from ..engines import EngineError
 from ..settings import Settings
 from . import corpus as _corpus
 from . import docs, report
-from .memprobe import probe_child
 from .run import BenchError, run_model, write_outputs
 
 DEFAULT_PEERS = "float32,int8"
@@ -49,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(or manifest.tsv); repeat to combine (default: builtin)")
     p.add_argument("--language", default=None, help="language of folder clips whose name/folder doesn't say it")
     p.add_argument("--languages", default=None, help="only these languages, e.g. zh,en (zh includes zh-noisy)")
-    p.add_argument("--engines", default="fp32,fp16,int8", help="precisions to load (default fp32,fp16,int8)")
+    p.add_argument("--engines", default="fp32,fp16,int8,ort-fp32",
+                   help="precisions to load (default fp32,fp16,int8,ort-fp32: ORT-FP32 is the same-runtime "
+                        "reference for INT8)")
     p.add_argument("--peers", default=DEFAULT_PEERS,
                    help="faster-whisper compute types run as extra rows, or 'none' (Whisper only; "
                         f"default {DEFAULT_PEERS})")
@@ -74,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-memory-probe", action="store_true",
                    help="skip re-loading each engine alone in a fresh process to measure its own memory")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--probe-child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--isolated", action="store_true",
+                   help="also time each engine alone in its own process on the same clips, to check that "
+                        "sharing one process does not move the ratios")
     return p
 
 
@@ -114,15 +117,15 @@ def gather_corpus(args, cache_dir: str, log) -> tuple[list[_corpus.Utterance], l
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ..engines.runtime_policy import prepare
+
+    prepare()  # before anything imports torch
     args = build_parser().parse_args(argv)
     argv_list = sys.argv[1:] if argv is None else list(argv)
     command = "python -m asr_quant.bench " + shlex.join(argv_list)
     log = (lambda m: print(m, file=sys.stderr, flush=True))
     if args.quick:
         args.runs = 1
-    if args.probe_child:
-        print(json.dumps(probe_child(json.loads(args.probe_child))))
-        return 0
     try:
         if args.report:
             res = json.loads(Path(args.report).read_text(encoding="utf-8"))

@@ -57,13 +57,18 @@ def summary_table(results: list[dict]) -> str:
             r = res["ratios"].get(e["name"], {})
             alone = e["memory"].get("alone") or {}
             rows.append([res["model"]["name"], e["name"], num(e["latency_ms"]["median"]),
-                         times((r.get("latency") or {}).get("of_totals")) if r else "1.00x",
-                         num(e["rtf"], "{:.3f}"), mb(e["memory"]["disk_bytes"]), mb(alone.get("peak_rss")),
+                         times((r.get("latency") or {}).get("median_paired")) if r else "1.00x",
+                         times(((res.get("ratios_ort") or {}).get(e["name"], {}).get("latency") or {}).get(
+                             "median_paired")) if e["name"] != "ORT-FP32" else "1.00x",
+                         num(e["rtf"], "{:.3f}"), mb(e["memory"]["disk_bytes"]), mb(e["memory"].get("weights_bytes")),
+                         mb(alone.get("working_bytes")), mb(alone.get("peak_rss")),
                          pct((e.get("errors_by_row") or {}).get("overall_mean")),
                          num(None if not r or (r.get("error_rate_delta") or {}).get("overall_mean") is None
                              else 100 * r["error_rate_delta"]["overall_mean"], "{:+.2f}")])
-    return _table(["model", "engine", "latency median (ms)", "latency vs FP32", "RTF", "size on disk",
-                   "peak RSS (alone)", "error, mean of rows %", "vs FP32 (points)"], rows)
+    return _table(["model", "engine", "latency median (ms)", "vs PyTorch FP32 (median per clip)",
+                   "vs ORT-FP32 (median per clip)", "RTF", "size on disk", "weights in memory",
+                   "working memory of a call (alone)", "peak RSS (alone)", "error, mean of rows %",
+                   "vs FP32 (points)"], rows)
 
 
 def write_docs(path: Path, results: list[dict], command: str, date: str) -> None:

@@ -1,66 +1,85 @@
-"""Each engine alone in a fresh process, so that its memory figures owe
-nothing to what else was loaded or ran before it."""
-
+"""Each engine alone in a fresh process: its memory (always) and, with
+`--isolated`, its timing, so that neither owes anything to what else was
+loaded or ran before it in the shared benchmark process."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
-from .. import memory as _memory
+from ..engines import alone
 from ..engines.base import Engine
 from ..settings import Settings
-from . import corpus as _corpus
-from .family import family_peers
+from .stats import Record
 
 
-def probe_child(spec: dict) -> dict:
-    """In a fresh process: load only one engine, run it on the given clips,
-    and report the process's RSS at start, after the load, and at its peak."""
-
-    start = _memory.rss_bytes()
-    settings = Settings.from_env()
-    settings.model, settings.threads, settings.cache_dir = spec["model"], spec["threads"], spec["cache_dir"]
-    settings.device = spec.get("device") or settings.device
-    if spec["kind"] == "peer":
-        engines = family_peers(settings, [spec["name"]], settings.model)
-    else:
-        from ..engines import load_engines
-
-        settings.precisions = spec["name"]
-        engines = load_engines(settings).engines
-    engine = engines[0]
-    loaded = _memory.rss_bytes()
-    if not engine.info.available:
-        return dict(error=engine.info.error)
-    peak = loaded
-    for path, lang in spec["clips"]:
-        t = engine.transcribe(_corpus.Utterance("probe", lang, lang, "", path, "probe").clip(), lang)
-        peak = max(peak, t.memory.peak_bytes)
-        if t.error:
-            return dict(error=t.error)
-    return dict(rss_start=start, rss_after_load=loaded, load_growth=loaded - start, peak_rss=peak)
+def _spec(e: Engine, role: str, settings: Settings, clip: str, language: str | None) -> dict:
+    kind = "peer" if role == "peer" else "engine"
+    name = e.info.name.lower() if kind == "engine" else e.info.name.split(" ", 1)[1]  # "faster-whisper int8"
+    return alone.spec_for(settings, name, clip, language, kind)
 
 
 def memory_probe(engines: list[Engine], roles: dict[str, str], settings: Settings, clips, log) -> dict:
-    """Each engine alone in its own process (`probe_child`), so that its
-    memory is not mixed with the other engines' as it is in the shared run."""
+    """Each engine alone in its own process (`engines.alone`), measured in this
+    run (the cache is refreshed, not read), on the run's first clip."""
     out = {}
-    picks = [(u.path, u.language) for u, _ in clips[:2]]
+    u = clips[0][0]
     for e in engines:
         if not e.info.available:
             continue
-        kind = roles.get(e.info.name, "engine")
-        name = e.info.precision if kind == "engine" else e.info.name.split(" ", 1)[1]
-        spec = dict(kind=kind, name=name, model=settings.model, threads=settings.threads,
-                    cache_dir=settings.cache_dir, device=settings.device, clips=picks)
         log(f"memory probe: {e.info.name} alone in a fresh process ...")
+        out[e.info.name] = alone.measure(_spec(e, roles.get(e.info.name, "engine"), settings, u.path, u.language),
+                                         use_cache=False)
+    return out
+
+
+def isolated_timing(engines: list[Engine], roles: dict[str, str], settings: Settings, clips, args, log) -> dict:
+    """Each engine timed alone in its own process on the same clips (warm-up,
+    then every clip `runs` times), to check that sharing one process does not
+    move the ratios. The processes run one after another, so the machine's
+    drift between them is not cancelled as interleaving cancels it."""
+    out = {}
+    items = [(str(u.path), u.language, u.id, u.row, u.text) for u, _ in clips]
+    for e in engines:
+        if not e.info.available:
+            continue
+        log(f"isolated timing: {e.info.name} alone in a fresh process ...")
+        spec = dict(_spec(e, roles.get(e.info.name, "engine"), settings, items[0][0], items[0][1]),
+                    items=items, runs=args.runs, warmup=args.warmup)
         try:
-            proc = subprocess.run([sys.executable, "-m", "asr_quant.bench", "--probe-child", json.dumps(spec)],
-                                  capture_output=True, text=True, timeout=1800)
-            line = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-            out[e.info.name] = json.loads(line[-1]) if line else dict(
-                error=f"exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:] or ''}")
+            proc = subprocess.run([sys.executable, "-m", __name__, json.dumps(spec)], capture_output=True,
+                                  text=True, timeout=7200, env=dict(os.environ))
+            lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+            out[e.info.name] = json.loads(lines[-1]) if lines else dict(
+                error=f"exit {proc.returncode}: {(proc.stderr.strip().splitlines() or [''])[-1][:300]}")
         except (subprocess.SubprocessError, OSError, ValueError) as exc:
             out[e.info.name] = dict(error=f"{type(exc).__name__}: {exc}")
     return out
+
+
+def _timing_child(spec: dict) -> dict:
+    from dataclasses import asdict
+
+    from .. import audio
+
+    engine = alone.load_one(spec)
+    if engine is None or not engine.info.available:
+        return dict(error=engine.info.error if engine is not None else "no such engine")
+    clips = [(audio.load(path), lang, cid, row, text) for path, lang, cid, row, text in spec["items"]]
+    for _ in range(spec["warmup"]):
+        engine.transcribe(clips[0][0], clips[0][1])
+    records = []
+    for clip, lang, cid, row, text in clips:
+        for run in range(spec["runs"]):
+            t = engine.transcribe(clip, lang)
+            records.append(asdict(Record.from_transcript(t, clip=cid, row=row, language=lang, run=run,
+                                                         reference=text)))
+    return dict(engine=engine.info.name, records=records)
+
+
+if __name__ == "__main__":
+    from ..engines.runtime_policy import prepare
+
+    prepare()
+    print(json.dumps(_timing_child(json.loads(sys.argv[1]))))

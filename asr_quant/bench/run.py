@@ -20,10 +20,14 @@ from . import charts
 from . import corpus as _corpus
 from . import family, report
 from .env import machine, threads_summary, versions
-from .memprobe import memory_probe
-from .stats import Record, ratio, ratios_to, summarize
+from .memprobe import isolated_timing, memory_probe
+from .stats import Record, paired_latency_ratio, ratio, ratios_to, spread, summarize
 
-REFERENCE = "FP32"
+REFERENCE = "FP32"  # PyTorch FP32: what the seed article compares against
+ORT_REFERENCE = "ORT-FP32"  # the same exported graph in the same runtime as INT8: precision alone
+# Head-to-head latency ratios the report and the targets read (A / B, clip by clip in one run).
+PAIRS = [("INT8", ORT_REFERENCE), ("INT8", REFERENCE), (ORT_REFERENCE, REFERENCE), ("INT8", "faster-whisper int8"),
+         ("faster-whisper float32", REFERENCE), ("FP16", REFERENCE)]
 
 
 class BenchError(RuntimeError):
@@ -46,9 +50,17 @@ def load_clips(utts: list[_corpus.Utterance], log) -> list[tuple[_corpus.Utteran
     return out
 
 
+def rotated(engines: list, k: int) -> list:
+    """The engines starting at the k-th: which one runs first (on a cold cache,
+    after another's threads) changes with every clip and run."""
+    k %= max(1, len(engines))
+    return engines[k:] + engines[:k]
+
+
 def interleave(engines: list[Engine], clips, runs: int, warmup: int, progress=None) -> dict[str, list[Record]]:
     """Warm-up calls (discarded), then clip by clip, run by run, each engine in
-    turn. Returns the timed records per engine."""
+    turn, the order rotated by one at every (clip, run) so no engine always
+    runs first or after the same neighbour. Returns the timed records per engine."""
     records: dict[str, list[Record]] = {e.info.name: [] for e in engines}
     live = [e for e in engines if e.info.available]
     first_u, first_clip = clips[0]
@@ -57,9 +69,9 @@ def interleave(engines: list[Engine], clips, runs: int, warmup: int, progress=No
             e.transcribe(first_clip, first_u.language)
             if progress:
                 progress.update(1)
-    for u, clip in clips:
+    for ci, (u, clip) in enumerate(clips):
         for run in range(runs):
-            for e in engines:
+            for e in rotated(engines, ci * runs + run):
                 t = e.transcribe(clip, u.language)
                 r = Record.from_transcript(t, clip=u.id, row=u.row, language=u.language, run=run, reference=u.text)
                 if e.info.device.startswith("cuda") or e.info.device == "CUDAExecutionProvider":
@@ -99,16 +111,27 @@ def profile_engines(engines: list[Engine], clips, n: int, out_dir: Path, setting
     return out, ops
 
 
-def summaries(engines: list[Engine], records: dict[str, list[Record]], roles: dict[str, str]) -> tuple[list, dict]:
+def summaries(engines: list[Engine], records: dict[str, list[Record]], roles: dict[str, str],
+              reference: str = REFERENCE) -> tuple[list, dict]:
     sums = [summarize(e.info, records[e.info.name], roles.get(e.info.name, "engine")) for e in engines]
+    return sums, ratios_against(sums, records, reference)
+
+
+def ratios_against(sums: list[dict], records: dict[str, list[Record]], reference: str) -> dict:
+    """Every engine's ratios to one reference engine of the same run (none if it is missing)."""
     by = {s["name"]: s for s in sums}
-    ratios = {}
-    ref = by.get(REFERENCE)
-    if ref and ref["available"] and records.get(REFERENCE):
-        for s in sums:
-            if s["name"] != REFERENCE:
-                ratios[s["name"]] = ratios_to(s, ref, records[s["name"]], records[REFERENCE])
-    return sums, ratios
+    ref = by.get(reference)
+    if not (ref and ref["available"] and records.get(reference)):
+        return {}
+    return {s["name"]: ratios_to(s, ref, records[s["name"]], records[reference])
+            for s in sums if s["name"] != reference}
+
+
+def head_to_head(records: dict[str, list[Record]], pairs: list[tuple[str, str]]) -> dict:
+    """Latency of A over B, clip by clip in the same run, for the pairs the
+    targets name (e.g. INT8 / ORT-FP32: precision alone)."""
+    return {f"{a} / {b}": paired_latency_ratio(records[a], records[b])
+            for a, b in pairs if records.get(a) and records.get(b)}
 
 
 def calibration_study(engine_set, settings: Settings, clips, sizes: list[int], runs: int,
@@ -200,6 +223,8 @@ def run_model(model: str, args, utts: list[_corpus.Utterance], corpus_notes: lis
     wall = time.perf_counter() - t0
 
     sums, ratios = summaries(engines, records, roles)
+    ratios_ort = ratios_against(sums, records, ORT_REFERENCE)
+    pairs = head_to_head(records, PAIRS)
     out_dir.mkdir(parents=True, exist_ok=True)
     profiles, op_profiles = (profile_engines(engines, clips, args.profile, out_dir, settings)
                              if args.profile else ({}, {}))
@@ -207,9 +232,10 @@ def run_model(model: str, args, utts: list[_corpus.Utterance], corpus_notes: lis
     alone = {} if args.no_memory_probe else memory_probe(engines, roles, settings, clips, log)
     for s_ in sums:
         s_["memory"]["alone"] = alone.get(s_["name"])
-    ref_alone = (alone.get(REFERENCE) or {}).get("peak_rss")
-    for name, r in ratios.items():
-        r["peak_alone"] = ratio((alone.get(name) or {}).get("peak_rss"), ref_alone)
+    for reference, table in ((REFERENCE, ratios), (ORT_REFERENCE, ratios_ort)):
+        ref_alone = (alone.get(reference) or {}).get("peak_rss")
+        for name, r in table.items():
+            r["peak_alone"] = ratio((alone.get(name) or {}).get("peak_rss"), ref_alone)
     calibration = None
     if args.calib_sizes and not getattr(args, "_calib_done", False):
         args._calib_done = True  # the study runs for the first model of --model only
@@ -230,7 +256,9 @@ def run_model(model: str, args, utts: list[_corpus.Utterance], corpus_notes: lis
         runs=runs, warmup=warmup,
         corpus=dict(clips=len(used), audio_s=sum(u.duration_s for u in used), rows=_corpus.describe(used),
                     notes=notes, utterances=[_corpus.to_dict(u) for u in used]),
-        engines=sums, ratios=ratios, profiles=profiles, op_profiles=op_profiles, calibration=calibration,
+        engines=sums, ratios=ratios, ratios_ort=ratios_ort, pairs=pairs, order="rotated per clip and run",
+        isolated=_isolated(engines, roles, settings, clips, args, log) if getattr(args, "isolated", False) else None,
+        profiles=profiles, op_profiles=op_profiles, calibration=calibration,
         targets=None,
         records={k: [asdict(r) for r in v] for k, v in records.items()},
     )
@@ -239,6 +267,19 @@ def run_model(model: str, args, utts: list[_corpus.Utterance], corpus_notes: lis
     for e in (engines if own else peers):
         e.close()
     return res
+
+
+def summarize_latency(records: list[Record]) -> dict:
+    return spread([1000 * r.total_s for r in records if r.error is None])
+
+
+def _isolated(engines, roles, settings, clips, args, log) -> dict:
+    """`--isolated`: each engine's records from its own process, and the same head-to-head ratios."""
+    runs = isolated_timing(engines, roles, settings, clips, args, log)
+    records = {name: [Record(**r) for r in out.get("records", [])] for name, out in runs.items()}
+    return dict(errors={n: o["error"] for n, o in runs.items() if "error" in o},
+                pairs=head_to_head(records, PAIRS),
+                latency_ms={n: summarize_latency(v) for n, v in records.items() if v})
 
 
 def write_outputs(res: dict, out_dir: Path) -> None:

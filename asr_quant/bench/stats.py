@@ -202,7 +202,7 @@ def summarize(info: EngineInfo, records: list[Record], role: str = "engine",
         compute_s=total, audio_s=audio, tokens=tokens,
         decoding_per_token_ms=(1000 * decoding / tokens) if tokens and decoding else None,
         memory=dict(
-            disk_bytes=info.disk_bytes, resident_bytes=info.resident_bytes,
+            disk_bytes=info.disk_bytes, weights_bytes=info.weights_bytes, resident_bytes=info.resident_bytes,
             peak_bytes=max(peaks) if peaks else None,
             peak_delta_bytes=max(deltas) if deltas else None,
             kind=records[0].memory_kind if records else None,

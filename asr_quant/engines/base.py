@@ -32,15 +32,32 @@ class Timings:
 
 @dataclass
 class Memory:
-    """Bytes. On CPU, `resident_bytes` is the process RSS growth this engine's
-    load caused and `peak_bytes` the process RSS high-water mark during the
-    call; on CUDA both come from torch's allocator (see memory.py)."""
+    """One call's memory figures, in bytes, with one meaning on every machine
+    (see memory.py):
+
+    - `weights_bytes`: exact bytes of the tensors the engine holds (torch
+      parameters and buffers at their dtypes; ONNX initializers as stored).
+      Independent of load order.
+    - `working_bytes`: what a call needs on top of the loaded engine, measured
+      with the engine alone in a fresh process (`engines.alone`), so no other
+      engine can move it; None until measured.
+    - `process_bytes`: the whole process after the call: RSS on CPU, device
+      memory in use via NVML on CUDA (`process_kind` says which).
+    - `resident_bytes`, `peak_bytes`, `peak_delta_bytes`: the shared process as
+      this engine saw it (RSS growth while it loaded, RSS high-water mark during
+      the call and its rise above the start): they depend on what loaded and
+      ran before, and are kept for the record only.
+    """
 
     disk_bytes: int = 0
+    weights_bytes: int = 0
+    working_bytes: int | None = None
+    process_bytes: int = 0
+    process_kind: str = "process RSS"  # "process RSS" | "device memory in use (NVML, whole device)"
     resident_bytes: int = 0
     peak_bytes: int = 0
-    peak_delta_bytes: int = 0  # peak during the call above the RSS just before it
-    kind: str = "cpu-rss"  # "cpu-rss" | "cuda-allocator"
+    peak_delta_bytes: int = 0
+    kind: str = "cpu-rss"  # of peak_bytes: "cpu-rss" | "cuda-allocator"
 
 
 @dataclass
@@ -55,7 +72,9 @@ class EngineInfo:
     details: str = ""  # which parts run in which precision, and caveats
     threads: int = 0
     disk_bytes: int = 0
-    resident_bytes: int = 0
+    weights_bytes: int = 0  # exact bytes of the tensors held (see Memory)
+    resident_bytes: int = 0  # RSS growth while this engine loaded: depends on load order (see Memory)
+    alone: dict | None = None  # this engine alone in a fresh process (engines.alone), once measured
     load_s: float = 0.0
     available: bool = True
     error: str | None = None  # why it is unavailable
@@ -157,7 +176,8 @@ class Engine(ABC):
                 engine=self.info.name,
                 audio_s=clip.duration_s,
                 error=f"{self.info.name} is unavailable: {self.info.error}",
-                memory=Memory(disk_bytes=self.info.disk_bytes, resident_bytes=self.info.resident_bytes),
+                memory=Memory(disk_bytes=self.info.disk_bytes, weights_bytes=self.info.weights_bytes,
+                              resident_bytes=self.info.resident_bytes),
             )
         sampler = _memory.PeakSampler(device=self.info.device)
         start = time.perf_counter()
@@ -186,8 +206,14 @@ class Engine(ABC):
         """Release sessions or weights; optional."""
 
     def _memory(self, sampler: "_memory.PeakSampler") -> Memory:
+        process, process_kind = _memory.process_bytes(self.info.device)
+        alone = self.info.alone or {}
         return Memory(
             disk_bytes=self.info.disk_bytes,
+            weights_bytes=self.info.weights_bytes,
+            working_bytes=alone.get("working_bytes"),
+            process_bytes=process,
+            process_kind=process_kind,
             resident_bytes=self.info.resident_bytes,
             peak_bytes=sampler.peak_bytes,
             peak_delta_bytes=sampler.peak_delta_bytes,

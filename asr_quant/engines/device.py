@@ -14,17 +14,39 @@ class DevicePlan:
         return self.ort_providers[0]
 
 
+def cuda_device_count() -> int:
+    """GPUs the CUDA driver sees, asked of the driver itself (libcuda), so that
+    an engine set of ONNX Runtime engines needs no torch to know."""
+    import ctypes
+
+    try:
+        cuda = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return 0
+    count = ctypes.c_int(0)
+    if cuda.cuInit(0) != 0 or cuda.cuDeviceGetCount(ctypes.byref(count)) != 0:
+        return 0
+    return int(count.value)
+
+
 def choose(requested: str = "auto", cuda_available: bool | None = None,
-           ort_available: list[str] | None = None) -> DevicePlan:
-    """"auto" takes the GPU when torch sees one; "cpu" forces the CPU.
+           ort_available: list[str] | None = None, torch_needed: bool = True) -> DevicePlan:
+    """"auto" takes the GPU when there is one; "cpu" forces the CPU.
 
     ORT gets the CUDA provider only when the installed build offers it and a
     GPU is in use, with the CPU provider behind it as ONNX Runtime expects.
+    Whether there is a GPU: torch's answer when torch engines are wanted,
+    else the CUDA driver's (no torch import for an ONNX-only engine set).
     """
+    if cuda_available is None and (requested or "auto").lower() == "cpu":
+        cuda_available = False  # nothing to ask
     if cuda_available is None:
-        import torch
+        if torch_needed:
+            import torch
 
-        cuda_available = torch.cuda.is_available()
+            cuda_available = torch.cuda.is_available()
+        else:
+            cuda_available = cuda_device_count() > 0
     if ort_available is None:
         import onnxruntime as ort
 

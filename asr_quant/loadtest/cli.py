@@ -51,8 +51,9 @@ def run(args: argparse.Namespace) -> dict:
     inputs = goods + bad_inputs(workdir / "inputs", max_audio_s, max_file_mb)
     if not any(i.kind == "good" for i in inputs):
         raise SystemExit("error: no good clip found in examples/")
+    # --memory-probe off: the probe's child processes would count in the app's RSS measured here
     app_args = ["--max-audio-s", str(max_audio_s), "--max-file-mb", str(max_file_mb),
-                "--max-queue", str(args.max_queue)]
+                "--max-queue", str(args.max_queue), "--memory-probe", "off"]
     for flag, value in (("--cache-dir", args.cache_dir), ("--model", args.model), ("--threads", args.threads),
                         ("--precisions", args.precisions), ("--inference-timeout-s", args.inference_timeout_s)):
         if value is not None:

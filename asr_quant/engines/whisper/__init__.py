@@ -1,9 +1,11 @@
 """Offline Whisper (base multilingual or tiny.en from PyPI, or any CTranslate2
-Whisper folder) at FP32, FP16 (and optional BF16) in PyTorch and INT8 in ONNX
-Runtime, all decoded by the same `decoding` module on the same `features`."""
+Whisper folder) at FP32, FP16 (and optional BF16) in PyTorch, INT8 in ONNX
+Runtime and, as the same-runtime reference, FP32 in ONNX Runtime ("ort-fp32"),
+all decoded by the same `decoding` module on the same `features`."""
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 from ... import memory as _memory
 from .. import device as _device
@@ -11,29 +13,39 @@ from ..base import EngineSet, ModelInfo, describe_error, unavailable
 from ...settings import Settings
 from .model import WhisperBundle
 
-PRECISIONS = ("fp32", "fp16", "int8", "bf16")
+PRECISIONS = ("fp32", "fp16", "int8", "bf16", "ort-fp32")
+ORT_PRECISIONS = ("int8", "ort-fp32")  # need no torch once their artifacts are cached
 
 
-def load_bundle(model: str, cache_dir: str) -> WhisperBundle:
-    """Locate (join + verify) the CT2 weights, convert them once, load FP32."""
-    from transformers.utils import logging as hf_logging
-
+def load_bundle(model: str, cache_dir: str, fp32: bool = True) -> WhisperBundle:
+    """Locate (join + verify) the CT2 weights and read the tokenizer and
+    dimensions; with `fp32`, also convert (once) and load the FP32 model now,
+    else on first use of `bundle.hf_model`."""
     from . import ct2
     from .tokens import TokenizerInfo
 
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
     src = ct2.locate(model, cache_dir)
-    hf_model, fp32_file, converted = ct2.load_fp32(src)
-    config = hf_model.config
+    dims = ct2.model_dims(src)
+    config = SimpleNamespace(**{k: v for k, v in dims.items() if k != "params"})
     tokens = TokenizerInfo.from_ct2_dir(src.ct2_dir, vocab_size=config.vocab_size,
                                         max_positions=config.max_target_positions)
-    return WhisperBundle(
-        hf_model=hf_model, tokenizer=tokens.tokenizer, tokens=tokens, config=config,
-        key=src.key, name=src.name, source=src.source, ct2_dir=src.ct2_dir, sha256=src.sha256,
-        cache_dir=src.cache_dir, params=sum(p.numel() for p in hf_model.parameters()),
-        fp32_file=fp32_file, converted_now=converted,
+
+    def load_fp32():
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+        hf_model, _, converted = ct2.load_fp32(src)
+        return hf_model, converted
+
+    bundle = WhisperBundle(
+        tokenizer=tokens.tokenizer, tokens=tokens, config=config, key=src.key, name=src.name, source=src.source,
+        ct2_dir=src.ct2_dir, sha256=src.sha256, cache_dir=src.cache_dir, params=int(dims["params"]),
+        fp32_dir=ct2.fp32_dir(src), load_fp32=load_fp32,
     )
+    if fp32:
+        bundle.hf_model  # noqa: B018 - load now
+    return bundle
 
 
 def _engine(bundle: WhisperBundle, precision: str, settings: Settings, plan):
@@ -41,6 +53,10 @@ def _engine(bundle: WhisperBundle, precision: str, settings: Settings, plan):
         from .int8 import WhisperInt8Engine
 
         return WhisperInt8Engine(bundle, settings, plan)
+    if precision == "ort-fp32":
+        from .ort_engine import OrtWhisperEngine
+
+        return OrtWhisperEngine(bundle, settings, plan)
     from .torch_engine import WhisperTorchEngine
 
     return WhisperTorchEngine(bundle, precision, plan.torch_device, settings.threads)
@@ -49,14 +65,11 @@ def _engine(bundle: WhisperBundle, precision: str, settings: Settings, plan):
 def load(settings: Settings) -> EngineSet:
     """Build one engine per requested precision; one that fails to load becomes
     an `UnavailableEngine` with the reason, and the others still run."""
-    plan = _device.choose(settings.device)
     precisions = [p for p in settings.precision_list]
     unknown = [p for p in precisions if p not in PRECISIONS]
-    meter = _memory.LoadMeter(plan.torch_device)
-    t0 = time.perf_counter()
-    with meter:
-        bundle = load_bundle(settings.model, settings.cache_dir)
-    bundle_bytes, bundle_s = meter.grown_bytes, time.perf_counter() - t0
+    torch_needed = any(p not in ORT_PRECISIONS and p not in unknown for p in precisions)
+    plan = _device.choose(settings.device, torch_needed=torch_needed)
+    bundle = load_bundle(settings.model, settings.cache_dir, fp32=False)  # FP32 loads with the first engine needing it
     engines = []
     for precision in precisions:
         if precision in unknown:
@@ -64,22 +77,19 @@ def load(settings: Settings) -> EngineSet:
                                        f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})"))
             continue
         t0 = time.perf_counter()
-        meter = _memory.LoadMeter(plan.torch_device)
+        meter = _memory.LoadMeter("cpu" if precision in ORT_PRECISIONS else plan.torch_device)
         try:
             with meter:
                 engine = _engine(bundle, precision, settings, plan)
         except Exception as exc:  # noqa: BLE001 - one precision failing must not stop the others
-            runtime = "ONNX Runtime" if precision == "int8" else "PyTorch"
-            dev = plan.ort_device if precision == "int8" else plan.torch_device
-            engines.append(unavailable(precision, bundle.name, describe_error(exc), runtime=runtime, device=dev,
+            ort = precision in ORT_PRECISIONS
+            engines.append(unavailable(precision, bundle.name, describe_error(exc),
+                                       runtime="ONNX Runtime" if ort else "PyTorch",
+                                       device=plan.ort_device if ort else plan.torch_device,
                                        threads=settings.threads, load_s=time.perf_counter() - t0))
             continue
-        # The FP32 engine is the bundle's own model: its load is the bundle's.
-        if precision == "fp32":
-            engine.info.resident_bytes = meter.grown_bytes + bundle_bytes
-            engine.info.load_s += bundle_s
-        else:
-            engine.info.resident_bytes = meter.grown_bytes
+        engine.info.resident_bytes = meter.grown_bytes  # RSS growth while it loaded: depends on load order
+        engine.info.load_s = time.perf_counter() - t0
         engines.append(engine)
     info = ModelInfo(
         name=bundle.name, family="whisper", source=bundle.source, params=bundle.params,

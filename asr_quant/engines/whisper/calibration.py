@@ -1,17 +1,27 @@
-"""Speech for INT8 calibration and for choosing static vs dynamic, made on the spot.
+"""Speech for INT8 calibration and for measuring each INT8 variant against FP32.
 
 Why synthesized: calibration clips must not be test or example clips, and
 nothing with a licence we can ship holds real speech in many languages. espeak-ng
-(a Debian package) speaks ~100 languages; varying voice, speed, pitch, loudness
-and added noise spreads the activation ranges the way real input does. Clips are
-written once into the cache (atomically) and reused.
+speaks ~100 languages; varying voice, speed, pitch, loudness and added noise
+spreads the activation ranges the way real input does.
 
-Two disjoint sets: CALIBRATION (activation ranges for static quantization,
-selectable by size) and HOLDOUT (measuring the error of each INT8 variant
-against FP32). Neither shares a sentence with `examples/` or `../shared/speech`.
+Why shipped: the clips were synthesized once by `scripts/make_calibration_speech.py`
+and are packaged as FLAC beside this module (`calibration_speech/`), so an INT8
+build is the same on every host: with or without espeak-ng (pip-only installs,
+the Docker image, a Space), and whatever espeak-ng version a host has.
+`DIGEST` (a hash of the index, which holds every file's sha256) enters the INT8
+cache key; if the files are missing the build says so and falls back to
+dynamic INT8 under another key, never under the full recipe's.
+
+Two disjoint sets: CALIBRATION (activation ranges for static quantization and
+the MLPs' outlier channels, selectable by size) and HOLDOUT (measuring each INT8
+variant against FP32). Both cover the seed article's languages (zh, en, yue,
+ja, ko) besides European ones. Neither shares a sentence with `examples/`, the
+benchmark's corpora or `../shared/speech`.
 """
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 from dataclasses import dataclass
@@ -19,13 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ... import espeak
-
 SAMPLE_RATE = 16000
+SPEECH_DIR = Path(__file__).with_name("calibration_speech")
+INDEX = SPEECH_DIR / "index.tsv"
 
 
 class CalibrationError(RuntimeError):
-    """Calibration speech could not be made (espeak-ng missing or failing)."""
+    """Calibration speech is missing or damaged; the message says which."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +59,7 @@ CALIBRATION: tuple[Utterance, ...] = (
     Utterance("ru", "ru", "Вечером мы пили чай и долго разговаривали о путешествиях."),
     Utterance("pl", "pl", "W przyszłym tygodniu odwiedzimy babcię, która mieszka nad morzem."),
     Utterance("ja", "ja", "駅の近くに新しいパン屋ができたので、明日行ってみます。"),
-    Utterance("cmn", "zh", "我们周末打算去山上看看秋天的红叶。"),
+    Utterance("cmn-latn-pinyin", "zh", "我们周末打算去山上看看秋天的红叶。"),
     Utterance("ko", "ko", "오늘 저녁에는 친구들과 함께 영화를 보러 갈 거예요."),
     Utterance("en-gb-x-rp", "en", "Seven hundred and forty two people signed the petition by Monday evening."),
     Utterance("sv", "sv", "Vi cyklade längs sjön och stannade för att äta glass i hamnen."),
@@ -69,12 +79,22 @@ CALIBRATION: tuple[Utterance, ...] = (
     Utterance("el", "el", "Το καλοκαίρι πηγαίνουμε συχνά για κολύμπι στη θάλασσα."),
     Utterance("hi", "hi", "कल सुबह हम सब मिलकर पार्क की सफाई करेंगे।"),
     Utterance("en-us", "en", "Turn left after the old stone bridge and follow the river for a mile."),
+    Utterance("yue", "yue", "今晚我哋一齊去街市買啲新鮮嘅魚同菜。"),
+    Utterance("cmn-latn-pinyin", "zh", "图书馆的新书架上摆满了关于历史和地理的书。"),
+    Utterance("ja", "ja", "雨が止んだら、公園まで散歩に行きましょう。"),
+    Utterance("ko", "ko", "지하철역 앞에 새로 생긴 카페는 항상 사람이 많아요."),
+    Utterance("yue", "yue", "呢間茶樓嘅點心好出名，週末要排好耐隊。"),
 )
 
+# The first four (the default hold-out size) span Latin script, Mandarin and Japanese.
 HOLDOUT: tuple[Utterance, ...] = (
     Utterance("en-us", "en", "Our neighbours painted their front door a bright shade of yellow last spring."),
-    Utterance("de", "de", "Am Wochenende backen wir einen Apfelkuchen für die ganze Familie."),
+    Utterance("cmn-latn-pinyin", "zh", "明天早上八点我们在学校门口集合。"),
     Utterance("es", "es", "El autobús de la línea doce pasa cada quince minutos por la plaza."),
+    Utterance("ja", "ja", "この道をまっすぐ行くと、左側に郵便局があります。"),
+    Utterance("de", "de", "Am Wochenende backen wir einen Apfelkuchen für die ganze Familie."),
+    Utterance("ko", "ko", "내일은 비가 온다고 하니까 우산을 꼭 챙기세요."),
+    Utterance("yue", "yue", "我聽日要早啲返公司開會。"),
     Utterance("en-gb", "en", "The committee will announce the winners of the photography contest tomorrow."),
     Utterance("fr-fr", "fr", "Il faut réserver une table si vous voulez dîner sur la terrasse."),
     Utterance("it", "it", "Domani mattina andremo al mercato a comprare frutta e verdura fresca."),
@@ -93,53 +113,59 @@ def _variant(i: int) -> dict:
     }
 
 
-def synthesize(utt: Utterance, speed: int = 160, pitch: int = 50) -> np.ndarray:
-    """espeak-ng -> 16 kHz mono float32."""
+def _index() -> dict[tuple[str, int], dict]:
     try:
-        return espeak.synthesize(utt.text, utt.voice, speed, pitch)
-    except espeak.EspeakError as exc:
-        raise CalibrationError(f"{exc}; it makes the calibration speech") from None
+        with open(INDEX, encoding="utf-8", newline="") as f:
+            return {(r["kind"], int(r["i"])): r for r in csv.DictReader(f, delimiter="\t")}
+    except (OSError, KeyError, ValueError) as exc:
+        raise CalibrationError(f"the packaged calibration speech is missing ({INDEX}: {exc})") from None
 
 
-def _render(utt: Utterance, i: int) -> np.ndarray:
-    v = _variant(i)
-    audio = synthesize(utt, v["speed"], v["pitch"])
-    peak = float(np.max(np.abs(audio))) or 1.0
-    audio = audio / peak * v["gain"]
-    if v["snr_db"] is not None:
-        rng = np.random.default_rng(v["seed"])
-        noise = rng.standard_normal(audio.shape).astype(np.float32)
-        p_sig = float(np.mean(audio**2)) or 1e-8
-        audio = audio + noise * np.sqrt(p_sig / 10 ** (v["snr_db"] / 10))
-    return np.clip(audio, -1.0, 1.0).astype(np.float32)
+def digest() -> str:
+    """Hash of the packaged speech (its index lists every file's sha256), or
+    "none" when it is missing: part of the INT8 cache key."""
+    try:
+        return hashlib.sha256(INDEX.read_bytes()).hexdigest()[:16]
+    except OSError:
+        return "none"
 
 
-def _clips(kind: str, utts: tuple[Utterance, ...], n: int, cache_dir: str | os.PathLike,
-           offset: int = 0) -> list[tuple[Utterance, np.ndarray]]:
+def _clips(kind: str, utts: tuple[Utterance, ...], n: int) -> list[tuple[Utterance, np.ndarray]]:
+    import soundfile as sf
+
     if n > len(utts):
         raise CalibrationError(f"at most {len(utts)} {kind} clips are available, {n} were asked for")
-    folder = Path(cache_dir) / "whisper" / "calibration-speech"
-    folder.mkdir(parents=True, exist_ok=True)
+    index = _index()
     out = []
     for i, utt in enumerate(utts[:n]):
-        ident = hashlib.sha256(repr((utt, _variant(i + offset))).encode()).hexdigest()[:16]
-        path = folder / f"{kind}-{i:02d}-{ident}.npy"
+        row = index.get((kind, i))
+        if row is None or row["text"] != utt.text or row["voice"] != utt.voice:
+            raise CalibrationError(f"the packaged calibration speech does not match {kind} clip {i}: "
+                                   "run scripts/make_calibration_speech.py")
+        path = SPEECH_DIR / row["file"]
         try:
-            audio = np.load(path)
-        except (OSError, ValueError):
-            audio = _render(utt, i + offset)
-            tmp = path.with_name(path.name + f".tmp-{os.getpid()}.npy")
-            np.save(tmp, audio)
-            os.replace(tmp, path)
-        out.append((utt, audio))
+            data = path.read_bytes()
+        except OSError as exc:
+            raise CalibrationError(f"the packaged calibration speech is missing {path.name}: {exc}") from None
+        if hashlib.sha256(data).hexdigest() != row["sha256"]:
+            raise CalibrationError(f"the packaged calibration clip {path.name} is damaged (sha256 differs)")
+        audio, rate = sf.read(path, dtype="float32")
+        if rate != SAMPLE_RATE:
+            raise CalibrationError(f"{path.name} is {rate} Hz, not {SAMPLE_RATE}")
+        out.append((utt, np.ascontiguousarray(audio, dtype=np.float32)))
     return out
 
 
-def calibration_clips(n: int, cache_dir: str | os.PathLike) -> list[tuple[Utterance, np.ndarray]]:
-    """The first n calibration clips (audio, 16 kHz float32)."""
-    return _clips("calib", CALIBRATION, n, cache_dir)
+def calibration_clips(n: int, cache_dir: str | os.PathLike | None = None) -> list[tuple[Utterance, np.ndarray]]:
+    """The first n calibration clips (audio, 16 kHz float32). `cache_dir` is unused (kept for callers)."""
+    return _clips("calib", CALIBRATION, n)
 
 
-def holdout_clips(n: int, cache_dir: str | os.PathLike) -> list[tuple[Utterance, np.ndarray]]:
+def holdout_clips(n: int, cache_dir: str | os.PathLike | None = None) -> list[tuple[Utterance, np.ndarray]]:
     """The first n hold-out clips, never used for calibration."""
-    return _clips("holdout", HOLDOUT, n, cache_dir, offset=500)
+    return _clips("holdout", HOLDOUT, n)
+
+
+def languages(utts: tuple[Utterance, ...], n: int) -> list[str]:
+    """The languages of the first n clips of a set, for the artifact manifest."""
+    return sorted({u.language for u in utts[:n]})

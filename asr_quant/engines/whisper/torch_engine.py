@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import runtime_policy
 from ..base import Engine, EngineInfo, RawResult
 from ... import memory as _memory
 from ...audio import Clip
@@ -25,6 +26,7 @@ _THREADS_SET = False
 def set_threads(threads: int) -> None:
     """torch.set_num_threads once per process (it is process-wide)."""
     global _THREADS_SET
+    runtime_policy.prepare()
     import torch
 
     if not _THREADS_SET:
@@ -131,7 +133,7 @@ class WhisperTorchEngine(Engine):
         dtype = getattr(torch, _DTYPES[precision])
         speed = None
         if precision != "fp32" and device == "cpu":
-            speed = relative_speed(bundle.hf_model, self.model, dtype)
+            speed = relative_speed(self.model, dtype)
         self.step_model = TorchStepModel(self.model, device, dtype)
         self.info = EngineInfo(
             name=precision.upper(),
@@ -139,9 +141,11 @@ class WhisperTorchEngine(Engine):
             runtime=f"PyTorch {torch.__version__.split('+')[0]}",
             device=device,
             model=bundle.name,
-            details=_details(precision, device, speed),
+            details=_details(precision, device, speed) + "; " + runtime_policy.describe(torch.get_num_threads(),
+                                                                                     "torch"),
             threads=torch.get_num_threads(),
             disk_bytes=_memory.disk_bytes(weights_file(bundle, precision)),
+            weights_bytes=tensor_bytes(self.model),
             load_s=time.perf_counter() - t0,
         )
 
@@ -173,14 +177,31 @@ def cpu_half_flags() -> str:
         f"; lacks {', '.join(missing)}" if have and missing else "")
 
 
-def relative_speed(fp32_model, half_model, dtype, reps: int = 3) -> float:
+def tensor_bytes(model) -> int:
+    """Exact bytes of the tensors a torch model holds: parameters and buffers at
+    their dtypes, each tensor once (Whisper's output projection is the token
+    embedding itself)."""
+    seen, total = set(), 0
+    for t in [*model.parameters(), *model.buffers()]:
+        key = (t.data_ptr(), t.numel(), t.dtype, t.device.type)
+        if key not in seen:
+            seen.add(key)
+            total += t.numel() * t.element_size()
+    return total
+
+
+def relative_speed(half_model, dtype, reps: int = 3) -> float:
     """FP32 time / half time for the first encoder layer's fc1 on a 30 s
     window's activations ([1, 1500, d_model]); >1 means the half model is faster.
-    A small, real matmul: enough to tell emulated from native 16-bit math."""
+    A small, real matmul: enough to tell emulated from native 16-bit math
+    (the FP32 side is a float copy of the same layer, so no FP32 model is needed)."""
+    import copy
+
     import torch
 
-    a, b = fp32_model.model.encoder.layers[0].fc1, half_model.model.encoder.layers[0].fc1
-    x32 = torch.randn(1, fp32_model.config.max_source_positions, fp32_model.config.d_model,
+    b = half_model.model.encoder.layers[0].fc1
+    a = copy.deepcopy(b).float()
+    x32 = torch.randn(1, half_model.config.max_source_positions, half_model.config.d_model,
                       generator=torch.Generator().manual_seed(0)).to(a.weight.device)
     x16 = x32.to(dtype).to(b.weight.device)
 

@@ -1,0 +1,59 @@
+"""The same threads and the same wait policy for every runtime, stated.
+
+A latency ratio between PyTorch and ONNX Runtime means something only if both
+get the same cores and behave the same while idle. Both get `threads` intra-op
+threads. Neither spins: ONNX Runtime's idle threads sleep
+(`session.intra_op.allow_spinning = 0`), and PyTorch's OpenMP pool is asked to
+do the same with OMP_WAIT_POLICY=PASSIVE, which OpenMP reads once, when torch
+is first imported. `prepare()` sets it before that; `describe()` says what
+actually holds (an embedding program that imported torch first keeps its own).
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+WAIT_POLICY = "PASSIVE"
+_torch_policy: str | None = None  # what OpenMP saw when torch was first imported by us
+
+
+def prepare() -> None:
+    """Call before anything imports torch (the app, the CLIs and the benchmark do)."""
+    global _torch_policy
+    if "torch" in sys.modules:
+        if _torch_policy is None:
+            _torch_policy = "unknown (torch was imported before the policy was set)"
+        return
+    os.environ.setdefault("OMP_WAIT_POLICY", WAIT_POLICY)
+    _torch_policy = os.environ["OMP_WAIT_POLICY"].upper()
+
+
+def torch_policy() -> str:
+    if _torch_policy is None:
+        prepare()
+    return _torch_policy or "default"
+
+
+def ort_session_options(threads: int):
+    """SessionOptions every ONNX Runtime engine uses: `threads` intra-op
+    threads, one inter-op, sequential, full graph optimization, no spinning."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = int(threads)
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    # Idle threads sleep instead of spinning: with other engines and processes
+    # on few cores, spinning stole the CPU the working thread needed (measured
+    # here: 17 -> 8 ms per decoder step on a busy 2-core machine).
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return so
+
+
+def describe(threads: int, runtime: str = "ort") -> str:
+    """One sentence for `EngineInfo.details`."""
+    if runtime == "torch":
+        return f"{threads} threads; OpenMP wait policy {torch_policy()} (idle threads sleep, as in ONNX Runtime)."
+    return f"{threads} intra-op threads; idle threads sleep (no spinning), as PyTorch's OpenMP is told to."

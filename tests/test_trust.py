@@ -1,0 +1,248 @@
+"""Figures that mean what their labels say: weights in memory independent of
+load order, INT8 on its own (no torch, no FP32 model), the same runtime
+policy for every engine, an artifact key that says how it was made, and each
+engine's memory measured alone. No timing is asserted here (see the benchmark)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from asr_quant.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+CLIP = REPO / "examples" / "weather_en.flac"
+
+
+# --------------------------------------------------------------------------- no model needed
+
+def test_mel_filters_are_librosas_bit_for_bit():
+    import librosa
+
+    from asr_quant.engines.whisper.features import mel_filters
+
+    for n in (80, 128):
+        ours = mel_filters(n)
+        assert ours.dtype == np.float32
+        assert np.array_equal(ours, librosa.filters.mel(sr=16000, n_fft=400, n_mels=n))
+
+
+def test_device_plan_without_torch_asks_the_driver(monkeypatch):
+    from asr_quant.engines import device
+
+    monkeypatch.setattr(device, "cuda_device_count", lambda: 0)
+    plan = device.choose("auto", ort_available=["CUDAExecutionProvider", "CPUExecutionProvider"],
+                         torch_needed=False)
+    assert plan.ort_providers == ("CPUExecutionProvider",)  # the GPU build on a machine without a GPU
+    monkeypatch.setattr(device, "cuda_device_count", lambda: 1)
+    plan = device.choose("auto", ort_available=["CUDAExecutionProvider", "CPUExecutionProvider"],
+                         torch_needed=False)
+    assert plan.ort_providers == ("CUDAExecutionProvider", "CPUExecutionProvider")
+    assert device.choose("cpu", ort_available=["CUDAExecutionProvider"], torch_needed=False).torch_device == "cpu"
+
+
+def test_every_ort_session_gets_the_same_threads_and_no_spinning():
+    from asr_quant.engines import runtime_policy
+
+    so = runtime_policy.ort_session_options(3)
+    assert so.intra_op_num_threads == 3 and so.inter_op_num_threads == 1
+    assert so.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert "no spinning" in runtime_policy.describe(3)
+
+
+def test_the_benchmark_rotates_engine_order_per_clip_and_run():
+    from asr_quant.bench.run import interleave
+
+    from fake_engines import FakeEngine
+
+    order = []
+
+    class Recording(FakeEngine):
+        def _run(self, clip, language):
+            order.append(self.info.name)
+            return super()._run(clip, language)
+
+    engines = [Recording("FP32", "a"), Recording("FP16", "a"), Recording("INT8", "a")]
+    from asr_quant import audio
+
+    clip = audio.load(CLIP)
+
+    class U:
+        def __init__(self, i):
+            self.id, self.row, self.language, self.text = f"c{i}", "en (x)", "en", "a"
+
+    interleave(engines, [(U(0), clip), (U(1), clip)], runs=2, warmup=0)
+    calls = [order[i:i + 3] for i in range(0, 12, 3)]
+    assert calls == [["FP32", "FP16", "INT8"], ["FP16", "INT8", "FP32"], ["INT8", "FP32", "FP16"],
+                     ["FP32", "FP16", "INT8"]]
+    assert {c[0] for c in calls} == {"FP32", "FP16", "INT8"}  # each engine runs first at some point
+
+
+def test_int8_key_follows_calibration_speech_builder_code_and_settings(monkeypatch, tmp_path):
+    from asr_quant.engines.whisper import calibration, ort_artifacts
+    from asr_quant.engines.whisper.quant_config import QuantConfig
+
+    class B:
+        sha256, cache_dir = "abc", tmp_path
+
+    full = ort_artifacts.artifact_key(B, "int8", QuantConfig())
+    assert full != ort_artifacts.artifact_key(B, "int8", QuantConfig(calib_size=4))
+    assert full != ort_artifacts.artifact_key(B, "fp32", None)
+    monkeypatch.setattr(calibration, "INDEX", tmp_path / "missing.tsv")  # no packaged speech
+    assert calibration.digest() == "none"
+    degraded = ort_artifacts.artifact_key(B, "int8", QuantConfig())
+    assert degraded != full  # a dynamic-only build never takes the full recipe's key
+    with pytest.raises(calibration.CalibrationError):
+        calibration.calibration_clips(2)
+    monkeypatch.undo()
+    monkeypatch.setattr(ort_artifacts, "builder_hash", lambda: "edited")  # the quantizer's code changed
+    assert ort_artifacts.artifact_key(B, "int8", QuantConfig()) != full
+
+
+def test_calibration_speech_is_packaged_and_needs_no_espeak(monkeypatch):
+    """With espeak-ng off the PATH the calibration and hold-out clips still
+    load (from the package), checked against their sha256, in the seed
+    article's languages too."""
+    from asr_quant.engines.whisper import calibration
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    calib = calibration.calibration_clips(len(calibration.CALIBRATION))
+    hold = calibration.holdout_clips(len(calibration.HOLDOUT))
+    assert len(calib) == len(calibration.CALIBRATION) and len(hold) == len(calibration.HOLDOUT)
+    assert all(a.dtype == np.float32 and 16000 < len(a) < 16000 * 30 and np.abs(a).max() > 0.05  # 1-30 s, not silent
+               for _, a in calib + hold)
+    for langs in (calibration.languages(calibration.CALIBRATION, len(calibration.CALIBRATION)),
+                  calibration.languages(calibration.HOLDOUT, len(calibration.HOLDOUT))):
+        assert {"zh", "en", "yue", "ja", "ko"} <= set(langs)
+    assert {"en", "zh", "ja"} <= set(calibration.languages(calibration.HOLDOUT, 4))  # the default hold-out size
+
+
+def test_a_damaged_packaged_clip_is_refused(monkeypatch, tmp_path):
+    import shutil
+
+    from asr_quant.engines.whisper import calibration
+
+    shutil.copytree(calibration.SPEECH_DIR, tmp_path / "speech")
+    monkeypatch.setattr(calibration, "SPEECH_DIR", tmp_path / "speech")
+    monkeypatch.setattr(calibration, "INDEX", tmp_path / "speech" / "index.tsv")
+    (tmp_path / "speech" / "calib-00.flac").write_bytes(b"not audio")
+    with pytest.raises(calibration.CalibrationError, match="damaged"):
+        calibration.calibration_clips(1)
+
+
+# --------------------------------------------------------------------------- real weights
+
+def _load(precisions: str):
+    from asr_quant.engines import load_engines
+
+    return load_engines(Settings(model="base", precisions=precisions, device="cpu", threads=2,
+                                 cache_dir=Settings.from_env().cache_dir))
+
+
+@pytest.mark.model
+def test_weights_in_memory_do_not_depend_on_load_order(whisper_engines):
+    """The session's engines (FP32, FP16, INT8 in that order) against a fresh
+    set loaded the other way round (INT8, FP16, FP32, plus ORT-FP32): the same
+    weights per engine, within 2 % of the tensors' own bytes."""
+    import onnx
+    from onnx import numpy_helper
+
+    first = {e.info.name: e.info.weights_bytes for e in whisper_engines.engines}
+    other = _load("ort-fp32,int8,fp16,fp32")
+    try:
+        second = {e.info.name: e.info.weights_bytes for e in other.engines}
+        assert all(e.info.available for e in other.engines), [e.info.error for e in other.engines]
+        assert {k: second[k] for k in first} == first
+        fp32 = other.by_name("FP32").model
+        assert fp32.proj_out.weight is fp32.model.decoder.embed_tokens.weight  # tied: parameters() yields it once
+        fp32_tensors = sum(p.numel() * p.element_size() for p in fp32.parameters()) \
+            + sum(b.numel() * b.element_size() for b in fp32.buffers())
+        assert second["FP32"] == pytest.approx(fp32_tensors, rel=0.02)
+        assert second["FP32"] == pytest.approx(290e6, rel=0.02)
+        assert second["FP16"] == pytest.approx(145e6, rel=0.02)
+        for name in ("INT8", "ORT-FP32"):
+            folder = other.by_name(name).folder
+            stored = sum(numpy_helper.to_array(t).nbytes for f in ("encoder.onnx", "decoder.onnx")
+                         for t in onnx.load(str(folder / f)).graph.initializer)
+            assert second[name] == stored
+            disk = sum((folder / f).stat().st_size for f in ("encoder.onnx", "decoder.onnx"))
+            assert second[name] == pytest.approx(disk, rel=0.02)  # initializers are nearly all of the file
+        assert second["INT8"] < 0.3 * second["FP32"]
+    finally:
+        for e in other.engines:
+            e.close()
+
+
+@pytest.mark.model
+def test_ort_fp32_says_what_fp32_says(whisper_engines):
+    """The exported FP32 graph in ONNX Runtime gives PyTorch FP32's tokens on
+    the English examples: only the runtime differs."""
+    from asr_quant import audio
+    from asr_quant.examples import read_examples
+
+    ort = _load("ort-fp32")
+    try:
+        engine = ort.by_name("ORT-FP32")
+        assert engine.info.available, engine.info.error
+        fp32 = whisper_engines.by_name("FP32")
+        for e in read_examples():
+            clip = audio.load(e.path)
+            a, b = fp32.transcribe(clip, e.language), engine.transcribe(clip, e.language)
+            assert b.token_ids == a.token_ids, (e.path.name, a.text, b.text)
+    finally:
+        ort.engines[0].close()
+
+
+@pytest.mark.model
+def test_int8_alone_imports_neither_torch_nor_transformers(whisper_engines, tmp_path):
+    """With the INT8 artifacts cached (the session built them), the CLI on
+    INT8 alone never imports torch or transformers and builds no FP32 model."""
+    env = dict(os.environ, ASRQ_CACHE_DIR=Settings.from_env().cache_dir)
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "asr_quant", "transcribe", str(CLIP),
+                           "--precisions", "int8", "--threads", "2", "--json"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "onnxruntime" in imported and "asr_quant.engines.whisper.int8" in imported  # the probe works
+    heavy = {m for m in imported if m.split(".")[0] in ("torch", "transformers", "librosa", "numba")}
+    assert heavy == set()
+    row = json.loads(proc.stdout)["engines"][0]
+    assert row["error"] is None and "sunny" in row["text"].lower()
+    assert row["weights_bytes"] == whisper_engines.by_name("INT8").info.weights_bytes
+
+
+@pytest.mark.model
+def test_each_engine_alone_has_its_working_memory_measured_and_cached(tmp_path, whisper_engines):
+    """INT8 (the cheapest) alone in a fresh process: load growth, a call's
+    working memory, the process's peak and the engine's weights, then the
+    same figures from the cache without a second process."""
+    from asr_quant.engines import alone
+
+    settings = Settings(model="base", threads=2, device="cpu", cache_dir=Settings.from_env().cache_dir)
+    spec = alone.spec_for(settings, "int8", CLIP, "en")
+    first = alone.measure(spec, use_cache=False)
+    assert "error" not in first, first
+    assert first["weights_bytes"] == whisper_engines.by_name("INT8").info.weights_bytes
+    assert 0 < first["rss_start"] < first["rss_after_load"] <= first["peak_rss"]
+    assert first["load_growth"] > 0.5 * first["weights_bytes"]  # the weights, at least mostly, are read in
+    assert 1e6 < first["working_bytes"] < first["peak_rss"]
+    assert first["measured_at"][:4].isdigit()
+    again = alone.cached(spec)
+    assert again == first
+    from asr_quant import audio
+
+    int8 = whisper_engines.by_name("INT8")
+    try:
+        alone.attach_cached(whisper_engines, settings, CLIP, "en")
+        assert int8.info.alone == first
+        t = int8.transcribe(audio.load(CLIP), "en")
+        assert t.memory.working_bytes == first["working_bytes"] and t.memory.weights_bytes == first["weights_bytes"]
+        assert t.memory.process_kind == "process RSS" and t.memory.process_bytes > t.memory.weights_bytes
+    finally:
+        for e in whisper_engines.engines:
+            e.info.alone = None  # the session's engines stay as the other tests expect them
