@@ -29,7 +29,7 @@ from ..audio import AudioError
 from ..engines import EngineError
 from ..settings import Settings
 from . import corpus as _corpus
-from . import docs, report
+from . import docs, prompts, report
 from .memprobe import probe_child
 from .run import BenchError, run_model, write_outputs
 
@@ -45,8 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="base | tiny.en | CT2 Whisper folder | Fun-ASR-Nano id/folder; comma-separate to run "
                         "several in turn (default: ASRQ_MODEL or base)")
     p.add_argument("--corpus", action="append", default=None,
-                   help="'builtin' (espeak-ng, made once and cached) or a folder of audio + same-named .txt "
-                        "(or manifest.tsv); repeat to combine (default: builtin)")
+                   help="'builtin' (espeak-ng, made once and cached), 'prompts-es' (recorded Spanish telephone "
+                        "prompts, Debian asterisk-core-sounds-es), a folder of audio + same-named .txt (or "
+                        "manifest.tsv), or a folder of prompts with a 'name: text' index (prompts.txt[.gz]); "
+                        "repeat to combine (default: builtin)")
     p.add_argument("--language", default=None, help="language of folder clips whose name/folder doesn't say it")
     p.add_argument("--languages", default=None, help="only these languages, e.g. zh,en (zh includes zh-noisy)")
     p.add_argument("--engines", default="fp32,fp16,int8", help="precisions to load (default fp32,fp16,int8)")
@@ -96,6 +98,14 @@ def gather_corpus(args, cache_dir: str, log) -> tuple[list[_corpus.Utterance], l
             c = _corpus.builtin(cache_dir)
             utts += c.test
             notes += c.notes
+        elif src == prompts.BUILTIN:
+            found = prompts.builtin_es()
+            utts += found
+            notes.append(prompts.note(found))
+        elif prompts.is_prompt_folder(src):
+            found = prompts.read_prompts(src, language=args.language)
+            utts += found
+            notes.append(f"{len(found)} recorded prompt(s) from the folder {Path(src).name} and its index")
         else:
             folder = _corpus.read_folder(src, args.language)
             utts += folder

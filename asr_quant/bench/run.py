@@ -18,7 +18,7 @@ from ..engines.base import Engine
 from ..settings import Settings
 from . import charts
 from . import corpus as _corpus
-from . import family, report
+from . import family, paired, report
 from .env import machine, threads_summary, versions
 from .memprobe import memory_probe
 from .stats import Record, ratio, ratios_to, summarize
@@ -231,9 +231,10 @@ def run_model(model: str, args, utts: list[_corpus.Utterance], corpus_notes: lis
         corpus=dict(clips=len(used), audio_s=sum(u.duration_s for u in used), rows=_corpus.describe(used),
                     notes=notes, utterances=[_corpus.to_dict(u) for u in used]),
         engines=sums, ratios=ratios, profiles=profiles, op_profiles=op_profiles, calibration=calibration,
-        targets=None,
+        paired=None, targets=None,
         records={k: [asdict(r) for r in v] for k, v in records.items()},
     )
+    res["paired"] = paired.from_results(res)  # before the targets, which judge recorded rows by it
     res["targets"] = report.targets(res)
     write_outputs(res, out_dir)
     for e in (engines if own else peers):
