@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from asr_quant import metrics
 from asr_quant.bench import charts as bench_charts, docs, report
 from asr_quant.bench.stats import Record, error_tallies, paired_latency_ratio, percentile, ratios_to, spread, summarize
 from asr_quant.engines.base import EngineInfo, Memory, Timings, Transcript
@@ -130,7 +131,6 @@ def test_paired_ratios_sizes_and_error_deltas():
 
 def test_real_metrics_per_language_aggregation():
     """With asr_quant.metrics: CER for Mandarin, WER for English, in one tally."""
-    metrics = pytest.importorskip("asr_quant.metrics")
     recs = [rec(transcript("X", 1, text="今天天汽很好"), clip="z", row="zh (x)", language="zh", reference="今天天气很好"),
             rec(transcript("X", 1, text="the cat sat"), clip="e", row="en (x)", language="en",
                 reference="the cat sat down")]
@@ -161,7 +161,8 @@ def _fake_results(int8_time: float, fw_time: float, int8_text: str = "a b c d") 
                machine=dict(cpu="Test CPU", logical_cores=2, physical_cores=1, ram_gb=24.0, gpu=None, os="x"),
                versions={"torch": "2.13.0"}, threads=dict(summary="PyTorch 2, ONNX Runtime 2"),
                corpus=dict(clips=2, audio_s=20.0, rows={"en (espeak-ng)": {}}, notes=["synthetic"]),
-               engines=sums, ratios=ratios, profiles={}, calibration=None)
+               engines=sums, ratios=ratios, profiles={}, calibration=None,
+               records={k: [vars(x) for x in v] for k, v in recs.items()})
     res["targets"] = report.targets(res)
     return res
 
@@ -173,12 +174,13 @@ def test_targets_verdicts_follow_the_measured_ratios():
     assert lat["measured"] == pytest.approx(0.4) and lat["met"] is True
     fw = t["INT8 no slower than faster-whisper int8 (same weights)"]
     assert fw["measured"] == pytest.approx(0.8) and fw["met"] is True
-    assert t["INT8 error rate within +1.0 point of FP32 (mean of rows)"]["met"] is True
     slow = {x["target"]: x for x in report.targets(_fake_results(int8_time=1.2, fw_time=1.0, int8_text="a b"))}
     assert slow["INT8 latency <= 0.5x FP32"]["met"] is False
     assert slow["INT8 no slower than faster-whisper int8 (same weights)"]["met"] is False
-    werr = slow["INT8 error rate within +1.0 point of FP32 (mean of rows)"]
-    assert werr["measured"] == pytest.approx(0.5) and werr["met"] is False
+    # the rows here are synthetic (espeak-ng): INT8's +50 points are shown, but not judged
+    (werr,) = [x for k, x in slow.items() if "error rate" in k]
+    assert "on recorded speech" in werr["target"] and werr["met"] is None
+    assert "+50.00" in report.results_markdown(_fake_results(int8_time=1.2, fw_time=1.0, int8_text="a b"))
 
 
 def test_results_markdown_has_article_columns_and_measured_values(tmp_path):
@@ -251,7 +253,7 @@ def test_bench_on_two_clips(tmp_path, whisper_engines):
         lat = e["latency_ms"]
         assert 0 < lat["min"] <= lat["median"] <= lat["p90"] <= lat["max"]
         rate = e["errors_by_row"]["overall_mean"]
-        assert 0.0 <= rate <= 1.0, (name, rate)
+        assert rate >= 0.0, (name, rate)  # WER has no upper bound: insertions can exceed the reference
         row = e["errors_by_row"]["rows"]["en (clips)"]
         assert row["kind"] == "WER" and row["ref_len"] > 0 and row["clips"] == 2
     for name in ("FP32", "FP16", "INT8"):

@@ -73,9 +73,46 @@ def test_english_examples_wer(run, name):
     total, rates = english_wer(run, name)
     detail = "; ".join(f"{r.rate:.2f} {r.hypothesis!r}" for r in rates)
     assert total.rate <= 0.25, f"{name} WER {total.rate:.3f}: {detail}"
-    if name != "FP32":
-        fp32, _ = english_wer(run, "FP32")
-        assert total.rate <= fp32.rate + 0.10, f"{name} WER {total.rate:.3f} vs FP32 {fp32.rate:.3f}"
+
+
+# FP16 clips whose tokens may differ from FP32's, each with the reason (none so far).
+FP16_TOKEN_EXCEPTIONS: dict[str, str] = {}
+
+
+def test_fp16_gives_fp32s_exact_tokens_on_the_english_examples(run):
+    """FP16 with LayerNorms in FP32 is close enough to FP32 that greedy decoding
+    picks the same token at every step on these clips: the same ids, not just a
+    similar WER."""
+    differ = {}
+    for ex in english_examples():
+        a, b = run("FP32", ex.path, "en"), run("FP16", ex.path, "en")
+        if a.token_ids != b.token_ids:
+            differ[ex.path.name] = f"FP32 {a.text!r} / FP16 {b.text!r}"
+    assert set(differ) == set(FP16_TOKEN_EXCEPTIONS), differ
+
+
+def test_fp16_module_keeps_every_layernorm_fp32_and_every_linear_fp16(whisper_engines):
+    """The FP16 model itself, not its description: every LayerNorm holds FP32
+    weights and normalises in FP32 (its output on a half input equals FP32
+    LayerNorm's, cast to half); every Linear and convolution holds FP16 weights."""
+    import torch
+    from torch import nn
+
+    fp16 = whisper_engines.by_name("FP16").model
+    fp32 = whisper_engines.by_name("FP32").model
+    norms = [m for m in fp16.modules() if isinstance(m, nn.LayerNorm)]
+    linears = [m for m in fp16.modules() if isinstance(m, nn.Linear)]
+    convs = [m for m in fp16.modules() if isinstance(m, nn.Conv1d)]
+    assert len(norms) == sum(isinstance(m, nn.LayerNorm) for m in fp32.modules()) > 0  # none lost in the swap
+    assert linears and convs
+    assert {p.dtype for m in norms for p in m.parameters()} == {torch.float32}
+    assert {m.weight.dtype for m in linears + convs} == {torch.float16}
+    ln = fp16.model.encoder.layers[0].self_attn_layer_norm
+    x = (torch.randn(1, 7, ln.normalized_shape[0], generator=torch.Generator().manual_seed(0)) * 40).half()
+    with torch.inference_mode():
+        got = ln(x)
+        want = nn.functional.layer_norm(x.float(), ln.normalized_shape, ln.weight, ln.bias, ln.eps).half()
+    assert got.dtype == torch.float16 and torch.equal(got, want)
 
 
 needs_speech = pytest.mark.skipif(not (SPEECH / "manifest.tsv").is_file(), reason="../shared/speech is absent")
@@ -175,7 +212,7 @@ def test_engine_info_and_sizes(whisper_engines):
     assert fp32.runtime.startswith("PyTorch") and fp32.threads == 2
     assert 0.45 < fp16.disk_bytes / fp32.disk_bytes < 0.55  # FP16 weights are half of FP32's file
     assert fp32.resident_bytes > 0
-    assert "LayerNorm" in fp16.details and "FP32 speed" in fp16.details  # measured at load, on CPU
+    assert "FP32 speed" in fp16.details  # measured at load, on CPU
 
 
 def _cli(argv, whisper_engines, monkeypatch):

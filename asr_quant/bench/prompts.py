@@ -76,7 +76,7 @@ def read_prompts(folder: str | os.PathLike, index: str | os.PathLike | None = No
     idx_path = Path(index) if index else find_index(root)
     if idx_path is None or not idx_path.is_file():
         raise CorpusError(f"no prompt index (name: text per line) for {root}")
-    lang = language or _language_of(Path(root.name) / "x", None)
+    lang = language or _language_of(Path(root.name), None)
     if not lang:
         raise CorpusError(f"can't tell the language of the prompts in {root}: pass --language")
     src = source or f"{root.name}, recorded"
