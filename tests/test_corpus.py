@@ -184,3 +184,10 @@ def test_builtin_spanish_prompts_are_recorded_and_cli_reads_them():
     got, notes = cli.gather_corpus(args, "/nonexistent-cache", lambda m: None)
     assert len(got) == len(utts) and "CC-BY-SA-3.0" in notes[0]
     assert corpus.describe(got)[utts[0].row]["recorded"] is True
+
+
+def test_thin_keeps_every_nth_clip_of_each_row():
+    utts = [corpus.Utterance(id=f"{g}{i}", language=g, group=g, text="t", path="p", source="s")
+            for g in ("a", "b") for i in range(5)]
+    assert [u.id for u in corpus.thin(utts, 2)] == ["a0", "a2", "a4", "b0", "b2", "b4"]
+    assert corpus.thin(utts, 1) == utts

@@ -137,6 +137,56 @@ def test_lower_precisions_stay_near_fp32_on_real_recordings(run, name, lang):
     assert other.rate <= base.rate + 0.10, f"{name} {lang} CER {other.rate:.3f} vs FP32 {base.rate:.3f}: {other.hypothesis!r}"
 
 
+# --- recorded Spanish: the Debian Asterisk prompts (installed by .ci/run) ---------------
+
+# Every prompt of 1.5-2.5 s: 43 short sentences (~90 s of audio), the same clips on every machine.
+SPANISH_S = (1.5, 2.5)
+# Bounds from the full run on all 262 prompts (see SPANISH_EVIDENCE): a regression past them fails.
+SPANISH_BOUNDS = {"FP16": dict(identical=0.95, delta=0.0), "INT8": dict(identical=0.75, delta=0.02)}
+SPANISH_FP32_WER = 0.20
+
+
+@pytest.fixture(scope="module")
+def spanish(run):
+    """records(name) -> one stats.Record per short Spanish prompt, as the benchmark makes them."""
+    from asr_quant.bench import prompts
+    from asr_quant.bench.stats import Record
+
+    utts = [u for u in prompts.builtin_es() if SPANISH_S[0] <= u.duration_s <= SPANISH_S[1]]
+    assert len(utts) >= 40, f"only {len(utts)} prompts of {SPANISH_S} s"
+
+    def records(name: str):
+        return [Record.from_transcript(run(name, Path(u.path), "es"), clip=u.id, row=u.row, language="es",
+                                       run=0, reference=u.text) for u in utts]
+
+    return records
+
+
+def test_fp32_transcribes_recorded_spanish_prompts(spanish):
+    from asr_quant.bench.stats import error_tallies
+
+    t = error_tallies(spanish("FP32"), metrics.error_rate)["overall_pooled"]
+    print(f"FP32 WER on {t['clips']} Spanish prompts: {t['rate']:.3f}")
+    assert t["clips"] >= 40 and t["rate"] <= SPANISH_FP32_WER, t
+
+
+@pytest.mark.parametrize("name", ["FP16", "INT8"])
+def test_lower_precisions_match_fp32_on_recorded_spanish_prompts(spanish, name):
+    """Clip by clip against FP32 (bench.paired): the share of identical
+    transcripts and the pooled WER delta, each bounded so that a regression fails."""
+    from asr_quant.bench import paired
+
+    pairs = paired.pair_clips(spanish(name), spanish("FP32"), metrics.error_rate)
+    s = paired.summarize_pairs(pairs)
+    differ = [p.clip for p in pairs if not p.identical]
+    print(f"{name} on {s['clips']} Spanish prompts: identical {s['identical']:.3f}, vs FP32's text "
+          f"{s['vs_fp32']:.4f}, WER {s['rate']:.4f} vs FP32 {s['fp32_rate']:.4f}, delta {s['delta']:+.4f} "
+          f"[{s['ci_low']:+.4f}, {s['ci_high']:+.4f}]; differ: {differ}")
+    bound = SPANISH_BOUNDS[name]
+    assert s["identical"] >= bound["identical"], (s, differ)
+    assert s["delta"] <= bound["delta"], s
+
+
 def test_fp32_gives_ctranslate2_float32_tokens(whisper_engines):
     """The PyTorch model rebuilt from model.bin decodes the same ids as
     CTranslate2 itself reading that model.bin in float32, on the same mel."""

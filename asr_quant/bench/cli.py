@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="bench_out", help="output folder (default bench_out)")
     p.add_argument("--quick", action="store_true", help="2 clips per row, 1 run: a smoke test")
     p.add_argument("--max-per-row", type=int, default=None, help="at most this many clips per row")
+    p.add_argument("--every", type=int, default=1,
+                   help="keep every Nth clip of each row (1st, N+1-th, ...): a smaller corpus spanning each row")
     p.add_argument("--calib-sizes", default=None,
                    help="calibration study: rebuild INT8 static with these calibration-set sizes (e.g. 2,8,32) "
                         "and dynamic, and compare (for the first --model only)")
@@ -112,7 +114,7 @@ def gather_corpus(args, cache_dir: str, log) -> tuple[list[_corpus.Utterance], l
             notes.append(f"{len(folder)} clip(s) from the folder {Path(src).name} (recorded speech as given)")
     langs = [x.strip() for x in args.languages.split(",")] if args.languages else None
     per_row = 2 if args.quick and args.max_per_row is None else args.max_per_row
-    utts = _corpus.select(utts, langs, per_row)
+    utts = _corpus.select(_corpus.thin(utts, args.every), langs, per_row)
     if not utts:
         raise BenchError("no clips left after --languages / --max-per-row")
     seen: dict[str, str] = {}

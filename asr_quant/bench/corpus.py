@@ -291,6 +291,20 @@ def select(utts: list[Utterance], languages: list[str] | None = None, per_row: i
     return out
 
 
+def thin(utts: list[Utterance], every: int) -> list[Utterance]:
+    """Every `every`-th clip of each row (the 1st, (every+1)-th, ...), in the
+    given order: a smaller corpus that still spans each row."""
+    if every <= 1:
+        return utts
+    seen: dict[str, int] = {}
+    out = []
+    for u in utts:
+        if seen.get(u.row, 0) % every == 0:
+            out.append(u)
+        seen[u.row] = seen.get(u.row, 0) + 1
+    return out
+
+
 def describe(utts: list[Utterance]) -> dict[str, dict]:
     """Per row: clips, total duration, language, source, recorded or synthetic."""
     rows: dict[str, dict] = {}
