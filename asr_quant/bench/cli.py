@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="2 clips per row, 1 run: a smoke test")
     p.add_argument("--max-per-row", type=int, default=None, help="at most this many clips per row")
     p.add_argument("--every", type=int, default=1,
-                   help="keep every Nth clip of each row (1st, N+1-th, ...): a smaller corpus spanning each row")
+                   help="keep every Nth clip of each row of the built-in corpora (builtin, prompts-es; folders "
+                        "are kept whole): a smaller corpus that still spans each row")
     p.add_argument("--calib-sizes", default=None,
                    help="calibration study: rebuild INT8 static with these calibration-set sizes (e.g. 2,8,32) "
                         "and dynamic, and compare (for the first --model only)")
@@ -98,12 +99,12 @@ def gather_corpus(args, cache_dir: str, log) -> tuple[list[_corpus.Utterance], l
     for src in sources:
         if src == "builtin":
             c = _corpus.builtin(cache_dir)
-            utts += c.test
+            utts += _corpus.thin(c.test, args.every)
             notes += c.notes
         elif src == prompts.BUILTIN:
-            found = prompts.builtin_es()
+            found = _corpus.thin(prompts.builtin_es(), args.every)
             utts += found
-            notes.append(prompts.note(found))
+            notes.append(prompts.note(found) + (f"; every {args.every}th prompt" if args.every > 1 else ""))
         elif prompts.is_prompt_folder(src):
             found = prompts.read_prompts(src, language=args.language)
             utts += found
@@ -114,7 +115,7 @@ def gather_corpus(args, cache_dir: str, log) -> tuple[list[_corpus.Utterance], l
             notes.append(f"{len(folder)} clip(s) from the folder {Path(src).name} (recorded speech as given)")
     langs = [x.strip() for x in args.languages.split(",")] if args.languages else None
     per_row = 2 if args.quick and args.max_per_row is None else args.max_per_row
-    utts = _corpus.select(_corpus.thin(utts, args.every), langs, per_row)
+    utts = _corpus.select(utts, langs, per_row)
     if not utts:
         raise BenchError("no clips left after --languages / --max-per-row")
     seen: dict[str, str] = {}
