@@ -14,6 +14,7 @@ import sys
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
+import ctranslate2
 import numpy as np
 import pytest
 
@@ -128,13 +129,15 @@ def test_fp32_real_recordings_cer(run, lang):
 
 
 @needs_speech
-@pytest.mark.parametrize("name", ["FP16", "INT8"])
 @pytest.mark.parametrize("lang", sorted(REAL))
-def test_lower_precisions_stay_near_fp32_on_real_recordings(run, name, lang):
-    ref = real_reference(REAL[lang])
-    base = metrics.error_rate(ref, run("FP32", SPEECH / REAL[lang], None).text, lang, kind="cer")
-    other = metrics.error_rate(ref, run(name, SPEECH / REAL[lang], None).text, lang, kind="cer")
-    assert other.rate <= base.rate + 0.10, f"{name} {lang} CER {other.rate:.3f} vs FP32 {base.rate:.3f}: {other.hypothesis!r}"
+def test_lower_precisions_give_fp32s_transcript_on_real_recordings(run, lang):
+    """On the real zh/ja/ko recordings FP16 decodes FP32's exact ids and INT8
+    FP32's transcript after normalization (measured so on all of them)."""
+    path = SPEECH / REAL[lang]
+    fp32 = run("FP32", path, None)
+    assert run("FP16", path, None).token_ids == fp32.token_ids
+    int8 = run("INT8", path, None)
+    assert metrics.error_rate(fp32.text, int8.text, lang, kind="cer").errors == 0, (fp32.text, int8.text)
 
 
 # --- recorded Spanish: the Debian Asterisk prompts (installed by .ci/run) ---------------
@@ -187,31 +190,35 @@ def test_lower_precisions_match_fp32_on_recorded_spanish_prompts(spanish, name):
     assert s["delta"] <= bound["delta"], s
 
 
+# Clips where our FP32 may decode other ids than CTranslate2 float32, each with the reason (none so far:
+# measured equal on all five English examples and all five recordings of ../shared/speech).
+CT2_EXCEPTIONS: dict[str, str] = {}
+
+
 def test_fp32_gives_ctranslate2_float32_tokens(whisper_engines):
     """The PyTorch model rebuilt from model.bin decodes the same ids as
-    CTranslate2 itself reading that model.bin in float32, on the same mel."""
-    ctranslate2 = pytest.importorskip("ctranslate2")
+    CTranslate2 itself reading that model.bin in float32, on the same mel,
+    on every clip (the language as our engine found it)."""
     from asr_quant.engines.whisper import features
 
     engine = whisper_engines.by_name("FP32")
     bundle = engine.bundle
     ct = ctranslate2.models.Whisper(str(bundle.ct2_dir), device="cpu", compute_type="float32",
                                     intra_threads=2)
-    clips = [(ex.path, "en") for ex in english_examples()[:3]]
-    if (SPEECH / "ja.wav").is_file():
-        clips.append((SPEECH / "ja.wav", "ja"))
-    same = []
+    clips = [(ex.path, "en") for ex in english_examples()]
+    if (SPEECH / "manifest.tsv").is_file():
+        clips += [(SPEECH / f, None) for f in sorted(REAL.values()) + ["yue.wav"]]
+    differ = {}
     for path, lang in clips:
         clip = audio.load(path)
         ours = engine.transcribe(clip, lang)
         mel = features.windows(clip.samples, bundle.n_mels)[0].mel
-        out = ct.generate(ctranslate2.StorageView.from_array(mel), [bundle.tokens.prompt(lang)], beam_size=1,
-                          max_length=448, suppress_blank=True)
+        out = ct.generate(ctranslate2.StorageView.from_array(mel), [bundle.tokens.prompt(ours.language)],
+                          beam_size=1, max_length=448, suppress_blank=True)
         theirs = out[0].sequences_ids[0]
-        same.append(ours.token_ids == theirs)
-        print(f"{path.name}: equal={same[-1]} ours={ours.token_ids[:12]} ct2={theirs[:12]}")
-    assert any(same), "no clip decoded to CTranslate2's token ids"
-    print(f"token ids equal to ctranslate2 float32 on {sum(same)} of {len(same)} clips")
+        if ours.token_ids != theirs:
+            differ[path.name] = f"ours {ours.token_ids} / ct2 {theirs}"
+    assert len(clips) >= 5 and set(differ) == set(CT2_EXCEPTIONS), differ
 
 
 def test_second_load_reuses_cached_artifacts(whisper_engines, monkeypatch):

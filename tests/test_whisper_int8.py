@@ -1,10 +1,10 @@
 """The Whisper INT8 engine: the ONNX export is exact in FP32, the artifacts
 are cached and checked, and the recipe's choices behave as documented.
 
-Accuracy of the INT8 engine against the references and against FP32 (English
-examples WER <= 0.25 and within 0.10 of FP32; ja/ko/zh recordings within 0.10
-CER of FP32) is tested with the other precisions in test_whisper.py, on the
-same session-wide engines. No timing is asserted.
+Accuracy of the INT8 engine against FP32 (FP32's transcript on the real
+zh/ja/ko recordings; identical on most of 43 recorded Spanish prompts, with a
+bounded pooled WER delta) is tested with the other precisions in
+test_whisper.py, on the same session-wide engines. No timing is asserted.
 """
 from __future__ import annotations
 
