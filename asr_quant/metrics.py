@@ -8,6 +8,12 @@ NFKC (full-width letters and digits become ASCII) and, for Chinese and
 Cantonese, conversion to simplified characters (Whisper writes Mandarin in
 traditional characters at times).
 
+Spanish is scored with diacritics folded ("número" = "numero", "contraseña"
+= "contrasena"): Spanish references in the wild drop accents and the tilde
+inconsistently (the Asterisk prompts write "numero" and "contrasena" but
+"Trés"), so an accent alone must not count as a word error. Only marks on
+Latin letters are folded, and only for the languages in FOLD_DIACRITICS.
+
 Scripts without spaces (Chinese, Japanese, Thai, Lao, Burmese, Khmer) are
 scored by characters: each of their characters is a token while runs of
 Latin letters or digits stay whole words, so "我用Python写code" is 我 用
@@ -39,6 +45,8 @@ _IS_CHAR = regex.compile(rf"[{_CHAR_SCRIPTS}]")
 _NO_SPACE_SCRIPT = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Myanmar}\p{Khmer}]")
 _KANA = regex.compile(r"[\p{Hiragana}\p{Katakana}]")
 _PUNCT = regex.compile(r"[\p{P}\p{S}]+")
+FOLD_DIACRITICS = frozenset({"es"})
+_LATIN_MARKS = regex.compile(r"(?<=\p{Latin})\p{Mn}+")
 
 
 @dataclass
@@ -151,14 +159,24 @@ def _simplify(text: str, code: str | None) -> str:
     return text
 
 
+def fold_diacritics(text: str) -> str:
+    """Marks on Latin letters removed: "Número, contraseña" -> "Numero, contrasena"."""
+    return unicodedata.normalize("NFC", _LATIN_MARKS.sub("", unicodedata.normalize("NFD", text)))
+
+
+def _fold(text: str, code: str | None) -> str:
+    return fold_diacritics(text) if code in FOLD_DIACRITICS else text
+
+
 def normalize(text: str, language: str | None = None) -> str:
     """The text as scored: NFKC, then Whisper's English normalizer for
     English or its basic one (lower case, no punctuation) for the rest,
-    simplified characters for Chinese, single spaces."""
+    simplified characters for Chinese, diacritics folded for Spanish,
+    single spaces."""
     code = language_code(language)
     text = unicodedata.normalize("NFKC", text or "")
     text = _english()(text) if code == "en" else _basic()(text)
-    text = _simplify(text, code)
+    text = _fold(_simplify(text, code), code)
     # The English normalizer keeps "." for decimals, so "..." alone would become a word.
     return " ".join(t for t in text.split() if _PUNCT.sub("", t))
 
@@ -212,7 +230,7 @@ def _display_tokens(text: str, char_level: bool, code: str | None) -> tuple[list
     glued onto their neighbour so that they show but never count."""
     shown, keys = [], []
     for tok in tokenize(text, char_level):
-        key = _simplify(_PUNCT.sub("", unicodedata.normalize("NFKC", tok)).casefold(), code)
+        key = _fold(_simplify(_PUNCT.sub("", unicodedata.normalize("NFKC", tok)).casefold(), code), code)
         if not key:
             if shown:
                 shown[-1] += tok

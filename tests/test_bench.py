@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from asr_quant import metrics
 from asr_quant.bench import charts as bench_charts, docs, report
 from asr_quant.bench.stats import Record, error_tallies, paired_latency_ratio, percentile, ratios_to, spread, summarize
 from asr_quant.engines.base import EngineInfo, Memory, Timings, Transcript
@@ -130,7 +131,6 @@ def test_paired_ratios_sizes_and_error_deltas():
 
 def test_real_metrics_per_language_aggregation():
     """With asr_quant.metrics: CER for Mandarin, WER for English, in one tally."""
-    metrics = pytest.importorskip("asr_quant.metrics")
     recs = [rec(transcript("X", 1, text="今天天汽很好"), clip="z", row="zh (x)", language="zh", reference="今天天气很好"),
             rec(transcript("X", 1, text="the cat sat"), clip="e", row="en (x)", language="en",
                 reference="the cat sat down")]
@@ -170,7 +170,8 @@ def _fake_results(int8_time: float, fw_time: float, int8_text: str = "a b c d", 
                versions={"torch": "2.13.0"}, threads=dict(summary="PyTorch 2, ONNX Runtime 2"),
                corpus=dict(clips=2, audio_s=20.0, rows={"en (espeak-ng)": {}}, notes=["synthetic"]),
                engines=sums, ratios=ratios, ratios_ort=ratios_against(sums, recs, "ORT-FP32"),
-               pairs=head_to_head(recs, PAIRS), profiles={}, calibration=None)
+               pairs=head_to_head(recs, PAIRS), profiles={}, calibration=None,
+               records={k: [vars(x) for x in v] for k, v in recs.items()})
     res["targets"] = report.targets(res)
     return res
 
@@ -188,13 +189,14 @@ def test_targets_verdicts_follow_the_measured_ratios():
     assert t[SAME]["measured"] == pytest.approx(0.5) and t[SAME]["met"] is True
     assert t[FW]["measured"] == pytest.approx(0.8) and t[FW]["met"] is True
     assert t[MEM]["measured"] == pytest.approx(300 / 330) and t[MEM]["met"] is True
-    assert t["INT8 error rate within +1.0 point of FP32 (mean of rows)"]["met"] is True
     slow = {x["target"]: x for x in report.targets(_fake_results(int8_time=1.2, fw_time=1.0, int8_text="a b",
                                                                  int8_peak_alone=400e6))}
     assert slow[LAT]["met"] is False and slow[SAME]["met"] is False and slow[FW]["met"] is False
     assert slow[MEM]["met"] is False
-    werr = slow["INT8 error rate within +1.0 point of FP32 (mean of rows)"]
-    assert werr["measured"] == pytest.approx(0.5) and werr["met"] is False
+    # the rows here are synthetic (espeak-ng): INT8's +50 points are shown, but not judged
+    (werr,) = [x for k, x in slow.items() if "error rate" in k]
+    assert "on recorded speech" in werr["target"] and werr["met"] is None
+    assert "+50.00" in report.results_markdown(_fake_results(int8_time=1.2, fw_time=1.0, int8_text="a b"))
 
 
 def test_results_markdown_has_article_columns_and_measured_values(tmp_path):
@@ -268,7 +270,7 @@ def test_bench_on_two_clips(tmp_path, whisper_engines):
         lat = e["latency_ms"]
         assert 0 < lat["min"] <= lat["median"] <= lat["p90"] <= lat["max"]
         rate = e["errors_by_row"]["overall_mean"]
-        assert 0.0 <= rate <= 1.0, (name, rate)
+        assert rate >= 0.0, (name, rate)  # WER has no upper bound: insertions can exceed the reference
         row = e["errors_by_row"]["rows"]["en (clips)"]
         assert row["kind"] == "WER" and row["ref_len"] > 0 and row["clips"] == 2
     for name in ("FP32", "FP16", "INT8"):

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
+from playwright import sync_api
 
 from asr_quant import audio, metrics
 from asr_quant.examples import read_examples
@@ -24,7 +25,6 @@ START_TIMEOUT_S = float(os.environ.get("ASRQ_TEST_START_TIMEOUT_S", "1200"))  # 
 RUN_TIMEOUT_MS = 300_000
 ENGINES = ("fp32", "fp16", "int8")
 
-sync_api = pytest.importorskip("playwright.sync_api")
 if not Path(CHROMIUM).exists():
     pytest.skip("Debian's chromium is not installed", allow_module_level=True)
 

@@ -131,3 +131,63 @@ def test_builtin_corpus_is_made_once_and_meets_the_spec(tmp_path):
     again = corpus.builtin(tmp_path)  # from the cache: same files
     assert [u.path for u in again.test] == [u.path for u in c.test]
     assert len([p for p in (tmp_path / "corpus").iterdir() if p.is_dir()]) == 1  # one corpus folder (and its lock)
+
+
+# --- recorded prompts: a folder of audio and a `name: text` index -------------------
+
+def test_prompt_index_skips_comments_tones_and_silence(tmp_path):
+    from asr_quant.bench import prompts
+
+    idx = tmp_path / "prompts.txt"
+    idx.write_text("; Core sounds\n\nhello: Hola, buenos días\nbeep: [tono simple]\njoin: (beep)\n"
+                   "digits/5: cinco\nodd: a: b\n", encoding="utf-8")
+    assert prompts.read_index(idx) == {"hello": "Hola, buenos días", "digits/5": "cinco", "odd": "a: b"}
+    idx.write_text("no colon here\n", encoding="utf-8")
+    with pytest.raises(corpus.CorpusError, match="line 1: expected 'name: text'"):
+        prompts.read_index(idx)
+
+
+def test_read_prompts_from_any_folder_laid_out_like_asterisk(tmp_path):
+    import gzip
+
+    from asr_quant.bench import prompts
+
+    root = tmp_path / "es_MX_voice"
+    for name in ("agent-pass", "digits/at", "digits/5", "beep"):
+        _wav(root / f"{name}.wav")
+    with gzip.open(root / "core-sounds-es.txt.gz", "wt", encoding="utf-8") as f:
+        f.write("agent-pass: Por favor ingrese su contrasena\ndigits/at: a las\ndigits/5: cinco\n"
+                "beep: [tono simple]\nmissing-audio: No hay audio\n")
+    assert prompts.is_prompt_folder(root) and not prompts.is_prompt_folder(tmp_path)
+    utts = prompts.read_prompts(root)  # index found by name, language from the folder's name
+    assert [u.id for u in utts] == ["es-prompt/agent-pass", "es-prompt/digits/at"]  # one-word, tone, no audio: out
+    u = utts[0]
+    assert u.language == "es" and u.recorded and u.source == "es_MX_voice, recorded"
+    assert u.row == "es (es_MX_voice, recorded)" and u.duration_s == pytest.approx(1.0)
+    assert len(prompts.read_prompts(root, min_words=1)) == 3
+    assert [u.language for u in prompts.read_prompts(root, language="pt")] == ["pt", "pt"]
+    root.rename(tmp_path / "voice")  # a name that says no language
+    with pytest.raises(corpus.CorpusError, match="can't tell the language"):
+        prompts.read_prompts(tmp_path / "voice")
+
+
+def test_builtin_spanish_prompts_are_recorded_and_cli_reads_them():
+    """Debian's asterisk-core-sounds-es(-wav), installed by .ci/run: a
+    required test dependency, so this fails (with the apt-get line) rather than skip."""
+    from asr_quant.bench import cli, prompts
+
+    utts = prompts.builtin_es()
+    assert len(utts) >= 200 and all(u.language == "es" and u.recorded for u in utts)
+    assert all(len(u.text.split()) >= prompts.MIN_WORDS and not u.text.startswith("[") for u in utts)
+    assert sf.info(utts[0].path).samplerate == 8000  # telephone audio, resampled by audio.load
+    args = cli.build_parser().parse_args(["--corpus", "prompts-es"])
+    got, notes = cli.gather_corpus(args, "/nonexistent-cache", lambda m: None)
+    assert len(got) == len(utts) and "CC-BY-SA-3.0" in notes[0]
+    assert corpus.describe(got)[utts[0].row]["recorded"] is True
+
+
+def test_thin_keeps_every_nth_clip_of_each_row():
+    utts = [corpus.Utterance(id=f"{g}{i}", language=g, group=g, text="t", path="p", source="s")
+            for g in ("a", "b") for i in range(5)]
+    assert [u.id for u in corpus.thin(utts, 2)] == ["a0", "a2", "a4", "b0", "b2", "b4"]
+    assert corpus.thin(utts, 1) == utts

@@ -16,15 +16,14 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("gradio")
-import httpx  # noqa: E402
+import httpx
 
-from asr_quant.app import ui  # noqa: E402
-from asr_quant.engines import EngineSet, UnavailableEngine  # noqa: E402
-from asr_quant.settings import Settings  # noqa: E402
+from asr_quant.app import ui
+from asr_quant.engines import EngineSet, UnavailableEngine
+from asr_quant.settings import Settings
 
-from faulty import FaultyEngine, wrap  # noqa: E402
-from page_driver import run_page  # noqa: E402
+from faulty import FaultyEngine, wrap
+from page_driver import run_page
 
 pytestmark = pytest.mark.model
 

@@ -19,18 +19,16 @@ from typing import Callable
 import numpy as np
 import pytest
 
-pytest.importorskip("gradio")
-
-from asr_quant import __main__ as cli  # noqa: E402
-from asr_quant import audio  # noqa: E402
-from asr_quant.app import present, ui  # noqa: E402
-from asr_quant.audio import (EmptyAudioError, NotAudioError, SilentAudioError, TooLargeError,  # noqa: E402
+from asr_quant import __main__ as cli
+from asr_quant import audio
+from asr_quant.app import present, ui
+from asr_quant.audio import (EmptyAudioError, NotAudioError, SilentAudioError, TooLargeError,
                              TooLongError, TooShortError)
-from asr_quant.settings import Settings  # noqa: E402
+from asr_quant.settings import Settings
 
-from fake_engines import FakeEngine, fake_set  # noqa: E402
-from page_driver import run_page  # noqa: E402
-from test_audio import av_bytes, png_bytes, sf_bytes, tone  # noqa: E402
+from fake_engines import FakeEngine, fake_set
+from page_driver import run_page
+from test_audio import av_bytes, png_bytes, sf_bytes, tone
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_FILE_MB = 1.0  # the page under test caps uploads at 1 MiB so the too-large case stays small

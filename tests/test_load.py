@@ -12,10 +12,7 @@ import json
 
 import pytest
 
-pytest.importorskip("gradio_client")
-pytest.importorskip("psutil")
-
-from asr_quant import loadtest  # noqa: E402
+from asr_quant import loadtest
 
 pytestmark = [pytest.mark.load, pytest.mark.model]
 

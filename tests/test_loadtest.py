@@ -11,12 +11,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-pytest.importorskip("gradio")
+from asr_quant import loadtest
+from asr_quant.settings import Settings
 
-from asr_quant import loadtest  # noqa: E402
-from asr_quant.settings import Settings  # noqa: E402
-
-from fake_engines import FakeEngine, fake_set, unavailable  # noqa: E402
+from fake_engines import FakeEngine, fake_set, unavailable
 
 CAP_MB = 1.0
 

@@ -22,15 +22,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-pytest.importorskip("gradio")
-import httpx  # noqa: E402
-from gradio_client import Client, handle_file  # noqa: E402
+import httpx
+from gradio_client import Client, handle_file
 
-from asr_quant.app import ui  # noqa: E402
-from asr_quant.examples import read_examples  # noqa: E402
-from asr_quant.settings import Settings  # noqa: E402
+from asr_quant.app import ui
+from asr_quant.examples import read_examples
+from asr_quant.settings import Settings
 
-from fake_engines import FakeEngine, fake_set  # noqa: E402
+from fake_engines import FakeEngine, fake_set
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_FILE_MB = 1.0

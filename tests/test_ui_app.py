@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-gr = pytest.importorskip("gradio")
-from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client import Client, handle_file
 
-from asr_quant import audio  # noqa: E402
-from asr_quant.settings import Settings  # noqa: E402
+from asr_quant import audio
+from asr_quant.settings import Settings
 
-from fake_engines import FakeEngine, fake_set, unavailable  # noqa: E402
+from fake_engines import FakeEngine, fake_set, unavailable
 
 
 

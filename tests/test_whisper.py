@@ -14,6 +14,7 @@ import sys
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
+import ctranslate2
 import numpy as np
 import pytest
 
@@ -73,9 +74,46 @@ def test_english_examples_wer(run, name):
     total, rates = english_wer(run, name)
     detail = "; ".join(f"{r.rate:.2f} {r.hypothesis!r}" for r in rates)
     assert total.rate <= 0.25, f"{name} WER {total.rate:.3f}: {detail}"
-    if name != "FP32":
-        fp32, _ = english_wer(run, "FP32")
-        assert total.rate <= fp32.rate + 0.10, f"{name} WER {total.rate:.3f} vs FP32 {fp32.rate:.3f}"
+
+
+# FP16 clips whose tokens may differ from FP32's, each with the reason (none so far).
+FP16_TOKEN_EXCEPTIONS: dict[str, str] = {}
+
+
+def test_fp16_gives_fp32s_exact_tokens_on_the_english_examples(run):
+    """FP16 with LayerNorms in FP32 is close enough to FP32 that greedy decoding
+    picks the same token at every step on these clips: the same ids, not just a
+    similar WER."""
+    differ = {}
+    for ex in english_examples():
+        a, b = run("FP32", ex.path, "en"), run("FP16", ex.path, "en")
+        if a.token_ids != b.token_ids:
+            differ[ex.path.name] = f"FP32 {a.text!r} / FP16 {b.text!r}"
+    assert set(differ) == set(FP16_TOKEN_EXCEPTIONS), differ
+
+
+def test_fp16_module_keeps_every_layernorm_fp32_and_every_linear_fp16(whisper_engines):
+    """The FP16 model itself, not its description: every LayerNorm holds FP32
+    weights and normalises in FP32 (its output on a half input equals FP32
+    LayerNorm's, cast to half); every Linear and convolution holds FP16 weights."""
+    import torch
+    from torch import nn
+
+    fp16 = whisper_engines.by_name("FP16").model
+    fp32 = whisper_engines.by_name("FP32").model
+    norms = [m for m in fp16.modules() if isinstance(m, nn.LayerNorm)]
+    linears = [m for m in fp16.modules() if isinstance(m, nn.Linear)]
+    convs = [m for m in fp16.modules() if isinstance(m, nn.Conv1d)]
+    assert len(norms) == sum(isinstance(m, nn.LayerNorm) for m in fp32.modules()) > 0  # none lost in the swap
+    assert linears and convs
+    assert {p.dtype for m in norms for p in m.parameters()} == {torch.float32}
+    assert {m.weight.dtype for m in linears + convs} == {torch.float16}
+    ln = fp16.model.encoder.layers[0].self_attn_layer_norm
+    x = (torch.randn(1, 7, ln.normalized_shape[0], generator=torch.Generator().manual_seed(0)) * 40).half()
+    with torch.inference_mode():
+        got = ln(x)
+        want = nn.functional.layer_norm(x.float(), ln.normalized_shape, ln.weight, ln.bias, ln.eps).half()
+    assert got.dtype == torch.float16 and torch.equal(got, want)
 
 
 needs_speech = pytest.mark.skipif(not (SPEECH / "manifest.tsv").is_file(), reason="../shared/speech is absent")
@@ -91,40 +129,96 @@ def test_fp32_real_recordings_cer(run, lang):
 
 
 @needs_speech
-@pytest.mark.parametrize("name", ["FP16", "INT8"])
 @pytest.mark.parametrize("lang", sorted(REAL))
-def test_lower_precisions_stay_near_fp32_on_real_recordings(run, name, lang):
-    ref = real_reference(REAL[lang])
-    base = metrics.error_rate(ref, run("FP32", SPEECH / REAL[lang], None).text, lang, kind="cer")
-    other = metrics.error_rate(ref, run(name, SPEECH / REAL[lang], None).text, lang, kind="cer")
-    assert other.rate <= base.rate + 0.10, f"{name} {lang} CER {other.rate:.3f} vs FP32 {base.rate:.3f}: {other.hypothesis!r}"
+def test_lower_precisions_give_fp32s_transcript_on_real_recordings(run, lang):
+    """On the real zh/ja/ko recordings FP16 decodes FP32's exact ids and INT8
+    FP32's transcript after normalization (measured so on all of them)."""
+    path = SPEECH / REAL[lang]
+    fp32 = run("FP32", path, None)
+    assert run("FP16", path, None).token_ids == fp32.token_ids
+    int8 = run("INT8", path, None)
+    assert metrics.error_rate(fp32.text, int8.text, lang, kind="cer").errors == 0, (fp32.text, int8.text)
+
+
+# --- recorded Spanish: the Debian Asterisk prompts (installed by .ci/run) ---------------
+
+# Every prompt of 1.5-2.5 s: 43 short sentences (~90 s of audio), the same clips on every machine.
+SPANISH_S = (1.5, 2.5)
+# Bounds from the full run on all 262 prompts (see SPANISH_EVIDENCE): a regression past them fails.
+SPANISH_BOUNDS = {"FP16": dict(identical=0.95, delta=0.0), "INT8": dict(identical=0.75, delta=0.02)}
+SPANISH_FP32_WER = 0.20
+
+
+@pytest.fixture(scope="module")
+def spanish(run):
+    """records(name) -> one stats.Record per short Spanish prompt, as the benchmark makes them."""
+    from asr_quant.bench import prompts
+    from asr_quant.bench.stats import Record
+
+    utts = [u for u in prompts.builtin_es() if SPANISH_S[0] <= u.duration_s <= SPANISH_S[1]]
+    assert len(utts) >= 40, f"only {len(utts)} prompts of {SPANISH_S} s"
+
+    def records(name: str):
+        return [Record.from_transcript(run(name, Path(u.path), "es"), clip=u.id, row=u.row, language="es",
+                                       run=0, reference=u.text) for u in utts]
+
+    return records
+
+
+def test_fp32_transcribes_recorded_spanish_prompts(spanish):
+    from asr_quant.bench.stats import error_tallies
+
+    t = error_tallies(spanish("FP32"), metrics.error_rate)["overall_pooled"]
+    print(f"FP32 WER on {t['clips']} Spanish prompts: {t['rate']:.3f}")
+    assert t["clips"] >= 40 and t["rate"] <= SPANISH_FP32_WER, t
+
+
+@pytest.mark.parametrize("name", ["FP16", "INT8"])
+def test_lower_precisions_match_fp32_on_recorded_spanish_prompts(spanish, name):
+    """Clip by clip against FP32 (bench.paired): the share of identical
+    transcripts and the pooled WER delta, each bounded so that a regression fails."""
+    from asr_quant.bench import paired
+
+    pairs = paired.pair_clips(spanish(name), spanish("FP32"), metrics.error_rate)
+    s = paired.summarize_pairs(pairs)
+    differ = [p.clip for p in pairs if not p.identical]
+    print(f"{name} on {s['clips']} Spanish prompts: identical {s['identical']:.3f}, vs FP32's text "
+          f"{s['vs_fp32']:.4f}, WER {s['rate']:.4f} vs FP32 {s['fp32_rate']:.4f}, delta {s['delta']:+.4f} "
+          f"[{s['ci_low']:+.4f}, {s['ci_high']:+.4f}]; differ: {differ}")
+    bound = SPANISH_BOUNDS[name]
+    assert s["identical"] >= bound["identical"], (s, differ)
+    assert s["delta"] <= bound["delta"], s
+
+
+# Clips where our FP32 may decode other ids than CTranslate2 float32, each with the reason (none so far:
+# measured equal on all five English examples and all five recordings of ../shared/speech).
+CT2_EXCEPTIONS: dict[str, str] = {}
 
 
 def test_fp32_gives_ctranslate2_float32_tokens(whisper_engines):
     """The PyTorch model rebuilt from model.bin decodes the same ids as
-    CTranslate2 itself reading that model.bin in float32, on the same mel."""
-    ctranslate2 = pytest.importorskip("ctranslate2")
+    CTranslate2 itself reading that model.bin in float32, on the same mel,
+    on every clip (the language as our engine found it)."""
     from asr_quant.engines.whisper import features
 
     engine = whisper_engines.by_name("FP32")
     bundle = engine.bundle
     ct = ctranslate2.models.Whisper(str(bundle.ct2_dir), device="cpu", compute_type="float32",
                                     intra_threads=2)
-    clips = [(ex.path, "en") for ex in english_examples()[:3]]
-    if (SPEECH / "ja.wav").is_file():
-        clips.append((SPEECH / "ja.wav", "ja"))
-    same = []
+    clips = [(ex.path, "en") for ex in english_examples()]
+    if (SPEECH / "manifest.tsv").is_file():
+        clips += [(SPEECH / f, None) for f in sorted(REAL.values()) + ["yue.wav"]]
+    differ = {}
     for path, lang in clips:
         clip = audio.load(path)
         ours = engine.transcribe(clip, lang)
         mel = features.windows(clip.samples, bundle.n_mels)[0].mel
-        out = ct.generate(ctranslate2.StorageView.from_array(mel), [bundle.tokens.prompt(lang)], beam_size=1,
-                          max_length=448, suppress_blank=True)
+        out = ct.generate(ctranslate2.StorageView.from_array(mel), [bundle.tokens.prompt(ours.language)],
+                          beam_size=1, max_length=448, suppress_blank=True)
         theirs = out[0].sequences_ids[0]
-        same.append(ours.token_ids == theirs)
-        print(f"{path.name}: equal={same[-1]} ours={ours.token_ids[:12]} ct2={theirs[:12]}")
-    assert any(same), "no clip decoded to CTranslate2's token ids"
-    print(f"token ids equal to ctranslate2 float32 on {sum(same)} of {len(same)} clips")
+        if ours.token_ids != theirs:
+            differ[path.name] = f"ours {ours.token_ids} / ct2 {theirs}"
+    assert len(clips) >= 5 and set(differ) == set(CT2_EXCEPTIONS), differ
 
 
 def test_second_load_reuses_cached_artifacts(whisper_engines, monkeypatch):
@@ -175,7 +269,7 @@ def test_engine_info_and_sizes(whisper_engines):
     assert fp32.runtime.startswith("PyTorch") and fp32.threads == 2
     assert 0.45 < fp16.disk_bytes / fp32.disk_bytes < 0.55  # FP16 weights are half of FP32's file
     assert fp32.resident_bytes > 0
-    assert "LayerNorm" in fp16.details and "FP32 speed" in fp16.details  # measured at load, on CPU
+    assert "FP32 speed" in fp16.details  # measured at load, on CPU
 
 
 def _cli(argv, whisper_engines, monkeypatch):

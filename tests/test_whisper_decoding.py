@@ -189,7 +189,8 @@ def test_loop_guard_redecodes_with_loop_closing_token_banned():
 
 def test_loop_guard_cuts_to_one_copy_when_the_redecode_still_loops():
     """Here every alternative continues the loop, so banning can't end it: the
-    output is cut after the first copy of the repeated block, with a warning."""
+    output is cut after the first copy of the repeated block, and the warning
+    says it was cut (and why the re-decode didn't help)."""
     info = make_info()
     intro, loop = w("the", "cat"), w("la", "di", "da")
 
@@ -203,8 +204,48 @@ def test_loop_guard_cuts_to_one_copy_when_the_redecode_still_loops():
     r = decoding.decode(model, MEL, info, "en", max_new_tokens=60)
     assert r.token_ids == intro + loop
     assert r.text == "the cat la di da"
-    assert any("cut after the first copy" in m for m in r.warnings)
+    (msg,) = [m for m in r.warnings if "loop guard" in m]
+    assert "a block of 3 token(s) repeated 4 times" in msg
+    assert "cut after its first copy" in msg and ("still repetitive" in msg or "token budget" in msg)
+    assert "re-decoded" not in msg and "as it was" not in msg
     assert model.encodes == 1  # both passes reuse one encoder output
+
+
+def test_loop_guard_says_the_redecode_ran_to_the_budget_when_it_did(monkeypatch):
+    """The first pass loops on "di da"; with the loop-closing token banned, the
+    second pass takes a fresh word each time and never ends. The loop of the
+    first pass is cut, and the warning says the re-decode hit the budget. (The
+    compression threshold is raised so that only the budget stops the second pass.)"""
+    monkeypatch.setattr(decoding, "COMPRESSION_RATIO_THRESHOLD", 10.0)
+    info = make_info()
+    loop = w("di", "da")
+
+    def script(gen):
+        return [loop[len(gen) % 2], WORDS.index(f"w{len(gen) % 60}")]
+
+    r = decoding.decode(ScriptModel(info, script), MEL, info, "en", max_new_tokens=40)
+    assert r.token_ids == loop
+    (msg,) = [m for m in r.warnings if "loop guard" in m]
+    assert "ran to the token budget (40 tokens)" in msg and "cut after its first copy" in msg
+
+
+def test_loop_guard_keeps_a_pass_flagged_by_compression_alone_as_it_was(monkeypatch):
+    """A pass flagged only by its compression ratio has no repeated block at
+    its end: when the re-decode doesn't help, nothing is cut, and the warning
+    says so instead of claiming a cut. (The threshold is lowered so that an
+    ordinary sentence reaches this branch.)"""
+    info = make_info()
+    words = w("the", "cat", "sat", "on", "the", "mat")
+
+    def script(gen):
+        return [words[len(gen)] if len(gen) < len(words) else info.eot]
+
+    monkeypatch.setattr(decoding, "COMPRESSION_RATIO_THRESHOLD", 0.1)
+    r = decoding.decode(ScriptModel(info, script), MEL, info, "en", max_new_tokens=40)
+    assert r.token_ids == words
+    (msg,) = [m for m in r.warnings if "loop guard" in m]
+    assert "compression ratio" in msg and "still repetitive" in msg
+    assert "kept as it was" in msg and "cut" not in msg.replace("to cut", "")
 
 
 def test_compression_ratio_flags_repetitive_text():

@@ -1,10 +1,10 @@
 """The Whisper INT8 engine: the ONNX export is exact in FP32, the artifacts
 are cached and checked, and the recipe's choices behave as documented.
 
-Accuracy of the INT8 engine against the references and against FP32 (English
-examples WER <= 0.25 and within 0.10 of FP32; ja/ko/zh recordings within 0.10
-CER of FP32) is tested with the other precisions in test_whisper.py, on the
-same session-wide engines. No timing is asserted.
+Accuracy of the INT8 engine against FP32 (FP32's transcript on the real
+zh/ja/ko recordings; identical on most of 43 recorded Spanish prompts, with a
+bounded pooled WER delta) is tested with the other precisions in
+test_whisper.py, on the same session-wide engines. No timing is asserted.
 """
 from __future__ import annotations
 
@@ -24,14 +24,29 @@ SPEECH = REPO.parent / "shared" / "speech"
 
 # --------------------------------------------------------------------------- no model needed
 
-def test_choice_prefers_lower_error_and_breaks_near_ties_by_speed():
-    clear = {"static": {"kl": 0.05, "top1": 0.9, "encoder_cpu_s": 0.5},
-             "dynamic": {"kl": 0.01, "top1": 0.98, "encoder_cpu_s": 0.9}}
-    assert quantize.choose(clear)[0] == "dynamic"
-    near = {"static": {"kl": 0.0100, "top1": 0.97, "encoder_cpu_s": 0.5},
-            "dynamic": {"kl": 0.0105, "top1": 0.97, "encoder_cpu_s": 0.9}}
-    choice, why = quantize.choose(near)
-    assert choice == "static" and "faster" in why
+def _measured(kl_static, kl_dynamic, enc_static, enc_dynamic):
+    return {"static": {"kl": kl_static, "top1": 0.95, "encoder_cpu_s": enc_static},
+            "dynamic": {"kl": kl_dynamic, "top1": 0.95, "encoder_cpu_s": enc_dynamic}}
+
+
+@pytest.mark.parametrize("measured, expected, rule", [
+    # clearly lower error wins, even when it is the slower one (either way round)
+    (_measured(0.050, 0.010, 0.5, 0.9), "dynamic", "lower mean KL"),
+    (_measured(0.010, 0.050, 0.9, 0.5), "static", "lower mean KL"),
+    # 0.0111 is 11 % above 0.0100: outside the 10 % tie, so still the lower error
+    (_measured(0.0100, 0.0111, 0.9, 0.5), "static", "lower mean KL"),
+    # within 10 % of each other: the faster encoder, whichever has the lower error
+    (_measured(0.0100, 0.0105, 0.9, 0.5), "dynamic", "faster encoder"),
+    (_measured(0.0105, 0.0100, 0.5, 0.9), "static", "faster encoder"),
+    (_measured(0.0100, 0.0100, 0.7, 0.6), "dynamic", "faster encoder"),
+])
+def test_choose_picks_lower_error_and_breaks_ties_by_speed(measured, expected, rule):
+    """quant_measure.choose on made-up measurements: no model, nothing skipped."""
+    from asr_quant.engines.whisper import quant_measure
+
+    choice, why = quant_measure.choose(measured)
+    assert choice == expected and rule in why
+    assert "static KL" in why and "dynamic KL" in why  # the reason carries both measurements
 
 
 def test_quant_config_rejects_bad_settings_and_keys_differ():

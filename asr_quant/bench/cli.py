@@ -29,7 +29,7 @@ from ..audio import AudioError
 from ..engines import EngineError
 from ..settings import Settings
 from . import corpus as _corpus
-from . import docs, report
+from . import docs, prompts, report
 from .run import BenchError, run_model, write_outputs
 
 DEFAULT_PEERS = "float32,int8"
@@ -44,8 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="base | tiny.en | CT2 Whisper folder | Fun-ASR-Nano id/folder; comma-separate to run "
                         "several in turn (default: ASRQ_MODEL or base)")
     p.add_argument("--corpus", action="append", default=None,
-                   help="'builtin' (espeak-ng, made once and cached) or a folder of audio + same-named .txt "
-                        "(or manifest.tsv); repeat to combine (default: builtin)")
+                   help="'builtin' (espeak-ng, made once and cached), 'prompts-es' (recorded Spanish telephone "
+                        "prompts, Debian asterisk-core-sounds-es), a folder of audio + same-named .txt (or "
+                        "manifest.tsv), or a folder of prompts with a 'name: text' index (prompts.txt[.gz]); "
+                        "repeat to combine (default: builtin)")
     p.add_argument("--language", default=None, help="language of folder clips whose name/folder doesn't say it")
     p.add_argument("--languages", default=None, help="only these languages, e.g. zh,en (zh includes zh-noisy)")
     p.add_argument("--engines", default="fp32,fp16,int8,ort-fp32",
@@ -62,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="bench_out", help="output folder (default bench_out)")
     p.add_argument("--quick", action="store_true", help="2 clips per row, 1 run: a smoke test")
     p.add_argument("--max-per-row", type=int, default=None, help="at most this many clips per row")
+    p.add_argument("--every", type=int, default=1,
+                   help="keep every Nth clip of each row of the built-in corpora (builtin, prompts-es; folders "
+                        "are kept whole): a smaller corpus that still spans each row")
     p.add_argument("--calib-sizes", default=None,
                    help="calibration study: rebuild INT8 static with these calibration-set sizes (e.g. 2,8,32) "
                         "and dynamic, and compare (for the first --model only)")
@@ -97,8 +102,16 @@ def gather_corpus(args, cache_dir: str, log) -> tuple[list[_corpus.Utterance], l
     for src in sources:
         if src == "builtin":
             c = _corpus.builtin(cache_dir)
-            utts += c.test
+            utts += _corpus.thin(c.test, args.every)
             notes += c.notes
+        elif src == prompts.BUILTIN:
+            found = _corpus.thin(prompts.builtin_es(), args.every)
+            utts += found
+            notes.append(prompts.note(found) + (f"; every {args.every}th prompt" if args.every > 1 else ""))
+        elif prompts.is_prompt_folder(src):
+            found = prompts.read_prompts(src, language=args.language)
+            utts += found
+            notes.append(f"{len(found)} recorded prompt(s) from the folder {Path(src).name} and its index")
         else:
             folder = _corpus.read_folder(src, args.language)
             utts += folder

@@ -54,7 +54,8 @@ class Utterance:
 
     `group` is the results row it counts in, e.g. "zh" (quiet), "zh-noisy",
     "en"; `source` says where it came from ("espeak-ng" or a folder name), and
-    rows never mix sources.
+    rows never mix sources. `recorded` is False for synthetic speech: only
+    recorded rows enter the accuracy verdict (bench.paired).
     """
 
     id: str
@@ -64,6 +65,7 @@ class Utterance:
     path: str
     source: str
     duration_s: float = 0.0
+    recorded: bool = True
 
     @property
     def row(self) -> str:
@@ -194,7 +196,8 @@ def _generate(out: Path, version: str, progress=None) -> None:
 def _read_manifest(root: Path) -> Corpus:
     meta = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
     test = [Utterance(id=r["id"], language=r["language"], group=r["group"], text=r["text"],
-                      path=str(root / r["path"]), source=r["source"], duration_s=r["duration_s"])
+                      path=str(root / r["path"]), source=r["source"], duration_s=r["duration_s"],
+                      recorded=False)
             for r in meta["utterances"]]
     notes = [f"synthesized with {meta['espeak']} (voices {', '.join(f'{k}={v}' for k, v in meta['voices'].items())}); "
              f"zh-noisy = the zh clips with {meta['noise']} noise at {meta['snr_db']:g} dB SNR"]
@@ -288,11 +291,26 @@ def select(utts: list[Utterance], languages: list[str] | None = None, per_row: i
     return out
 
 
+def thin(utts: list[Utterance], every: int) -> list[Utterance]:
+    """Every `every`-th clip of each row (the 1st, (every+1)-th, ...), in the
+    given order: a smaller corpus that still spans each row."""
+    if every <= 1:
+        return utts
+    seen: dict[str, int] = {}
+    out = []
+    for u in utts:
+        if seen.get(u.row, 0) % every == 0:
+            out.append(u)
+        seen[u.row] = seen.get(u.row, 0) + 1
+    return out
+
+
 def describe(utts: list[Utterance]) -> dict[str, dict]:
-    """Per row: clips, total and mean duration, language, source."""
+    """Per row: clips, total duration, language, source, recorded or synthetic."""
     rows: dict[str, dict] = {}
     for u in utts:
-        r = rows.setdefault(u.row, dict(language=u.language, group=u.group, source=u.source, clips=0, audio_s=0.0))
+        r = rows.setdefault(u.row, dict(language=u.language, group=u.group, source=u.source, recorded=u.recorded,
+                                        clips=0, audio_s=0.0))
         r["clips"] += 1
         r["audio_s"] = round(r["audio_s"] + u.duration_s, 3)
     return rows

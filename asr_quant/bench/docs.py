@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .paired_report import READ_ME, interval, paired_of
 from .report import _engines, _table, mb, num, pct, results_markdown, targets, times
 
 NOTES_BEGIN, NOTES_END = "<!-- BEGIN HAND-WRITTEN NOTES -->", "<!-- END HAND-WRITTEN NOTES -->"
@@ -37,6 +38,8 @@ def docs_markdown(results: list[dict], command: str, date: str, previous: str | 
     ]
     head.append(summary_table(results))
     head.append("")
+    head.append(READ_ME + " The accuracy verdict below is judged on the recorded rows alone.")
+    head.append("")
     for res in results:
         for t in targets(res):
             verdict = {True: "met", False: "**missed**", None: "—"}[t["met"]]
@@ -56,6 +59,7 @@ def summary_table(results: list[dict]) -> str:
         for e in _engines(res):
             r = res["ratios"].get(e["name"], {})
             alone = e["memory"].get("alone") or {}
+            rec = ((paired_of(res).get("engines") or {}).get(e["name"]) or {}).get("recorded") or {}
             rows.append([res["model"]["name"], e["name"], num(e["latency_ms"]["median"]),
                          times((r.get("latency") or {}).get("median_paired")) if r else "1.00x",
                          times(((res.get("ratios_ort") or {}).get(e["name"], {}).get("latency") or {}).get(
@@ -64,11 +68,22 @@ def summary_table(results: list[dict]) -> str:
                          mb(alone.get("working_bytes")), mb(alone.get("peak_rss")),
                          pct((e.get("errors_by_row") or {}).get("overall_mean")),
                          num(None if not r or (r.get("error_rate_delta") or {}).get("overall_mean") is None
-                             else 100 * r["error_rate_delta"]["overall_mean"], "{:+.2f}")])
+                             else 100 * r["error_rate_delta"]["overall_mean"], "{:+.2f}"),
+                         _recorded_cells(rec, r)])
     return _table(["model", "engine", "latency median (ms)", "vs PyTorch FP32 (median per clip)",
                    "vs ORT-FP32 (median per clip)", "RTF", "size on disk", "weights in memory",
-                   "working memory of a call (alone)", "peak RSS (alone)", "error, mean of rows %",
-                   "vs FP32 (points)"], rows)
+                   "working memory of a call (alone)", "peak RSS (alone)", "error, mean of all rows %",
+                   "vs FP32 (points)", "recorded rows: identical to FP32 / delta (points) [95 % interval], clips"],
+                  rows)
+
+
+def _recorded_cells(rec: dict, ratio: dict) -> str:
+    if not ratio:
+        return "(reference)"
+    if not rec.get("clips"):
+        return "—"
+    return (f"{100 * rec['identical']:.0f} % / {100 * rec['delta']:+.2f} {interval(rec)}, {rec['clips']}"
+            if rec.get("delta") is not None else "—")
 
 
 def write_docs(path: Path, results: list[dict], command: str, date: str) -> None:

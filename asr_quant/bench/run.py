@@ -18,7 +18,7 @@ from ..engines.base import Engine
 from ..settings import Settings
 from . import charts
 from . import corpus as _corpus
-from . import family, report
+from . import family, paired, report
 from .env import machine, threads_summary, versions
 from .memprobe import isolated_timing, memory_probe
 from .stats import Record, paired_latency_ratio, ratio, ratios_to, spread, summarize
@@ -259,9 +259,10 @@ def run_model(model: str, args, utts: list[_corpus.Utterance], corpus_notes: lis
         engines=sums, ratios=ratios, ratios_ort=ratios_ort, pairs=pairs, order="rotated per clip and run",
         isolated=_isolated(engines, roles, settings, clips, args, log) if getattr(args, "isolated", False) else None,
         profiles=profiles, op_profiles=op_profiles, calibration=calibration,
-        targets=None,
+        paired=None, targets=None,
         records={k: [asdict(r) for r in v] for k, v in records.items()},
     )
+    res["paired"] = paired.from_results(res)  # before the targets, which judge recorded rows by it
     res["targets"] = report.targets(res)
     write_outputs(res, out_dir)
     for e in (engines if own else peers):

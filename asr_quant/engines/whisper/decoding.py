@@ -123,6 +123,23 @@ def _greedy(model: StepModel, enc: Any, info: TokenizerInfo, prompt: list[int], 
         logits, cache = model.step(enc, np.asarray([[choice]], dtype=np.int64), cache)
 
 
+def _cut_loop(first: _Pass) -> list[int]:
+    """The first pass with a detected loop cut to one copy; unchanged without one."""
+    if not first.loop:
+        return first.tokens
+    p, copies = first.loop
+    return first.tokens[: len(first.tokens) - p * (copies - 1)]
+
+
+def _kept_first_pass(first: _Pass, why: str, failed: str) -> str:
+    """The warning for keeping the first pass, worded after what was done to it."""
+    if first.loop:
+        return (f"repetition loop guard fired ({why}); {failed}, so the first pass was kept "
+                f"with the repeated block cut after its first copy")
+    return (f"repetition loop guard fired ({why}); {failed}, so the first pass was kept as it was "
+            "(no repeated block at its end to cut)")
+
+
 def detect_language(model: StepModel, enc: Any, info: TokenizerInfo) -> str:
     """The language whose token scores highest after <|startoftranscript|>."""
     logits, _ = model.step(enc, np.asarray([[info.sot]], dtype=np.int64), None)
@@ -138,8 +155,9 @@ def decode(model: StepModel, mel: np.ndarray, tokenizer_info: TokenizerInfo, lan
     `max_new_tokens` defaults to `token_budget(duration_s)`. The loop guard:
     if greedy output ends in a repeated block or its compression ratio is over
     2.4, decode again greedily with loop-closing tokens banned; keep that if it
-    is no longer repetitive, else keep the first pass with the loop cut to one
-    copy. Either way a warning says so."""
+    is no longer repetitive and ends, else keep the first pass, with a loop at
+    its end cut to one copy (a pass flagged by its compression ratio alone is
+    kept as it was). A warning says which of the three happened."""
     info = tokenizer_info
     code, warnings = info.resolve_language(language)
     t0 = time.perf_counter()
@@ -165,11 +183,11 @@ def decode(model: StepModel, mel: np.ndarray, tokenizer_info: TokenizerInfo, lan
             tokens = second.tokens
             warnings.append(f"repetition loop guard fired ({why}); re-decoded greedily with loop-closing tokens banned")
         else:
-            if first.loop:
-                p, copies = first.loop
-                tokens = first.tokens[: len(first.tokens) - p * (copies - 1)]
-            warnings.append(f"repetition loop guard fired ({why}); the re-decode still looped, "
-                            f"so the output was cut after the first copy of the repeated text")
+            failed = (f"the re-decode was still repetitive (compression ratio {ratio2:.2f})"
+                      if ratio2 > COMPRESSION_RATIO_THRESHOLD else
+                      f"the re-decode ran to the token budget ({max_new_tokens} tokens)")
+            warnings.append(_kept_first_pass(first, why, failed))
+            tokens = _cut_loop(first)
     elif first.stopped == "budget":
         warnings.append(f"stopped at the token budget ({max_new_tokens} tokens for this audio) "
                         "before the model ended the text")
