@@ -83,7 +83,8 @@ def memory_figure(transcripts: Sequence[Transcript]) -> go.Figure:
               for label, values, col in series]
     top = max([v for _, values, _ in series for v in values] or [1]) / _MB
     kind = {t.memory.kind for t in transcripts}
-    note = " (GPU allocator)" if kind == {"cuda-allocator"} else " (process RSS)"
+    note = {frozenset({"cuda-allocator"}): " (GPU allocator)", frozenset({"cpu-rss"}): " (process RSS)",
+            frozenset({"cuda-nvml"}): " (whole GPU, NVML)"}.get(frozenset(kind), " (peaks: " + ", ".join(sorted(kind)) + ")")
     return _figure(traces, "Memory per engine" + note, barmode="group",
                    yaxis={"title": {"text": "MiB"}, "range": [0, max(top, 1.0) * 1.2]})
 

@@ -22,6 +22,7 @@ LANGUAGES: list[tuple[str, str]] = [
     ("Turkish", "tr"), ("Ukrainian", "uk"), ("Arabic", "ar"), ("Hindi", "hi"), ("Vietnamese", "vi"),
     ("Thai", "th"), ("Indonesian", "id"),
 ]
+MEMORY_SCOPE = {"cuda-allocator": "GPU allocator", "cuda-nvml": "whole GPU, NVML", "cpu-rss": "process"}
 DIFF_COLORS = {"inserted": "#a6e3a1", "deleted": "#f5a3a3", "substituted": "#f9d77e"}
 
 
@@ -93,8 +94,18 @@ def model_card(es: EngineSet) -> str:
             continue
         threads = f", {i.threads} threads" if i.threads else ""
         lines.append(f"| **{i.name}** | {_cell(i.label)}{threads} | {fmt_bytes(i.disk_bytes)} | "
-                     f"{i.load_s:.1f} s | {_cell(i.details)} |")
+                     f"{i.load_s:.1f} s | {_cell(i.details)}{placement(i)} |")
     return "\n".join(lines)
+
+
+def placement(info: EngineInfo) -> str:
+    """Where ONNX Runtime put the nodes of a GPU session, with any load
+    warning; a nonzero count on the CPU is a warning (host round trips)."""
+    text = ""
+    if info.nodes_on_cpu is not None:
+        text = (f" ⚠️ **{info.nodes_on_cpu} nodes on the CPU**" if info.nodes_on_cpu
+                else " · all nodes on the GPU")
+    return text + "".join(f" ⚠️ {_cell(w)}" for w in info.warnings)
 
 
 def engine_header(info: EngineInfo) -> str:
@@ -126,7 +137,7 @@ def figures(result: "EngineResult") -> str:
                      f"I {s.insertions} of {s.ref_len} {unit})")
     m = t.memory
     peak = (f"peak +{fmt_bytes(m.peak_delta_bytes)} during the call"
-            f" ({'GPU' if m.kind == 'cuda-allocator' else 'process'} {fmt_bytes(m.peak_bytes)})")
+            f" ({MEMORY_SCOPE.get(m.kind, 'process')} {fmt_bytes(m.peak_bytes)})")
     lines.append(f"**memory** disk {fmt_bytes(m.disk_bytes)} · resident {fmt_bytes(m.resident_bytes)} · {peak}")
     if t.language:
         lines.append(f"**language** {t.language}")

@@ -40,7 +40,7 @@ class Memory:
     resident_bytes: int = 0
     peak_bytes: int = 0
     peak_delta_bytes: int = 0  # peak during the call above the RSS just before it
-    kind: str = "cpu-rss"  # "cpu-rss" | "cuda-allocator"
+    kind: str = "cpu-rss"  # "cpu-rss" | "cuda-allocator" (torch) | "cuda-nvml" (ONNX Runtime on CUDA)
 
 
 @dataclass
@@ -59,6 +59,8 @@ class EngineInfo:
     load_s: float = 0.0
     available: bool = True
     error: str | None = None  # why it is unavailable
+    nodes_on_cpu: int | None = None  # ONNX Runtime on a GPU: nodes it placed on the CPU (None: not measured)
+    warnings: list[str] = field(default_factory=list)  # found at load, shown with the engine
 
     @property
     def label(self) -> str:
@@ -159,7 +161,7 @@ class Engine(ABC):
                 error=f"{self.info.name} is unavailable: {self.info.error}",
                 memory=Memory(disk_bytes=self.info.disk_bytes, resident_bytes=self.info.resident_bytes),
             )
-        sampler = _memory.PeakSampler(device=self.info.device)
+        sampler = _memory.sampler_for(self.info.device)
         start = time.perf_counter()
         try:
             with sampler:

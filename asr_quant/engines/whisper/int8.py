@@ -158,7 +158,10 @@ class OrtStepModel:
     """`decoding.StepModel` over two InferenceSessions. Encoder outputs and the
     self-attention cache stay OrtValues between calls (no numpy round trips)."""
 
-    def __init__(self, encoder: Path, decoder: Path, providers: tuple[str, ...], threads: int, dims: dict):
+    def __init__(self, encoder: Path, decoder: Path, providers: tuple, threads: int, dims: dict,
+                 profile_dir: str | None = None):
+        """providers: names, or (name, options) pairs as ONNX Runtime takes them.
+        profile_dir: profile the sessions (for `ort_placement`, one warm-up run)."""
         import onnxruntime as ort
 
         so = ort.SessionOptions()
@@ -173,7 +176,12 @@ class OrtStepModel:
         # encoder 0.72 -> 0.63 s, on a busy 2-core machine).
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._ort = ort
+        so.enable_profiling = profile_dir is not None
+        if profile_dir is not None:
+            so.profile_file_prefix = str(Path(profile_dir) / "encoder")
         self.encoder = ort.InferenceSession(str(encoder), so, providers=list(providers))
+        if profile_dir is not None:
+            so.profile_file_prefix = str(Path(profile_dir) / "decoder")
         self.decoder = ort.InferenceSession(str(decoder), so, providers=list(providers))
         n = dims["n_layers"]
         empty = np.zeros((1, dims["n_heads"], 0, dims["head_dim"]), np.float32)

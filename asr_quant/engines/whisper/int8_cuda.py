@@ -1,0 +1,89 @@
+"""Whisper INT8 for ONNX Runtime on a GPU: the CUDA recipe's graphs
+(cuda_recipe.py) behind the same `OrtStepModel` and decoding loop as the CPU
+INT8 engine, so only where it runs differs.
+
+Chosen automatically by `whisper.load` when the device plan puts ONNX Runtime
+on CUDA; the CPU recipe stays the CPU's. On a GPU the engine profiles one
+warm-up run and says in `info` how many nodes ONNX Runtime placed on the CPU
+(`ort_placement`); a nonzero count is shown on the page as a warning.
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ... import memory as _memory
+from ...audio import Clip
+from .. import ort_placement
+from ..base import Engine, EngineError, EngineInfo, RawResult
+from . import cuda_recipe, decoding, onnx_export
+from .int8 import OrtStepModel
+from .model import WhisperBundle
+
+log = logging.getLogger(__name__)
+
+
+def on_gpu(providers) -> bool:
+    first = providers[0] if providers else "CPUExecutionProvider"
+    return (first[0] if isinstance(first, tuple) else first) != ort_placement.CPU
+
+
+def load_step_model(encoder: Path, decoder: Path, providers, threads: int, dims: dict, n_mels: int,
+                    start_token: int) -> tuple[OrtStepModel, ort_placement.Placement | None]:
+    """The step model; on a GPU also one profiled warm-up run (silence, one
+    decoder step) and the placement it showed. None on the CPU provider."""
+    if not on_gpu(providers):
+        return OrtStepModel(encoder, decoder, providers, threads, dims), None
+    with tempfile.TemporaryDirectory(prefix="asrq-ort-profile-") as tmp:
+        sm = OrtStepModel(encoder, decoder, providers, threads, dims, profile_dir=tmp)
+        enc = sm.encode(np.zeros((1, n_mels, dims["n_frames"]), np.float32))
+        sm.step(enc, np.array([[start_token]], np.int64), None)
+        return sm, ort_placement.from_sessions(sm.encoder, sm.decoder)
+
+
+def placement_note(placement: ort_placement.Placement | None, main: str) -> tuple[int | None, list[str]]:
+    """(nodes on the CPU, warnings) for EngineInfo."""
+    if placement is None:
+        return None, []
+    warning = placement.warning(main)
+    return placement.cpu_nodes, [warning] if warning else []
+
+
+class WhisperInt8CudaEngine(Engine):
+    """Whisper with weight-only INT8 (MatMulNBits) in ONNX Runtime, built for CUDA."""
+
+    def __init__(self, bundle: WhisperBundle, settings, plan):
+        import onnxruntime as ort
+
+        self.bundle = bundle
+        threads = int(settings.threads)
+        t0 = time.perf_counter()
+        folder, manifest = cuda_recipe.ensure_artifacts(bundle)
+        dims = onnx_export.dims(bundle.config)
+        meter = _memory.LoadMeter("cpu")
+        files = [folder / n for n in cuda_recipe.FILES]
+        with meter:
+            self.step_model, placement = load_step_model(files[0], files[1], plan.ort_providers, threads, dims,
+                                                         bundle.n_mels, bundle.tokens.sot)
+        self.folder, self.manifest, self.placement = folder, manifest, placement
+        device = self.step_model.provider
+        nodes_on_cpu, warnings = placement_note(placement, device)
+        self.info = EngineInfo(
+            name="INT8", precision="int8", runtime=f"ONNX Runtime {ort.__version__}", device=device,
+            model=bundle.name, details=cuda_recipe.describe(manifest["report"]), threads=threads,
+            disk_bytes=_memory.disk_bytes(*files), resident_bytes=meter.grown_bytes,
+            load_s=time.perf_counter() - t0, nodes_on_cpu=nodes_on_cpu, warnings=warnings,
+        )
+
+    def _run(self, clip: Clip, language: str | None) -> RawResult:
+        if self.step_model is None:
+            raise EngineError("the INT8 engine was closed")
+        return decoding.transcribe_samples(self.step_model, clip.samples, self.bundle.tokens, language,
+                                           n_mels=self.bundle.n_mels)
+
+    def close(self) -> None:
+        self.step_model = None
