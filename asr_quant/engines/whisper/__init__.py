@@ -11,7 +11,8 @@ from ..base import EngineSet, ModelInfo, describe_error, unavailable
 from ...settings import Settings
 from .model import WhisperBundle
 
-PRECISIONS = ("fp32", "fp16", "int8", "bf16")
+PRECISIONS = ("fp32", "fp16", "int8", "bf16", "fp16-trt")
+ORT_PRECISIONS = ("int8", "fp16-trt")
 
 
 def load_bundle(model: str, cache_dir: str) -> WhisperBundle:
@@ -37,10 +38,18 @@ def load_bundle(model: str, cache_dir: str) -> WhisperBundle:
 
 
 def _engine(bundle: WhisperBundle, precision: str, settings: Settings, plan):
+    if precision == "int8" and plan.int8_recipe == "cuda":  # issue 14: INT8 that stays on the GPU
+        from .int8_cuda import WhisperInt8CudaEngine
+
+        return WhisperInt8CudaEngine(bundle, settings, plan)
     if precision == "int8":
         from .int8 import WhisperInt8Engine
 
         return WhisperInt8Engine(bundle, settings, plan)
+    if precision == "fp16-trt":
+        from .trt_engine import WhisperTrtEngine
+
+        return WhisperTrtEngine(bundle, settings, plan)
     from .torch_engine import WhisperTorchEngine
 
     return WhisperTorchEngine(bundle, precision, plan.torch_device, settings.threads)
@@ -69,10 +78,12 @@ def load(settings: Settings) -> EngineSet:
             with meter:
                 engine = _engine(bundle, precision, settings, plan)
         except Exception as exc:  # noqa: BLE001 - one precision failing must not stop the others
-            runtime = "ONNX Runtime" if precision == "int8" else "PyTorch"
-            dev = plan.ort_device if precision == "int8" else plan.torch_device
+            runtime = "ONNX Runtime" if precision in ORT_PRECISIONS else "PyTorch"
+            dev = plan.ort_device if precision in ORT_PRECISIONS else plan.torch_device
             engines.append(unavailable(precision, bundle.name, describe_error(exc), runtime=runtime, device=dev,
                                        threads=settings.threads, load_s=time.perf_counter() - t0))
+            if precision == "fp16-trt":
+                engines[-1].info.name = "FP16 (TensorRT)"
             continue
         # The FP32 engine is the bundle's own model: its load is the bundle's.
         if precision == "fp32":

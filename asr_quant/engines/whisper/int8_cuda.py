@@ -33,13 +33,14 @@ def on_gpu(providers) -> bool:
 
 
 def load_step_model(encoder: Path, decoder: Path, providers, threads: int, dims: dict, n_mels: int,
-                    start_token: int) -> tuple[OrtStepModel, ort_placement.Placement | None]:
+                    start_token: int, decoder_providers=None) -> tuple[OrtStepModel, ort_placement.Placement | None]:
     """The step model; on a GPU also one profiled warm-up run (silence, one
     decoder step) and the placement it showed. None on the CPU provider."""
     if not on_gpu(providers):
-        return OrtStepModel(encoder, decoder, providers, threads, dims), None
+        return OrtStepModel(encoder, decoder, providers, threads, dims, decoder_providers=decoder_providers), None
     with tempfile.TemporaryDirectory(prefix="asrq-ort-profile-") as tmp:
-        sm = OrtStepModel(encoder, decoder, providers, threads, dims, profile_dir=tmp)
+        sm = OrtStepModel(encoder, decoder, providers, threads, dims, profile_dir=tmp,
+                          decoder_providers=decoder_providers)
         enc = sm.encode(np.zeros((1, n_mels, dims["n_frames"]), np.float32))
         sm.step(enc, np.array([[start_token]], np.int64), None)
         return sm, ort_placement.from_sessions(sm.encoder, sm.decoder)
