@@ -32,17 +32,51 @@ def on_gpu(providers) -> bool:
     return (first[0] if isinstance(first, tuple) else first) != ort_placement.CPU
 
 
+class BoundStepModel(OrtStepModel):
+    """`OrtStepModel` whose encoder outputs and KV cache stay where the
+    sessions run (IOBinding): without it every decoder step would copy the
+    cross-attention K/V (37 MB for base) from host to device and back.
+    Only the logits of the last position come back to the host."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.device_type = "cuda" if on_gpu(self.encoder.get_providers()) else "cpu"
+
+    def encode(self, mel: np.ndarray):
+        b = self.encoder.io_binding()
+        b.bind_cpu_input("mel", np.ascontiguousarray(mel, dtype=np.float32))
+        for name in self._cross:
+            b.bind_output(name, self.device_type)
+        self.encoder.run_with_iobinding(b)
+        return dict(zip(self._cross, b.get_outputs()))
+
+    def step(self, enc, tokens: np.ndarray, cache):
+        b = self.decoder.io_binding()
+        for name, value in list(enc.items()) + list(zip(self._cache, cache if cache is not None else self._empty)):
+            b.bind_ortvalue_input(name, value)
+        b.bind_cpu_input("tokens", np.ascontiguousarray(tokens, dtype=np.int64))
+        b.bind_output(self._outputs[0], "cpu")
+        for name in self._outputs[1:]:
+            b.bind_output(name, self.device_type)
+        self.decoder.run_with_iobinding(b)
+        out = b.get_outputs()
+        return out[0].numpy()[0, -1], out[1:]
+
+
 def load_step_model(encoder: Path, decoder: Path, providers, threads: int, dims: dict, n_mels: int,
-                    start_token: int, decoder_providers=None) -> tuple[OrtStepModel, ort_placement.Placement | None]:
-    """The step model; on a GPU also one profiled warm-up run (silence, one
-    decoder step) and the placement it showed. None on the CPU provider."""
-    if not on_gpu(providers):
-        return OrtStepModel(encoder, decoder, providers, threads, dims, decoder_providers=decoder_providers), None
+                    start_token: int, decoder_providers=None,
+                    profile: bool | None = None) -> tuple[OrtStepModel, ort_placement.Placement | None]:
+    """The step model; when profiled (default: on a GPU) also one warm-up run
+    (silence, the prompt token, one more step) and the placement it showed."""
+    profile = on_gpu(providers) if profile is None else profile
+    if not profile:
+        return BoundStepModel(encoder, decoder, providers, threads, dims, decoder_providers=decoder_providers), None
     with tempfile.TemporaryDirectory(prefix="asrq-ort-profile-") as tmp:
-        sm = OrtStepModel(encoder, decoder, providers, threads, dims, profile_dir=tmp,
-                          decoder_providers=decoder_providers)
+        sm = BoundStepModel(encoder, decoder, providers, threads, dims, profile_dir=tmp,
+                            decoder_providers=decoder_providers)
         enc = sm.encode(np.zeros((1, n_mels, dims["n_frames"]), np.float32))
-        sm.step(enc, np.array([[start_token]], np.int64), None)
+        _, cache = sm.step(enc, np.array([[start_token]], np.int64), None)
+        sm.step(enc, np.array([[start_token]], np.int64), cache)
         return sm, ort_placement.from_sessions(sm.encoder, sm.decoder)
 
 
