@@ -18,7 +18,7 @@ import numpy as np
 
 from ... import memory as _memory
 from ...audio import Clip
-from .. import ort_placement
+from ..ort_placement import CPU, Placement, from_sessions
 from ..base import Engine, EngineError, EngineInfo, RawResult
 from . import cuda_recipe, decoding, onnx_export
 from .int8 import OrtStepModel
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 def on_gpu(providers) -> bool:
     first = providers[0] if providers else "CPUExecutionProvider"
-    return (first[0] if isinstance(first, tuple) else first) != ort_placement.CPU
+    return (first[0] if isinstance(first, tuple) else first) != CPU
 
 
 class BoundStepModel(OrtStepModel):
@@ -65,7 +65,7 @@ class BoundStepModel(OrtStepModel):
 
 def load_step_model(encoder: Path, decoder: Path, providers, threads: int, dims: dict, n_mels: int,
                     start_token: int, decoder_providers=None,
-                    profile: bool | None = None) -> tuple[OrtStepModel, ort_placement.Placement | None]:
+                    profile: bool | None = None) -> tuple[OrtStepModel, Placement | None]:
     """The step model; when profiled (default: on a GPU) also one warm-up run
     (silence, the prompt token, one more step) and the placement it showed."""
     profile = on_gpu(providers) if profile is None else profile
@@ -77,10 +77,10 @@ def load_step_model(encoder: Path, decoder: Path, providers, threads: int, dims:
         enc = sm.encode(np.zeros((1, n_mels, dims["n_frames"]), np.float32))
         _, cache = sm.step(enc, np.array([[start_token]], np.int64), None)
         sm.step(enc, np.array([[start_token]], np.int64), cache)
-        return sm, ort_placement.from_sessions(sm.encoder, sm.decoder)
+        return sm, from_sessions(sm.encoder, sm.decoder)
 
 
-def placement_note(placement: ort_placement.Placement | None, main: str) -> tuple[int | None, list[str]]:
+def placement_note(placement: Placement | None, main: str) -> tuple[int | None, list[str]]:
     """(nodes on the CPU, warnings) for EngineInfo."""
     if placement is None:
         return None, []
