@@ -112,16 +112,20 @@ class PeakSampler:
             self.start_bytes = torch.cuda.memory_allocated()
             self.peak_bytes = self.start_bytes
             return self
-        self.start_bytes = rss_bytes()
+        self.start_bytes = self._read()
         self.peak_bytes = self.start_bytes
         self._stop.clear()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
 
+    def _read(self) -> int:
+        """The sampled figure (process RSS here; NvmlPeakSampler reads the device)."""
+        return rss_bytes()
+
     def _sample(self) -> None:
         while not self._stop.wait(self.interval_s):
-            self.peak_bytes = max(self.peak_bytes, rss_bytes())
+            self.peak_bytes = max(self.peak_bytes, self._read())
 
     def __exit__(self, *exc) -> None:
         if self.kind == "cuda-allocator":
@@ -132,7 +136,7 @@ class PeakSampler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self.peak_bytes = max(self.peak_bytes, rss_bytes())
+        self.peak_bytes = max(self.peak_bytes, self._read())
 
 
 def nvml_used_bytes(index: int = 0) -> int | None:
@@ -211,40 +215,18 @@ def device_index(device: str) -> int:
     return int(tail) if device.startswith("cuda:") and tail.isdigit() else 0
 
 
-class NvmlPeakSampler:
+class NvmlPeakSampler(PeakSampler):
     """Context manager: peak rise of NVML device memory in use during the
     block, sampled by a thread (a lower bound, like the CPU sampler). For ONNX
     Runtime on CUDA: its arena only grows, so after warm-up a call that fits
     in the arena shows ~0, which is the truth about what that call added."""
 
-    kind = "cuda-nvml"
-
     def __init__(self, index: int = 0, interval_s: float = 0.005):
-        self.index, self.interval_s = index, interval_s
-        self.start_bytes = self.peak_bytes = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__("cpu", interval_s)
+        self.kind, self.index = "cuda-nvml", index
 
-    @property
-    def peak_delta_bytes(self) -> int:
-        return max(0, self.peak_bytes - self.start_bytes)
-
-    def __enter__(self) -> "NvmlPeakSampler":
-        self.start_bytes = self.peak_bytes = nvml_used_bytes(self.index) or 0
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.peak_bytes = max(self.peak_bytes, nvml_used_bytes(self.index) or 0)
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        self.peak_bytes = max(self.peak_bytes, nvml_used_bytes(self.index) or 0)
+    def _read(self) -> int:
+        return nvml_used_bytes(self.index) or 0
 
 
 def sampler_for(device: str):

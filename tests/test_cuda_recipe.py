@@ -141,3 +141,46 @@ def test_cuda_recipe_has_its_own_cache_key(bundle, artifacts):
     assert folder.name.startswith("int8cuda-") and folder != int8.artifact_dir(bundle, QuantConfig())
     assert manifest["key"] == cuda_recipe.recipe_key(bundle.sha256)
     assert cuda_recipe.ensure_artifacts(bundle)[0] == folder  # reused, not rebuilt
+
+
+@pytest.mark.model
+def test_gpu_plan_without_a_working_cuda_provider_is_warned_about(bundle):
+    """A GPU plan where ONNX Runtime cannot start its CUDA provider (this
+    machine: no GPU, no CUDA 13 libraries) falls back to the CPU; the engine's
+    profiled warm-up finds every node there and says so, and still answers."""
+    from asr_quant.app import present
+    from asr_quant.engines.whisper.int8_cuda import WhisperInt8CudaEngine
+    from asr_quant.settings import Settings
+
+    plan = device.DevicePlan("cuda:0", ("CUDAExecutionProvider", "CPUExecutionProvider"))
+    assert plan.int8_recipe == "cuda"
+    engine = WhisperInt8CudaEngine(bundle, Settings(model="base", threads=2), plan)
+    try:
+        info = engine.info
+        assert info.device == "CPUExecutionProvider" and info.nodes_on_cpu == engine.placement.total > 300
+        assert len(info.warnings) == 1 and "instead of CUDAExecutionProvider" in info.warnings[0]
+        assert "MatMulNBits" in info.warnings[0]
+        assert f"⚠️ **{info.nodes_on_cpu} nodes on the CPU**" in present.placement(info)
+        t = engine.transcribe(audio.load(REPO / "examples" / "weather_en.flac"), "en")
+        assert t.ok and "weather" in t.text.lower()
+    finally:
+        engine.close()
+
+
+@pytest.mark.model
+def test_fp16_tensorrt_is_listed_unavailable_with_its_reason_on_the_cpu():
+    from asr_quant.app import present
+    from asr_quant.engines import load_engines
+    from asr_quant.settings import Settings
+
+    es = load_engines(Settings(model="base", precisions="int8,fp16-trt", device="cpu", threads=2,
+                               cache_dir=Settings.from_env().cache_dir))
+    try:
+        i8, trt = es.engines
+        assert i8.info.available and type(i8).__name__ == "WhisperInt8Engine"  # the CPU recipe stays the CPU's
+        assert trt.info.name == "FP16 (TensorRT)" and not trt.info.available and trt.info.error == "no GPU in use"
+        assert "| **FP16 (TensorRT)** | unavailable: no GPU in use |" in present.model_card(es)
+        assert trt.transcribe(audio.load(REPO / "examples" / "weather_en.flac")).error.endswith("no GPU in use")
+    finally:
+        for e in es.engines:
+            e.close()

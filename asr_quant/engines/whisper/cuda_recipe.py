@@ -100,25 +100,27 @@ def share_table(path: Path) -> None:
     g.initializer.extend(consts)
     g.node.insert(0, helper.make_node("Reshape", [scales, "embed_q8_scale_shape"], ["embed_q8_scales_2d"],
                                       name="embed_q8_scales_2d"))
-    for n in [n for n in g.node if n.op_type == "Gather" and n.input[0] == fp32]:
+
+    def lookup(n) -> list:
+        """One Gather of FP32 columns -> the same columns rebuilt from the packed table."""
         axis = next((a.i for a in n.attribute if a.name == "axis"), 0)
         if axis != 1:
             raise RuntimeError("the token lookup must gather columns of embed_tokens_t (axis 1)")
         ids, out, p = n.input[1], n.output[0], n.name
-        new = [helper.make_node("Gather", [packed, ids], [p + "_q"], name=p + "_q", axis=0),
-               helper.make_node("Gather", ["embed_q8_scales_2d", ids], [p + "_s"], name=p + "_s", axis=0),
-               helper.make_node("Unsqueeze", [p + "_s", "embed_q8_last_axis"], [p + "_s3"], name=p + "_s3"),
-               helper.make_node("Cast", [p + "_q"], [p + "_f"], name=p + "_f", to=TensorProto.FLOAT),
-               helper.make_node("Sub", [p + "_f", "embed_q8_zero"], [p + "_c"], name=p + "_c"),
-               helper.make_node("Mul", [p + "_c", p + "_s3"], [p + "_x"], name=p + "_x"),
-               helper.make_node("Reshape", [p + "_x", "embed_q8_row_shape"], [p + "_rows"], name=p + "_rows"),
-               helper.make_node("Transpose", [p + "_rows"], [out], name=p + "_t", perm=[1, 0])]
-        idx = list(g.node).index(n)
-        g.node.remove(n)
-        for node in reversed(new):
-            g.node.insert(idx, node)
-    if any(fp32 in n.input for n in g.node):
+        return [helper.make_node("Gather", [packed, ids], [p + "_q"], name=p + "_q", axis=0),
+                helper.make_node("Gather", ["embed_q8_scales_2d", ids], [p + "_s"], name=p + "_s", axis=0),
+                helper.make_node("Unsqueeze", [p + "_s", "embed_q8_last_axis"], [p + "_s3"], name=p + "_s3"),
+                helper.make_node("Cast", [p + "_q"], [p + "_f"], name=p + "_f", to=TensorProto.FLOAT),
+                helper.make_node("Sub", [p + "_f", "embed_q8_zero"], [p + "_c"], name=p + "_c"),
+                helper.make_node("Mul", [p + "_c", p + "_s3"], [p + "_x"], name=p + "_x"),
+                helper.make_node("Reshape", [p + "_x", "embed_q8_row_shape"], [p + "_rows"], name=p + "_rows"),
+                helper.make_node("Transpose", [p + "_rows"], [out], name=p + "_t", perm=[1, 0])]
+
+    nodes = [m for n in g.node for m in (lookup(n) if n.op_type == "Gather" and n.input[0] == fp32 else [n])]
+    if any(fp32 in n.input for n in nodes):
         raise RuntimeError(f"{fp32} is still read by another node; cannot drop it")
+    del g.node[:]
+    g.node.extend(nodes)
     g.initializer.remove(inits[fp32])
     onnx.save(model, str(path))
 

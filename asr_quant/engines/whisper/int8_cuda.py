@@ -17,11 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from ... import memory as _memory
-from ...audio import Clip
 from ..ort_placement import CPU, Placement, from_sessions
-from ..base import Engine, EngineError, EngineInfo, RawResult
-from . import cuda_recipe, decoding, onnx_export
-from .int8 import OrtStepModel
+from ..base import EngineInfo
+from . import cuda_recipe, onnx_export
+from .int8 import OrtStepModel, WhisperInt8Engine
 from .model import WhisperBundle
 
 log = logging.getLogger(__name__)
@@ -88,10 +87,11 @@ def placement_note(placement: Placement | None, main: str) -> tuple[int | None, 
     return placement.cpu_nodes, [warning] if warning else []
 
 
-class WhisperInt8CudaEngine(Engine):
-    """Whisper with weight-only INT8 (MatMulNBits) in ONNX Runtime, built for CUDA."""
+class WhisperInt8CudaEngine(WhisperInt8Engine):
+    """Whisper with weight-only INT8 (MatMulNBits) in ONNX Runtime, built for
+    CUDA. Runs and closes as the CPU INT8 engine does; loads other artifacts."""
 
-    def __init__(self, bundle: WhisperBundle, settings, plan):
+    def __init__(self, bundle: WhisperBundle, settings, plan):  # noqa: D107 - not the CPU recipe's loader
         import onnxruntime as ort
 
         self.bundle = bundle
@@ -106,7 +106,7 @@ class WhisperInt8CudaEngine(Engine):
                                                          bundle.n_mels, bundle.tokens.sot)
         self.folder, self.manifest, self.placement = folder, manifest, placement
         device = self.step_model.provider
-        nodes_on_cpu, warnings = placement_note(placement, device)
+        nodes_on_cpu, warnings = placement_note(placement, plan.ort_device)  # the provider asked for
         self.info = EngineInfo(
             name="INT8", precision="int8", runtime=f"ONNX Runtime {ort.__version__}", device=device,
             model=bundle.name, details=cuda_recipe.describe(manifest["report"]), threads=threads,
@@ -114,11 +114,6 @@ class WhisperInt8CudaEngine(Engine):
             load_s=time.perf_counter() - t0, nodes_on_cpu=nodes_on_cpu, warnings=warnings,
         )
 
-    def _run(self, clip: Clip, language: str | None) -> RawResult:
-        if self.step_model is None:
-            raise EngineError("the INT8 engine was closed")
-        return decoding.transcribe_samples(self.step_model, clip.samples, self.bundle.tokens, language,
-                                           n_mels=self.bundle.n_mels)
-
-    def close(self) -> None:
-        self.step_model = None
+    @property
+    def encoder_mode(self) -> str:
+        return "weight-only"

@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 
 from ... import memory as _memory
-from ...audio import Clip
 from ...cache import build_dir, key_of, source_hash
-from ..base import Engine, EngineError, EngineInfo, RawResult
-from . import decoding, onnx_export
+from ..base import EngineError, EngineInfo
+from . import onnx_export
+from .int8 import WhisperInt8Engine
 from .int8_cuda import load_step_model, placement_note
 from .model import WhisperBundle
 
@@ -73,10 +73,11 @@ def providers(cache: Path, dims: dict | None = None) -> list:
     return [("TensorrtExecutionProvider", opts), "CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
-class WhisperTrtEngine(Engine):
-    """Whisper FP16 through ONNX Runtime's TensorRT execution provider."""
+class WhisperTrtEngine(WhisperInt8Engine):
+    """Whisper FP16 through ONNX Runtime's TensorRT execution provider; runs
+    and closes as the ONNX Runtime INT8 engine does (same step model and loop)."""
 
-    def __init__(self, bundle: WhisperBundle, settings, plan):
+    def __init__(self, bundle: WhisperBundle, settings, plan):  # noqa: D107 - its own loader
         import onnxruntime as ort
 
         if plan.tensorrt_unavailable:
@@ -104,11 +105,6 @@ class WhisperTrtEngine(Engine):
             nodes_on_cpu=nodes_on_cpu, warnings=warnings,
         )
 
-    def _run(self, clip: Clip, language: str | None) -> RawResult:
-        if self.step_model is None:
-            raise EngineError(f"the {NAME} engine was closed")
-        return decoding.transcribe_samples(self.step_model, clip.samples, self.bundle.tokens, language,
-                                           n_mels=self.bundle.n_mels)
-
-    def close(self) -> None:
-        self.step_model = None
+    @property
+    def encoder_mode(self) -> str:
+        return "fp16-tensorrt"
