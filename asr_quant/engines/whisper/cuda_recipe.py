@@ -153,6 +153,18 @@ def describe(report: dict) -> str:
 
 # --------------------------------------------------------------------------- artifacts
 
+def cpu_model(bundle):
+    """The FP32 model on the CPU for export: the bundle's own when it is there,
+    else a fresh copy from its weights file (the FP32 engine may have moved
+    the shared model to the GPU, and tracing wants CPU tensors)."""
+    p = next(bundle.hf_model.parameters())
+    if p.device.type == "cpu":
+        return bundle.hf_model
+    from transformers import WhisperForConditionalGeneration
+
+    return WhisperForConditionalGeneration.from_pretrained(str(Path(bundle.fp32_file).parent), dtype="float32").eval()
+
+
 def validate(folder: Path) -> dict | None:
     try:
         manifest = json.loads((folder / "manifest.json").read_text())
@@ -173,7 +185,7 @@ def ensure_artifacts(bundle, rebuild: bool = False) -> tuple[Path, dict]:
         return final, manifest
 
     def fill(tmp: Path) -> None:
-        report = build(bundle.hf_model, tmp)
+        report = build(cpu_model(bundle), tmp)
         manifest = {"model": bundle.name, "model_sha256": bundle.sha256, "report": report,
                     "key": recipe_key(bundle.sha256),
                     "files": {n: {"bytes": (tmp / n).stat().st_size, "sha256": sha256_file(tmp / n)} for n in FILES}}

@@ -24,6 +24,7 @@ from ...cache import build_dir, key_of, source_hash
 from ..base import EngineError, EngineInfo
 from . import onnx_export
 from .int8 import WhisperInt8Engine
+from .cuda_recipe import cpu_model
 from .int8_cuda import load_step_model, placement_note
 from .model import WhisperBundle
 
@@ -43,7 +44,7 @@ def fp32_graphs(bundle: WhisperBundle) -> Path:
     """The exported FP32 encoder/decoder, once per model and exporter version."""
 
     def fill(tmp: Path) -> None:
-        onnx_export.export(bundle.hf_model, tmp / "onnx")
+        onnx_export.export(cpu_model(bundle), tmp / "onnx")
         (tmp / "cache").mkdir()
 
     folder = build_dir(artifact_dir(bundle), fill,
