@@ -18,12 +18,15 @@ import os
 import threading
 from pathlib import Path
 
-import psutil
-
-_PROC = psutil.Process(os.getpid())
+_PROC = None  # psutil.Process, made on first use: scripts/gpu_check.py imports this module where psutil may be absent
 
 
 def rss_bytes() -> int:
+    global _PROC
+    if _PROC is None:
+        import psutil
+
+        _PROC = psutil.Process(os.getpid())
     return _PROC.memory_info().rss
 
 
@@ -117,16 +120,20 @@ class PeakSampler:
             self.start_bytes = torch.cuda.memory_allocated()
             self.peak_bytes = self.start_bytes
             return self
-        self.start_bytes = rss_bytes()
+        self.start_bytes = self._read()
         self.peak_bytes = self.start_bytes
         self._stop.clear()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
 
+    def _read(self) -> int:
+        """The sampled figure (process RSS here; NvmlPeakSampler reads the device)."""
+        return rss_bytes()
+
     def _sample(self) -> None:
         while not self._stop.wait(self.interval_s):
-            self.peak_bytes = max(self.peak_bytes, rss_bytes())
+            self.peak_bytes = max(self.peak_bytes, self._read())
 
     def __exit__(self, *exc) -> None:
         if self.kind == "cuda-allocator":
@@ -137,7 +144,7 @@ class PeakSampler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self.peak_bytes = max(self.peak_bytes, rss_bytes())
+        self.peak_bytes = max(self.peak_bytes, self._read())
 
 
 def process_bytes(device: str = "cpu") -> tuple[int, str]:
@@ -191,3 +198,81 @@ class LoadMeter:
 
     def __exit__(self, *exc) -> None:
         self.grown_bytes = max(0, self._now() - self.before)
+
+
+# --------------------------------------------------------------------------- CUDA (issue 14)
+# One definition for every engine on a GPU:
+# - weights in memory: exact bytes of the tensors the engine holds on the device
+#   (torch: parameters + buffers; ONNX Runtime: the graphs' initializers);
+# - peak during a call: torch's allocator peak for torch engines; for ONNX
+#   Runtime, which has no allocator statistics in Python, the rise of NVML's
+#   device memory in use during the call (its CUDA arena growing), sampled;
+# - device memory in use (NVML), labelled as the whole device, all processes.
+
+def module_tensor_bytes(module) -> int:
+    """Exact bytes of a torch module's parameters and buffers (each tensor once)."""
+    seen, total = set(), 0
+    for t in list(module.parameters()) + list(module.buffers()):
+        if t.data_ptr() in seen:
+            continue
+        seen.add(t.data_ptr())
+        total += t.numel() * t.element_size()
+    return total
+
+
+def onnx_initializer_bytes(*paths: str | os.PathLike) -> int:
+    """Exact bytes of the initializers (weights) of ONNX graphs, external data included."""
+    import numpy as np
+    import onnx
+    from onnx import helper
+
+    total = 0
+    for p in paths:
+        model = onnx.load(str(p), load_external_data=False)
+        for t in model.graph.initializer:
+            n = int(np.prod(t.dims)) if len(t.dims) else 1
+            total += n * helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+    return total
+
+
+def device_index(device: str) -> int:
+    """"cuda:1" -> 1; "cuda", "CUDAExecutionProvider" -> 0."""
+    tail = device.rpartition(":")[2]
+    return int(tail) if device.startswith("cuda:") and tail.isdigit() else 0
+
+
+class NvmlPeakSampler(PeakSampler):
+    """Context manager: peak rise of NVML device memory in use during the
+    block, sampled by a thread (a lower bound, like the CPU sampler). For ONNX
+    Runtime on CUDA: its arena only grows, so after warm-up a call that fits
+    in the arena shows ~0, which is the truth about what that call added."""
+
+    def __init__(self, index: int = 0, interval_s: float = 0.005):
+        super().__init__("cpu", interval_s)
+        self.kind, self.index = "cuda-nvml", index
+
+    def _read(self) -> int:
+        return nvml_used_bytes(self.index) or 0
+
+
+def sampler_for(device: str):
+    """The peak sampler of the definition above for an engine's device:
+    torch on CUDA ("cuda:N") -> allocator; ONNX Runtime on CUDA
+    ("CUDAExecutionProvider", "TensorrtExecutionProvider") -> NVML when it is
+    there; anything else -> process RSS."""
+    if device in ("CUDAExecutionProvider", "TensorrtExecutionProvider") and nvml_used_bytes() is not None:
+        return NvmlPeakSampler(device_index(device))
+    return PeakSampler(device=device)
+
+
+def device_memory(index: int = 0) -> dict | None:
+    """{"used_bytes", "total_bytes", "scope": "whole device"} from NVML; None without it."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        info = pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(index))
+        return {"used_bytes": int(info.used), "total_bytes": int(info.total),
+                "scope": "whole device, all processes (NVML)"}
+    except Exception:  # noqa: BLE001 - no NVML means no figure, not an error
+        return None

@@ -22,6 +22,7 @@ LANGUAGES: list[tuple[str, str]] = [
     ("Turkish", "tr"), ("Ukrainian", "uk"), ("Arabic", "ar"), ("Hindi", "hi"), ("Vietnamese", "vi"),
     ("Thai", "th"), ("Indonesian", "id"),
 ]
+MEMORY_SCOPE = {"cuda-allocator": "GPU allocator", "cuda-nvml": "whole GPU, NVML", "cpu-rss": "process"}
 DIFF_COLORS = {"inserted": "#a6e3a1", "deleted": "#f5a3a3", "substituted": "#f9d77e"}
 
 
@@ -94,7 +95,8 @@ def model_card(es: EngineSet) -> str:
             continue
         threads = f", {i.threads} threads" if i.threads else ""
         lines.append(f"| **{i.name}** | {_cell(i.label)}{threads} | {fmt_bytes(i.disk_bytes)} | "
-                     f"{fmt_bytes(i.weights_bytes)} | {working(i)} | {i.load_s:.1f} s | {_cell(i.details)} |")
+                     f"{fmt_bytes(i.weights_bytes)} | {working(i)} | {i.load_s:.1f} s | "
+                     f"{_cell(i.details)}{placement(i)} |")
     lines.append("\n_Weights in memory_: exact bytes of the tensors each engine holds. _Working memory of a "
                  "call_: what one call needs on top, measured with that engine alone in a fresh process "
                  "(measured once per model and settings, then cached; the date says when).")
@@ -110,6 +112,16 @@ def working(info: EngineInfo) -> str:
         return f"not measured: {_cell(a['error'][:120])}"
     return f"{fmt_bytes(a.get('working_bytes'))} (peak RSS alone {fmt_bytes(a.get('peak_rss'))}, " \
            f"{(a.get('measured_at') or '?')[:10]})"
+
+
+def placement(info: EngineInfo) -> str:
+    """Where ONNX Runtime put the nodes of a GPU session, with any load
+    warning; a nonzero count on the CPU is a warning (host round trips)."""
+    text = ""
+    if info.nodes_on_cpu is not None:
+        text = (f" ⚠️ **{info.nodes_on_cpu} nodes on the CPU**" if info.nodes_on_cpu
+                else " · all nodes on the GPU")
+    return text + "".join(f" ⚠️ {_cell(w)}" for w in info.warnings)
 
 
 def engine_header(info: EngineInfo) -> str:
@@ -142,7 +154,8 @@ def figures(result: "EngineResult") -> str:
     m = t.memory
     work = fmt_bytes(m.working_bytes) if m.working_bytes is not None else "not measured yet"
     lines.append(f"**memory** weights {fmt_bytes(m.weights_bytes)} · working memory of a call {work} (alone) · "
-                 f"disk {fmt_bytes(m.disk_bytes)} · {m.process_kind} now {fmt_bytes(m.process_bytes)}")
+                 f"disk {fmt_bytes(m.disk_bytes)} · {m.process_kind} now {fmt_bytes(m.process_bytes)} · "
+                 f"peak +{fmt_bytes(m.peak_delta_bytes)} during this call ({MEMORY_SCOPE.get(m.kind, 'process')})")
     if t.language:
         lines.append(f"**language** {t.language}")
     for w in t.warnings:

@@ -57,7 +57,7 @@ class Memory:
     resident_bytes: int = 0
     peak_bytes: int = 0
     peak_delta_bytes: int = 0
-    kind: str = "cpu-rss"  # of peak_bytes: "cpu-rss" | "cuda-allocator"
+    kind: str = "cpu-rss"  # of peak_bytes: "cpu-rss" | "cuda-allocator" (torch) | "cuda-nvml" (ONNX Runtime on CUDA)
 
 
 @dataclass
@@ -78,6 +78,8 @@ class EngineInfo:
     load_s: float = 0.0
     available: bool = True
     error: str | None = None  # why it is unavailable
+    nodes_on_cpu: int | None = None  # ONNX Runtime on a GPU: nodes it placed on the CPU (None: not measured)
+    warnings: list[str] = field(default_factory=list)  # found at load, shown with the engine
 
     @property
     def label(self) -> str:
@@ -179,7 +181,7 @@ class Engine(ABC):
                 memory=Memory(disk_bytes=self.info.disk_bytes, weights_bytes=self.info.weights_bytes,
                               resident_bytes=self.info.resident_bytes),
             )
-        sampler = _memory.PeakSampler(device=self.info.device)
+        sampler = _memory.sampler_for(self.info.device)
         start = time.perf_counter()
         try:
             with sampler:

@@ -13,8 +13,8 @@ from ..base import EngineSet, ModelInfo, describe_error, unavailable
 from ...settings import Settings
 from .model import WhisperBundle
 
-PRECISIONS = ("fp32", "fp16", "int8", "bf16", "ort-fp32")
-ORT_PRECISIONS = ("int8", "ort-fp32")  # need no torch once their artifacts are cached
+PRECISIONS = ("fp32", "fp16", "int8", "bf16", "ort-fp32", "fp16-trt")
+ORT_PRECISIONS = ("int8", "ort-fp32", "fp16-trt")  # ONNX Runtime engines: no torch once their artifacts are cached
 
 
 def load_bundle(model: str, cache_dir: str, fp32: bool = True) -> WhisperBundle:
@@ -49,6 +49,10 @@ def load_bundle(model: str, cache_dir: str, fp32: bool = True) -> WhisperBundle:
 
 
 def _engine(bundle: WhisperBundle, precision: str, settings: Settings, plan):
+    if precision == "int8" and plan.int8_recipe == "cuda":  # issue 14: INT8 that stays on the GPU
+        from .int8_cuda import WhisperInt8CudaEngine
+
+        return WhisperInt8CudaEngine(bundle, settings, plan)
     if precision == "int8":
         from .int8 import WhisperInt8Engine
 
@@ -57,6 +61,10 @@ def _engine(bundle: WhisperBundle, precision: str, settings: Settings, plan):
         from .ort_engine import OrtWhisperEngine
 
         return OrtWhisperEngine(bundle, settings, plan)
+    if precision == "fp16-trt":
+        from .trt_engine import WhisperTrtEngine
+
+        return WhisperTrtEngine(bundle, settings, plan)
     from .torch_engine import WhisperTorchEngine
 
     return WhisperTorchEngine(bundle, precision, plan.torch_device, settings.threads)
@@ -87,6 +95,8 @@ def load(settings: Settings) -> EngineSet:
                                        runtime="ONNX Runtime" if ort else "PyTorch",
                                        device=plan.ort_device if ort else plan.torch_device,
                                        threads=settings.threads, load_s=time.perf_counter() - t0))
+            if precision == "fp16-trt":
+                engines[-1].info.name = "FP16 (TensorRT)"
             continue
         engine.info.resident_bytes = meter.grown_bytes  # RSS growth while it loaded: depends on load order
         engine.info.load_s = time.perf_counter() - t0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,13 +29,22 @@ class OrtStepModel:
     """`decoding.StepModel` over two InferenceSessions. Encoder outputs and the
     self-attention cache stay OrtValues between calls (no numpy round trips)."""
 
-    def __init__(self, encoder, decoder, providers: tuple[str, ...], threads: int, dims: dict):
+    def __init__(self, encoder, decoder, providers: tuple, threads: int, dims: dict,
+                 profile_dir: str | None = None, decoder_providers: tuple | None = None):
+        """providers: names, or (name, options) pairs as ONNX Runtime takes them
+        (`decoder_providers`, when given, for the decoder session).
+        profile_dir: profile the sessions (for `ort_placement`, one warm-up run)."""
         import onnxruntime as ort
 
         so = runtime_policy.ort_session_options(threads)
         self._ort = ort
+        so.enable_profiling = profile_dir is not None
+        if profile_dir is not None:
+            so.profile_file_prefix = str(Path(profile_dir) / "encoder")
         self.encoder = ort.InferenceSession(str(encoder), so, providers=list(providers))
-        self.decoder = ort.InferenceSession(str(decoder), so, providers=list(providers))
+        if profile_dir is not None:
+            so.profile_file_prefix = str(Path(profile_dir) / "decoder")
+        self.decoder = ort.InferenceSession(str(decoder), so, providers=list(decoder_providers or providers))
         n = dims["n_layers"]
         empty = np.zeros((1, dims["n_heads"], 0, dims["head_dim"]), np.float32)
         self._empty = [ort.OrtValue.ortvalue_from_numpy(empty)] * (2 * n)
