@@ -21,7 +21,6 @@ from ..ort_placement import CPU, Placement, from_sessions
 from ..base import EngineInfo
 from . import cuda_recipe, onnx_export
 from .int8 import WhisperInt8Engine
-from .ort_artifacts import initializer_bytes
 from .ort_engine import OrtStepModel
 from .model import WhisperBundle
 
@@ -112,7 +111,7 @@ class WhisperInt8CudaEngine(WhisperInt8Engine):
         self.info = EngineInfo(
             name="INT8", precision="int8", runtime=f"ONNX Runtime {ort.__version__}", device=device,
             model=bundle.name, details=cuda_recipe.describe(manifest["report"]), threads=threads,
-            disk_bytes=_memory.disk_bytes(*files), weights_bytes=sum(initializer_bytes(f) for f in files),
+            disk_bytes=_memory.disk_bytes(*files), weights_bytes=_memory.onnx_initializer_bytes(*files),
             resident_bytes=meter.grown_bytes,
             load_s=time.perf_counter() - t0, nodes_on_cpu=nodes_on_cpu, warnings=warnings,
         )

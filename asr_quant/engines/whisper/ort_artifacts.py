@@ -32,6 +32,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ...cache import build_dir, key_of, sha256_file, source_hash
+from ...memory import onnx_initializer_bytes
 from ..base import EngineError
 from . import calibration
 from .model import WhisperBundle
@@ -127,15 +128,6 @@ def _build_in_child(bundle: WhisperBundle, kind: str, quant: QuantConfig, thread
     return report
 
 
-def initializer_bytes(path: Path) -> int:
-    """Exact bytes of the weights a graph holds: its initializers as stored."""
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(str(path), load_external_data=True)
-    return int(sum(numpy_helper.to_array(t).nbytes for t in model.graph.initializer))
-
-
 def _child(argv: list[str] | None = None) -> int:
     """Entry point of the build process (see `_build_in_child`)."""
     import argparse
@@ -184,7 +176,7 @@ def _child(argv: list[str] | None = None) -> int:
         report["report"] = asdict(built)
         report["calibration_languages"] = calibration.languages(calibration.CALIBRATION, quant.calib_size)
         report["holdout_languages"] = calibration.languages(calibration.HOLDOUT, quant.holdout_size)
-    report["weights_bytes"] = {n: initializer_bytes(out / n) for n in FILES}
+    report["weights_bytes"] = {n: onnx_initializer_bytes(out / n) for n in FILES}
     (out / "report.json").write_text(json.dumps(report))
     return 0
 

@@ -145,7 +145,7 @@ class WhisperTorchEngine(Engine):
                                                                                      "torch"),
             threads=torch.get_num_threads(),
             disk_bytes=_memory.disk_bytes(weights_file(bundle, precision)),
-            weights_bytes=tensor_bytes(self.model),
+            weights_bytes=_memory.module_tensor_bytes(self.model),
             load_s=time.perf_counter() - t0,
         )
 
@@ -175,19 +175,6 @@ def cpu_half_flags() -> str:
     missing = [w for w in wanted if w not in flags]
     return f"CPU has {', '.join(have) or 'none of ' + '/'.join(wanted)}" + (
         f"; lacks {', '.join(missing)}" if have and missing else "")
-
-
-def tensor_bytes(model) -> int:
-    """Exact bytes of the tensors a torch model holds: parameters and buffers at
-    their dtypes, each tensor once (Whisper's output projection is the token
-    embedding itself)."""
-    seen, total = set(), 0
-    for t in [*model.parameters(), *model.buffers()]:
-        key = (t.data_ptr(), t.numel(), t.dtype, t.device.type)
-        if key not in seen:
-            seen.add(key)
-            total += t.numel() * t.element_size()
-    return total
 
 
 def relative_speed(half_model, dtype, reps: int = 3) -> float:
