@@ -1,7 +1,9 @@
 """The web demo: `python app.py [--flags]`, or on a Hugging Face Space.
 
 Settings come from ASRQ_* environment variables and the flags below (a flag
-wins); see the settings table in README.md. The engines are built once, before the page opens.
+wins); see the settings table in README.md. The page opens first; the engines
+load in a thread and each comes online on the page when it is ready (a fresh
+INT8 build takes minutes).
 """
 import argparse
 import logging
@@ -10,6 +12,7 @@ import signal
 
 from asr_quant import memory
 from asr_quant.app import ui
+from asr_quant.app.live import LiveEngines
 from asr_quant.engines import load_engines_or_reasons
 from asr_quant.settings import Settings
 
@@ -25,7 +28,9 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings.from_args(parser.parse_args(argv), env)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("asr_quant").setLevel(logging.INFO)  # ours: one line per run; libraries: warnings
-    demo = ui.build(load_engines_or_reasons(settings), settings)
+    live = LiveEngines(settings.model, settings.precision_list)
+    demo = ui.build(live, settings)
+    live.start(lambda listener: load_engines_or_reasons(settings, listener))
     signal.signal(signal.SIGTERM, _interrupt)  # `docker stop` shuts down like Ctrl-C
     try:
         ui.launch(demo, settings)

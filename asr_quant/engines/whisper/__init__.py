@@ -7,7 +7,7 @@ import time
 
 from ... import memory as _memory
 from .. import device as _device
-from ..base import EngineSet, ModelInfo, describe_error, unavailable
+from ..base import NO_LISTENER, EngineSet, LoadListener, ModelInfo, describe_error, unavailable
 from ...settings import Settings
 from .model import WhisperBundle
 
@@ -36,24 +36,26 @@ def load_bundle(model: str, cache_dir: str) -> WhisperBundle:
     )
 
 
-def _engine(bundle: WhisperBundle, precision: str, settings: Settings, plan):
+def _engine(bundle: WhisperBundle, precision: str, settings: Settings, plan, listener: LoadListener):
     if precision == "int8":
         from .int8 import WhisperInt8Engine
 
-        return WhisperInt8Engine(bundle, settings, plan)
+        return WhisperInt8Engine(bundle, settings, plan, progress=lambda message: listener.step("int8", message))
     from .torch_engine import WhisperTorchEngine
 
     return WhisperTorchEngine(bundle, precision, plan.torch_device, settings.threads)
 
 
-def load(settings: Settings) -> EngineSet:
+def load(settings: Settings, listener: LoadListener = NO_LISTENER) -> EngineSet:
     """Build one engine per requested precision; one that fails to load becomes
-    an `UnavailableEngine` with the reason, and the others still run."""
+    an `UnavailableEngine` with the reason, and the others still run. Each is
+    handed to `listener.loaded` as soon as it is ready."""
     plan = _device.choose(settings.device)
     precisions = [p for p in settings.precision_list]
     unknown = [p for p in precisions if p not in PRECISIONS]
     meter = _memory.LoadMeter(plan.torch_device)
     t0 = time.perf_counter()
+    listener.step(None, "loading the model weights (a first start converts them to PyTorch)")
     with meter:
         bundle = load_bundle(settings.model, settings.cache_dir)
     bundle_bytes, bundle_s = meter.grown_bytes, time.perf_counter() - t0
@@ -62,17 +64,20 @@ def load(settings: Settings) -> EngineSet:
         if precision in unknown:
             engines.append(unavailable(precision, bundle.name,
                                        f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})"))
+            listener.loaded(engines[-1])
             continue
+        listener.step(precision, "loading")
         t0 = time.perf_counter()
         meter = _memory.LoadMeter(plan.torch_device)
         try:
             with meter:
-                engine = _engine(bundle, precision, settings, plan)
+                engine = _engine(bundle, precision, settings, plan, listener)
         except Exception as exc:  # noqa: BLE001 - one precision failing must not stop the others
             runtime = "ONNX Runtime" if precision == "int8" else "PyTorch"
             dev = plan.ort_device if precision == "int8" else plan.torch_device
             engines.append(unavailable(precision, bundle.name, describe_error(exc), runtime=runtime, device=dev,
                                        threads=settings.threads, load_s=time.perf_counter() - t0))
+            listener.loaded(engines[-1])
             continue
         # The FP32 engine is the bundle's own model: its load is the bundle's.
         if precision == "fp32":
@@ -81,6 +86,7 @@ def load(settings: Settings) -> EngineSet:
         else:
             engine.info.resident_bytes = meter.grown_bytes
         engines.append(engine)
+        listener.loaded(engine)
     info = ModelInfo(
         name=bundle.name, family="whisper", source=bundle.source, params=bundle.params,
         languages=", ".join(bundle.languages),
@@ -127,5 +133,12 @@ def op_profile(engine, clips, out_dir, threads: int) -> dict | None:
     return ort_profile.profile(engine, clips, out_dir, threads)
 
 
+def export_int8(engine, out_dir):
+    """The loaded INT8 engine's model as a folder to take away (see export.py)."""
+    from .export import export
+
+    return export(engine, out_dir)
+
+
 __all__ = ["load", "load_bundle", "WhisperBundle", "PRECISIONS", "peer_engines", "int8_variant", "calibration_texts",
-           "op_profile"]
+           "op_profile", "export_int8"]

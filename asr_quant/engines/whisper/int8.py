@@ -20,7 +20,7 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -69,8 +69,9 @@ def _prompt_fn(info):
 
 
 def ensure_artifacts(bundle: WhisperBundle, quant: QuantConfig, threads: int, cache_root: str | os.PathLike,
-                     rebuild: bool = False) -> tuple[Path, dict]:
-    """The artifact folder and its manifest, building it if missing or invalid."""
+                     rebuild: bool = False, progress: Callable[[str], None] | None = None) -> tuple[Path, dict]:
+    """The artifact folder and its manifest, building it if missing or invalid
+    (`progress` hears the build's steps)."""
     final = artifact_dir(bundle, quant)
     if not rebuild and (manifest := validate(final)) is not None:
         return final, manifest
@@ -79,7 +80,7 @@ def ensure_artifacts(bundle: WhisperBundle, quant: QuantConfig, threads: int, ca
 
     def fill(tmp: Path) -> None:
         global BUILDS
-        report = _build_in_child(bundle, quant, threads, cache_root, tmp)
+        report = _build_in_child(bundle, quant, threads, cache_root, tmp, progress)
         manifest = {
             "model": bundle.name, "model_sha256": bundle.sha256, "quant": asdict(quant),
             "report": report, "ort_quantization": _ort_version(),
@@ -95,8 +96,10 @@ def ensure_artifacts(bundle: WhisperBundle, quant: QuantConfig, threads: int, ca
     return final, manifest
 
 
-def _build_in_child(bundle: WhisperBundle, quant: QuantConfig, threads: int, cache_root, out: Path) -> dict:
-    """quantize.build in a fresh Python process; returns its report."""
+def _build_in_child(bundle: WhisperBundle, quant: QuantConfig, threads: int, cache_root, out: Path,
+                    progress: Callable[[str], None] | None = None) -> dict:
+    """quantize.build in a fresh Python process; returns its report. The
+    child's progress lines (`PROGRESS_MARK message`) go to `progress`."""
     cmd = [sys.executable, "-m", __name__, "--fp32-dir", str(Path(bundle.fp32_file).parent),
            "--ct2-dir", str(bundle.ct2_dir), "--quant", json.dumps(asdict(quant)), "--threads", str(threads),
            "--cache-dir", str(cache_root), "--out", str(out)]
@@ -104,13 +107,38 @@ def _build_in_child(bundle: WhisperBundle, quant: QuantConfig, threads: int, cac
     root = str(Path(__file__).resolve().parents[3])  # the folder holding the asr_quant package
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     log.info("building INT8 artifacts: %s", " ".join(cmd))
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if r.returncode != 0:
-        tail = [line for line in (r.stderr or "").strip().splitlines() if line.strip()][-3:]
-        raise EngineError("building the INT8 model failed: " + (" | ".join(tail) or f"exit code {r.returncode}"))
+    returncode, stderr = _run_reporting(cmd, env, progress or (lambda message: None))
+    if returncode != 0:
+        tail = [line for line in stderr.strip().splitlines() if line.strip()][-3:]
+        raise EngineError("building the INT8 model failed: " + (" | ".join(tail) or f"exit code {returncode}"))
     report = json.loads((out / "report.json").read_text())
     (out / "report.json").unlink()
     return report
+
+
+# --- build progress: the child prints one marked line per step, the parent passes them on
+
+PROGRESS_MARK = "ASRQ-PROGRESS "
+
+
+def _run_reporting(cmd: list[str], env: dict, progress: Callable[[str], None]) -> tuple[int, str]:
+    """Run `cmd`; every marked stdout line goes to `progress` as it comes.
+    Returns (exit code, stderr). stderr goes to a file, so neither pipe can fill up."""
+    import tempfile
+
+    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as err:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=err, text=True, bufsize=1)
+        for line in proc.stdout:
+            if line.startswith(PROGRESS_MARK):
+                progress(line[len(PROGRESS_MARK):].strip())
+        proc.stdout.close()
+        code = proc.wait()
+        err.seek(0)
+        return code, err.read()
+
+
+def _say(message: str) -> None:
+    print(PROGRESS_MARK + message, flush=True)
 
 
 def _child(argv: list[str] | None = None) -> int:
@@ -135,13 +163,14 @@ def _child(argv: list[str] | None = None) -> int:
 
     hf_logging.disable_progress_bar()
     torch.set_num_threads(a.threads)
+    _say("loading the FP32 model to export")
     quant = QuantConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(a.quant).items()})
     model = WhisperForConditionalGeneration.from_pretrained(a.fp32_dir, dtype="float32").eval()
     cfg = model.config
     tokens = TokenizerInfo.from_ct2_dir(a.ct2_dir, vocab_size=cfg.vocab_size, max_positions=cfg.max_target_positions)
     n_mels = cfg.num_mel_bins
     report = build(model, Path(a.out), quant, lambda x: features.windows(x, n_mels)[0].mel, _prompt_fn(tokens),
-                   a.cache_dir, a.threads)
+                   a.cache_dir, a.threads, progress=_say)
     (Path(a.out) / "report.json").write_text(json.dumps(asdict(report)))
     return 0
 
@@ -220,14 +249,15 @@ def describe(manifest: dict) -> str:
 class WhisperInt8Engine(Engine):
     """Whisper with INT8 weights in ONNX Runtime."""
 
-    def __init__(self, bundle: WhisperBundle, settings, plan, quant: QuantConfig | None = None):
+    def __init__(self, bundle: WhisperBundle, settings, plan, quant: QuantConfig | None = None,
+                 progress: Callable[[str], None] | None = None):
         import onnxruntime as ort
 
         self.bundle = bundle
         self.quant = quant or QuantConfig()
         threads = int(settings.threads)
         t0 = time.perf_counter()
-        folder, manifest = ensure_artifacts(bundle, self.quant, threads, settings.cache_dir)
+        folder, manifest = ensure_artifacts(bundle, self.quant, threads, settings.cache_dir, progress=progress)
         dims = onnx_export.dims(bundle.config)
         meter = _memory.LoadMeter("cpu")
         with meter:
@@ -235,7 +265,8 @@ class WhisperInt8Engine(Engine):
                 self.step_model = OrtStepModel(folder / FILES[0], folder / FILES[1], plan.ort_providers, threads, dims)
             except Exception as exc:  # noqa: BLE001 - a file ORT can't read is rebuilt once
                 log.warning("ONNX Runtime could not load %s (%s); rebuilding", folder, exc)
-                folder, manifest = ensure_artifacts(bundle, self.quant, threads, settings.cache_dir, rebuild=True)
+                folder, manifest = ensure_artifacts(bundle, self.quant, threads, settings.cache_dir, rebuild=True,
+                                                    progress=progress)
                 self.step_model = OrtStepModel(folder / FILES[0], folder / FILES[1], plan.ort_providers, threads, dims)
         self.folder = folder
         self.manifest = manifest
