@@ -8,6 +8,7 @@ calls in `runner`, diffs and WER/CER in `compare`/`metrics`, words in
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -272,15 +273,19 @@ class _Page:
                  for s in pending]
         return results.run_result(self.live.model.name, clip.name, clip.duration_s, clip.sample_rate_in, rows)
 
-    def export(self) -> str:
-        """The INT8 download: a zip built once per artifact set."""
+    def export(self):
+        """The INT8 download: a zip built once per artifact set (in the cache),
+        handed to gradio from a temp folder (gradio serves only what it copied)."""
         int8 = next((s.engine for s in self.live.snapshot() if s.precision == "int8"), None)
         if int8 is None or not int8.info.available:
             raise gr.Error("The INT8 engine is not ready" + ("" if int8 is None else f": {int8.info.error}"))
         try:
-            return str(export.export_zip(self.settings, int8))
+            built = export.export_zip(self.settings, int8)
         except export.ExportError as exc:
             raise gr.Error(str(exc)) from None
+        with tempfile.TemporaryDirectory(prefix="asrq-export-") as tmp:
+            shutil.copyfile(built, Path(tmp) / "asr-quant-int8.zip")
+            yield str(Path(tmp) / "asr-quant-int8.zip")  # gradio copies it before it resumes us
 
 
 def build(engines: EngineSet | LiveEngines, settings: Settings, examples: Sequence[Example] | None = None) -> gr.Blocks:
@@ -333,8 +338,7 @@ def launch(demo: gr.Blocks, settings: Settings, **kwargs: Any):
     return demo.launch(server_name=settings.server_name, server_port=settings.server_port,
                        max_file_size=int(settings.max_file_mb * 1024 * 1024), share=False,
                        state_session_capacity=SESSIONS_KEPT,
-                       theme=gr.themes.Soft(), css=CSS, footer_links=["gradio"],
-                       allowed_paths=[str(Path(settings.cache_dir) / "exports")], **kwargs)  # the INT8 zips
+                       theme=gr.themes.Soft(), css=CSS, footer_links=["gradio"], **kwargs)
 
 
 def close(demo: gr.Blocks) -> None:

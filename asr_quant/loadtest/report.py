@@ -10,6 +10,7 @@ if TYPE_CHECKING:
 
 
 MEMORY_GROWTH_LIMIT = 0.10
+BAD_P95_LIMIT_S = 1.0  # a bad upload is told within this (95th percentile), however long the queue
 
 
 def percentiles(values: Sequence[float]) -> dict:
@@ -80,6 +81,10 @@ def verdict(summary: dict, memory: dict, security: dict, temp: dict, errors: Seq
         problems.append("the same clip got different transcripts from the same engine")
     if summary["good_with_transcripts"] == 0:
         problems.append("no good clip was answered")
+    bad_p95 = summary["latency_s"]["bad"]["p95"]
+    if bad_p95 is not None and bad_p95 > BAD_P95_LIMIT_S:
+        problems.append(f"bad input waited: p95 {bad_p95:.2f} s (limit {BAD_P95_LIMIT_S:g} s; it is checked "
+                        "before the queue)")
     if memory.get("pass") is False:
         problems.append(f"resident memory grew {memory['growth_pct']:.1f} % after warm-up "
                         f"(limit {MEMORY_GROWTH_LIMIT:.0%})")
