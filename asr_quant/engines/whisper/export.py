@@ -46,9 +46,9 @@ def export(engine, out: Path) -> Path:
     np.save(out / "mel_filters.npy", features.mel_filters(bundle.n_mels))
     (out / "whisper.json").write_text(json.dumps(whisper_config(engine), indent=1), encoding="utf-8")
     shutil.copyfile(SCRIPT, out / "transcribe.py")
-    (out / "manifest.json").write_text(json.dumps(manifest(engine, out), indent=1, ensure_ascii=False),
-                                       encoding="utf-8")
     (out / "README.md").write_text(readme(engine), encoding="utf-8")
+    (out / "manifest.json").write_text(json.dumps(manifest(engine, out), indent=1, ensure_ascii=False),
+                                       encoding="utf-8")  # last: it lists every other file
     return out
 
 
