@@ -101,3 +101,24 @@ def test_zip_holds_the_same_files(exported, tmp_path):
     z = zip_folder(exported, tmp_path / "int8.zip")
     with zipfile.ZipFile(z) as f:
         assert {Path(n).name for n in f.namelist()} == FILES
+
+
+def test_page_download_is_the_same_export(whisper_engines, tmp_path):
+    """The page's "Prepare the INT8 download": a zip of the same files, built once and reused."""
+    from asr_quant.app import ui
+    from asr_quant.settings import Settings
+
+    demo = ui.build(whisper_engines, Settings(cache_dir=str(tmp_path / "cache")), examples=[])
+    prepare = next(f.fn for f in demo.fns.values() if f.api_name == "export_int8")
+    first = prepare()
+    path = Path(next(first))
+    with zipfile.ZipFile(path) as f:
+        assert {Path(n).name for n in f.namelist()} == FILES
+    first.close()
+    built = list((tmp_path / "cache" / "exports").glob("*.zip"))
+    assert len(built) == 1
+    stamp = built[0].stat().st_mtime_ns
+    again = prepare()
+    next(again)
+    again.close()
+    assert built[0].stat().st_mtime_ns == stamp  # not built twice

@@ -142,3 +142,14 @@ def test_outputs_have_names(serve_page):
         assert "/transcribe_json" in api["named_endpoints"]
     finally:
         demo.close()
+
+
+def test_a_request_before_any_engine_is_ready_says_so(tone):
+    from asr_quant.app import ui
+    from page_driver import run_page
+
+    live = LiveEngines("fake", ["fp32", "int8"])  # never started: nothing has loaded
+    demo = ui.build(live, Settings(), examples=[])
+    shown = run_page(demo, str(tone / "tone.wav"), "en")
+    assert "No engine is ready yet" in shown.status and "FP32, INT8 are still loading" in shown.status
+    assert shown.text("FP32") == "" and "still loading" in shown.figures("INT8")

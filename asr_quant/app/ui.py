@@ -219,6 +219,9 @@ class _Page:
                    by_precision[s.precision].clear(False, note=f"_still loading ({present.escape(s.message)}); "
                                                                f"not in this run_").items()}
         ready = sum(1 for e in engines if e.info.available)
+        if not engines:  # the first seconds after a start: nothing to run yet
+            yield {self.status: f"⏳ No engine is ready yet. {later}", **waiting}
+            return
         yield {self.status: f"Running {ready} engines one after another on **{present.escape(clip.name)}** "
                             f"({clip.duration_s:.1f} s)… {later}",
                **waiting, **{k: v for i, c in enumerate(cols) for k, v in c.clear(i == 0, engines[i].info).items()}}
