@@ -46,6 +46,7 @@ def test_fresh_start_opens_first_and_int8_comes_online(tmp_path):
                 pg.wait_for_selector("#head-int8")
                 seen, asked = _watch_int8(pg, app)
                 print("INT8 column said: " + " | ".join(seen))
+                print(f"a request while INT8 built: {asked!r}")
                 assert any(step in s for s in seen for step in BUILD_STEPS), seen
                 assert any("/" in s for s in seen if "calibrating" in s or "measuring" in s), seen  # i/n
                 # online without a reload: its transcript box shows and its header names the runtime
