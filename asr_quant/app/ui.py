@@ -175,6 +175,12 @@ class _Page:
             out.update(c.refresh(slots[c.precision]))
         return out
 
+    def new_clip(self) -> dict:
+        """A new clip (uploaded, recorded or picked): the last clip's results go,
+        so a refused upload is not shown beside another clip's transcripts."""
+        return {self.status: "", self.lat_plot: None, self.mem_plot: None,
+                **{k: v for c in self.cols for k, v in c.clear(False).items()}}
+
     def input_problem(self, clip_path) -> str | None:
         """What is wrong with an upload, in the decoder's words; None when it is fine."""
         if not clip_path:
@@ -323,6 +329,9 @@ def build(engines: EngineSet | LiveEngines, settings: Settings, examples: Sequen
                               concurrency_id="engines", validator=validate)
         page.status_button.click(page.live.status, outputs=page.status_json, api_name="engine_status", queue=False)
         page.export_btn.click(page.export, outputs=page.export_file, api_name="export_int8", concurrency_limit=1)
+        page.clip.change(page.new_clip, outputs=[page.status, *[w for c in page.cols for w in c.outputs],
+                                                 page.lat_plot, page.mem_plot],
+                         queue=False, show_progress="hidden", api_visibility="private")
         page.timer.tick(page.refresh, outputs=page.loading_outputs, queue=False, api_visibility="private")
         demo.load(page.refresh, outputs=page.loading_outputs, queue=False, api_visibility="private")
     demo.queue(default_concurrency_limit=settings.concurrency, max_size=settings.max_queue)
