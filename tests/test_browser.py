@@ -78,9 +78,13 @@ def _run_and_wait(page, previous_status: str) -> None:
 def _upload(page, path: Path) -> None:
     """Clear the audio box (an example or an earlier upload hides the file
     input), then upload `path` through it as a person would."""
-    clear = page.locator("#clip button[aria-label='Clear']")
-    if clear.count():
+    # after a refused upload the box also shows the validator's message, which has a Clear button of its own
+    for _ in range(3):
+        clear = page.locator("#clip button[aria-label='Clear']")
+        if page.locator("#clip input[type=file]").count() or not clear.count():
+            break
         clear.first.click()
+        page.wait_for_timeout(300)
     page.set_input_files("#clip input[type=file]", str(path))
 
 
