@@ -1,10 +1,12 @@
 # The web demo on a CPU machine:  docker build -t asr-quant . && docker run -p 7860:7860 asr-quant
 FROM python:3.11-slim
 
-# libsndfile1: soundfile's WAV/FLAC/OGG reader (the wheel bundles one; the system copy is the fallback).
+# The Debian packages a Hugging Face Space installs from packages.txt, installed the same way here:
+# espeak-ng (INT8 calibration and hold-out speech), libsndfile1 (soundfile's fallback reader).
 # PyAV's wheel bundles ffmpeg's libraries, so no ffmpeg package is needed for mp3/m4a/webm.
+COPY packages.txt /tmp/packages.txt
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libsndfile1 \
+ && xargs -a /tmp/packages.txt apt-get install -y --no-install-recommends \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

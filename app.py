@@ -1,7 +1,9 @@
 """The web demo: `python app.py [--flags]`, or on a Hugging Face Space.
 
 Settings come from ASRQ_* environment variables and the flags below (a flag
-wins); see the settings table in README.md. The engines are built once, before the page opens.
+wins); see the settings table in README.md. The page opens first; the engines
+load in a thread and each comes online on the page when it is ready (a fresh
+INT8 build takes minutes).
 """
 import argparse
 import logging
@@ -10,6 +12,7 @@ import signal
 
 from asr_quant import memory
 from asr_quant.app import ui
+from asr_quant.app.live import LiveEngines
 from asr_quant.engines import alone, load_engines_or_reasons, runtime_policy
 from asr_quant.examples import read_examples
 from asr_quant.settings import Settings
@@ -27,21 +30,29 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings.from_args(parser.parse_args(argv), env)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("asr_quant").setLevel(logging.INFO)  # ours: one line per run; libraries: warnings
-    engine_set = load_engines_or_reasons(settings)
-    examples = read_examples()
-    if examples:  # each engine's working memory, measured alone once and cached; shown as it arrives
-        clip = examples[0]
-        if settings.memory_probe == "background":
-            alone.attach(engine_set, settings, clip.path, None if clip.language == "auto" else clip.language,
-                         background=True)
-        else:
-            alone.attach_cached(engine_set, settings, clip.path, None if clip.language == "auto" else clip.language)
-    demo = ui.build(engine_set, settings, examples)
+    live = LiveEngines(settings.model, settings.precision_list)
+    demo = ui.build(live, settings)
+    live.start(lambda listener: with_memory_alone(load_engines_or_reasons(settings, listener), settings))
     signal.signal(signal.SIGTERM, _interrupt)  # `docker stop` shuts down like Ctrl-C
     try:
         ui.launch(demo, settings)
     finally:
         ui.close(demo)  # uploads and downloads are deleted, not left in the temp folder
+
+
+def with_memory_alone(engine_set, settings: Settings):
+    """Each engine's working memory of a call, measured alone in a fresh process
+    once per model and settings (cached): from the cache now, else measured in
+    the background after the engines are up (`--memory-probe off`: cache only)."""
+    examples = read_examples()
+    if examples:
+        clip = examples[0]
+        language = None if clip.language == "auto" else clip.language
+        if settings.memory_probe == "background":
+            alone.attach(engine_set, settings, clip.path, language, background=True)
+        else:
+            alone.attach_cached(engine_set, settings, clip.path, language)
+    return engine_set
 
 
 def _interrupt(signum, frame):

@@ -1,26 +1,11 @@
-"""`python -m asr_quant transcribe CLIP [--language xx] [--model ...] [--json]`.
+"""`python -m asr_quant transcribe CLIP [--language xx] [--model ...] [--json]`
+and `python -m asr_quant export --precision int8 --out DIR [--zip]`.
 
 Runs every loaded precision on one clip. With --json it prints one JSON object
-that other programs read (shape below, `error` null on success); otherwise a
+that other programs read (`error` null on success); otherwise a
 table for people. Bad input gives a one-line message on stderr and exit code 2.
 
-    {"model": str, "clip": {"path", "duration_s", "sample_rate_in"},
-     "engines": [{"name", "precision", "runtime", "device", "text", "language",
-                  "tokens", "latency_s", "rtf", "disk_bytes", "weights_bytes",
-                  "working_bytes", "working_measured_at", "process_bytes",
-                  "process_kind", "load_growth_bytes", "rss_bytes",
-                  "peak_bytes", "error"}]}
-
-Memory fields (bytes; engines/base.py `Memory` has the definitions):
-`weights_bytes` exact tensor bytes the engine holds (independent of load
-order); `working_bytes` what a call needs on top, measured with the engine
-alone in a fresh process (null until measured: `--measure-memory`, the app or
-the benchmark measure it once and cache it, `working_measured_at` says when);
-`process_bytes` the whole process after the call (`process_kind`: process RSS,
-or device memory via NVML on CUDA); `load_growth_bytes` RSS growth while this
-engine loaded in this process (depends on load order; `rss_bytes` is the same
-figure under its old name); `peak_bytes` the process RSS high-water mark
-during the call.
+The JSON shape and what each memory field means: `asr_quant/engines/results.py`.
 """
 from __future__ import annotations
 
@@ -57,34 +42,39 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--measure-memory", action="store_true",
                    help="measure each engine's working memory alone in a fresh process first (cached after)")
     Settings.add_arguments(t, only=["model", "precisions", "device", "threads", "cache_dir", "max_audio_s"])
+    x = sub.add_parser("export", help="write the INT8 model, its manifest and a standalone script to a folder")
+    x.add_argument("--precision", default="int8", choices=["int8"], help="what to export (INT8 only)")
+    x.add_argument("--out", required=True, help="folder to create (or, with --zip, the zip file)")
+    x.add_argument("--zip", action="store_true", help="write a zip instead of a folder")
+    Settings.add_arguments(x, only=["model", "device", "threads", "cache_dir"])
     return parser
 
 
+def export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .export import ExportError, run_cli
+
+    try:
+        settings = Settings.from_args(args)
+    except ValueError as exc:
+        _fail(f"bad setting: {exc}")
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.zip:
+        _fail(f"{out} exists and is not an empty folder")
+    try:
+        done = run_cli(settings, out, args.zip)
+    except ExportError as exc:
+        _fail(str(exc), EXIT_ENGINE_FAILED)
+    print(done)
+    return 0
+
+
 def engine_row(engine, transcript) -> dict[str, Any]:
-    """One engine's entry of the JSON shape."""
-    info = engine.info
-    failed = transcript.error is not None
-    return {
-        "name": info.name,
-        "precision": info.precision,
-        "runtime": info.runtime,
-        "device": info.device,
-        "text": transcript.text,
-        "language": transcript.language,
-        "tokens": transcript.tokens,
-        "latency_s": None if failed else round(transcript.latency_s, 4),
-        "rtf": None if failed or transcript.rtf is None else round(transcript.rtf, 4),
-        "disk_bytes": transcript.memory.disk_bytes,
-        "weights_bytes": transcript.memory.weights_bytes,
-        "working_bytes": transcript.memory.working_bytes,
-        "working_measured_at": (info.alone or {}).get("measured_at"),
-        "process_bytes": transcript.memory.process_bytes,
-        "process_kind": transcript.memory.process_kind,
-        "load_growth_bytes": transcript.memory.resident_bytes,
-        "rss_bytes": transcript.memory.resident_bytes,
-        "peak_bytes": transcript.memory.peak_bytes,
-        "error": transcript.error,
-    }
+    """One engine's entry of the JSON shape (see engines/results.py)."""
+    from .engines.results import engine_row as row
+
+    return row(engine.info, transcript)
 
 
 def transcribe(args: argparse.Namespace) -> int:
@@ -114,12 +104,9 @@ def transcribe(args: argparse.Namespace) -> int:
     errors = {r["error"] for e, r in zip(engines.engines, rows) if e.info.available}
     if len(errors) == 1 and None not in errors and "language" in next(iter(errors)):
         _fail(next(iter(errors)))
-    result = {
-        "model": engines.model.name,
-        "clip": {"path": str(args.clip), "duration_s": round(clip.duration_s, 3),
-                 "sample_rate_in": clip.sample_rate_in},
-        "engines": rows,
-    }
+    from .engines.results import run_result
+
+    result = run_result(engines.model.name, args.clip, clip.duration_s, clip.sample_rate_in, rows)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     else:
@@ -160,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "transcribe":
         return transcribe(args)
+    if args.command == "export":
+        return export(args)
     parser.print_help(sys.stderr)
     return EXIT_BAD_INPUT
 

@@ -1,7 +1,8 @@
 """The example clips shipped in `examples/`, read from `examples/examples.tsv`.
 
-Columns: file, language, reference, description. A row whose file is missing
-is skipped (with a log line) rather than breaking the page.
+Columns: file, language, reference, description, source, kind ("recorded"
+or "synthetic"). A row whose file is missing is skipped (with a log line)
+rather than breaking the page.
 """
 from __future__ import annotations
 
@@ -22,10 +23,15 @@ class Example:
     language: str  # a code the language dropdown knows, or "auto"
     reference: str
     description: str = ""
+    kind: str = ""  # "recorded" (a real recording) | "synthetic" (espeak-ng) | "" (not stated)
+    source: str = ""
 
     @property
     def label(self) -> str:
-        return self.description or self.path.name
+        """What the page shows: the language, recorded or synthetic, and what it is."""
+        tags = " · ".join(t for t in (self.language if self.language != "auto" else "", self.kind) if t)
+        name = self.description or self.path.name
+        return f"[{tags}] {name}" if tags else name
 
 
 def read_examples(folder: str | Path = EXAMPLES_DIR) -> list[Example]:
@@ -42,5 +48,6 @@ def read_examples(folder: str | Path = EXAMPLES_DIR) -> list[Example]:
                 continue
             out.append(Example(path=path, language=(row.get("language") or "auto").strip() or "auto",
                                reference=(row.get("reference") or "").strip(),
-                               description=(row.get("description") or "").strip()))
+                               description=(row.get("description") or "").strip(),
+                               kind=(row.get("kind") or "").strip(), source=(row.get("source") or "").strip()))
     return out

@@ -54,6 +54,9 @@ def synthesize(text: str, voice: str, wpm: int) -> np.ndarray:
     return (x * (PEAK / np.abs(x).max())).astype(np.float32)
 
 
+COLUMNS = ["file", "language", "reference", "description", "source", "kind"]
+
+
 def main() -> None:
     OUT.mkdir(exist_ok=True)
     rows = []
@@ -63,12 +66,18 @@ def main() -> None:
         if not 3.0 <= dur <= 8.0:
             sys.exit(f"{name}: {dur:.1f} s is outside 3-8 s; shorten or lengthen the sentence")
         sf.write(OUT / name, x, RATE, format="FLAC", subtype="PCM_16")
-        rows.append((name, "en", text, desc, f"synthesized by scripts/make_examples.py: espeak-ng -v {voice} -s {wpm}"))
+        rows.append((name, "en", text, desc, f"synthesized by scripts/make_examples.py: espeak-ng -v {voice} -s {wpm}",
+                     "synthetic"))
         print(f"{name}: {dur:.2f} s")
 
-    with open(OUT / "examples.tsv", "w", encoding="utf-8", newline="") as f:
+    index = OUT / "examples.tsv"
+    if index.is_file():  # the recorded clips are not made here: keep their rows
+        with open(index, encoding="utf-8", newline="") as f:
+            rows += [tuple(r[k] for k in COLUMNS) for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+                     if r.get("kind") == "recorded"]
+    with open(index, "w", encoding="utf-8", newline="") as f:
         w = csv.writer(f, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\", lineterminator="\n")
-        w.writerow(["file", "language", "reference", "description", "source"])
+        w.writerow(COLUMNS)
         w.writerows(rows)
     total = sum(p.stat().st_size for p in OUT.iterdir() if p.is_file())
     print(f"examples/: {total / 1e6:.2f} MB in all")

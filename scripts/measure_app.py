@@ -6,7 +6,7 @@ outside the engines. Prints figures; asserts nothing (the machine is shared).
     python scripts/measure_app.py overhead --runs 3                      # ~10 s clip
 
 `startup` runs `python app.py` on a free port and times until the page
-answers HTTP 200. `overhead` does two things on a ~10 s clip made of two
+answers HTTP 200 and until every engine has loaded (its `/engine_status`). `overhead` does two things on a ~10 s clip made of two
 example clips: (1) in-process, the same steps the page's handler runs, each
 timed (decode, engines, diffs + WER, charts, history + exports); (2) against
 a real `python app.py`, whole requests through gradio's API, comparing the
@@ -45,9 +45,11 @@ def cmd_startup(args) -> None:
     empty = not any(Path(args.cache_dir).rglob("*")) if Path(args.cache_dir).exists() else True
     workdir = Path(tempfile.mkdtemp(prefix="asrq-measure-startup-"))
     app, took = start_app(["--cache-dir", args.cache_dir, *args.app_args], workdir)
+    status = app.engine_status()
     app.stop()
-    print(f"python app.py -> page answering: {took:.1f} s ({'empty' if empty else 'warm'} cache "
-          f"{args.cache_dir}; log {app.log_path})")
+    print(f"python app.py -> page answering: {app.page_s:.1f} s, every engine loaded: {took:.1f} s "
+          f"({', '.join(e['name'] + ' ' + e['state'] for e in status['engines'])}; "
+          f"{'empty' if empty else 'warm'} cache {args.cache_dir}; log {app.log_path})")
 
 
 def ten_second_clip(folder: Path) -> tuple[Path, str]:

@@ -78,9 +78,13 @@ def _run_and_wait(page, previous_status: str) -> None:
 def _upload(page, path: Path) -> None:
     """Clear the audio box (an example or an earlier upload hides the file
     input), then upload `path` through it as a person would."""
-    clear = page.locator("#clip button[aria-label='Clear']")
-    if clear.count():
+    # after a refused upload the box also shows the validator's message, which has a Clear button of its own
+    for _ in range(3):
+        clear = page.locator("#clip button[aria-label='Clear']")
+        if page.locator("#clip input[type=file]").count() or not clear.count():
+            break
         clear.first.click()
+        page.wait_for_timeout(300)
     page.set_input_files("#clip input[type=file]", str(path))
 
 
@@ -141,15 +145,11 @@ def test_example_run_then_bad_upload_then_good_again(page, tmp_path):
     bad.write_text("not audio at all, just a few words of text\n" * 40)
     with pytest.raises(audio.AudioError) as expected:
         audio.load(bad, name=bad.name)
-    before = _status(page)
     _upload(page, bad)
     page.click("#run")
-    page.wait_for_function("(prev) => document.querySelector('#status').innerText !== prev", arg=before,
-                           timeout=60_000)
-    page.wait_for_function("() => document.querySelector('#status').innerText.includes('⚠')", timeout=60_000)
+    # the validator answers before the queue: the message shows on the page within seconds
     message = str(expected.value)
-    assert message in _status(page)
-    assert page.get_by_text(message).count() >= 1
+    page.get_by_text(message).first.wait_for(timeout=15_000)
     assert not any(_transcripts(page).get(e, "").strip() for e in ENGINES)
 
     # and the next good request works: upload the example's clip itself

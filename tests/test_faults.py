@@ -158,7 +158,7 @@ def test_fault_at_load(rig, whisper_engines, monkeypatch, failing, serve_page):
     bundle = whisper_engines.engines[0].bundle
     real = {e.info.precision: e for e in whisper_engines.engines}
 
-    def factory(b, precision, settings, plan):
+    def factory(b, precision, settings, plan, listener=None):
         if precision == failing:
             raise fault
         return FaultyEngine(real[precision])  # the already loaded engine (info copied, not shared)

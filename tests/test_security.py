@@ -66,6 +66,8 @@ class App:
         r = httpx.post(f"{self.url}/gradio_api/queue/join", timeout=30, json={
             "data": data, "fn_index": self.fn_index(api_name), "session_hash": session,
             "event_data": None, "trigger_id": None})
+        if r.status_code in (400, 422):  # refused at the door (the validator, before the queue)
+            return {"msg": "refused", "success": False, "status": r.status_code, "detail": r.json().get("detail")}
         r.raise_for_status()
         with httpx.stream("GET", f"{self.url}/gradio_api/queue/data?session_hash={session}", timeout=60) as s:
             for line in s.iter_lines():
@@ -117,8 +119,8 @@ def test_loopback_unless_told(monkeypatch):
     app_main = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(app_main)
     seen = []
-    monkeypatch.setattr(app_main, "load_engines_or_reasons", lambda s: fake_set(FakeEngine("FP32")))
-    monkeypatch.setattr(app_main.ui, "build", lambda engines, s, examples=None: object())
+    monkeypatch.setattr(app_main, "load_engines_or_reasons", lambda s, listener=None: fake_set(FakeEngine("FP32")))
+    monkeypatch.setattr(app_main.ui, "build", lambda engines, s: object())
     monkeypatch.setenv("ASRQ_MEMORY_PROBE", "off")  # no child process measuring the fake engine
     monkeypatch.setattr(app_main.ui, "launch", lambda demo, s: seen.append(s))
     monkeypatch.setattr(app_main.ui, "close", lambda demo: None)

@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 
 from gradio_client import Client, handle_file
+from gradio_client.exceptions import ValidationError
 
 from asr_quant import audio
 from asr_quant.settings import Settings
@@ -19,13 +20,15 @@ from fake_engines import FakeEngine, fake_set, unavailable
 
 
 
+ENGINES = fake_set(FakeEngine("FP32", "the quick brown fox"),
+                   FakeEngine("FP16", fail=RuntimeError("fp16 kernel missing")),
+                   FakeEngine("INT8", "the quick brown box"),
+                   unavailable("BF16", "no bf16 on this CPU"))
+
+
 @pytest.fixture(scope="module")
 def client(serve_page):
-    engines = fake_set(FakeEngine("FP32", "the quick brown fox"),
-                       FakeEngine("FP16", fail=RuntimeError("fp16 kernel missing")),
-                       FakeEngine("INT8", "the quick brown box"),
-                       unavailable("BF16", "no bf16 on this CPU"))
-    demo, url = serve_page(engines, Settings(inference_timeout_s=10))
+    demo, url = serve_page(ENGINES, Settings(inference_timeout_s=10))
     try:
         yield Client(url, verbose=False)
     finally:
@@ -62,9 +65,12 @@ def test_good_clip_then_garbage_then_good_again(client, wavs):
     int8_diff = first[7]
     assert any(seg.get("class_or_confidence") for seg in int8_diff)  # a highlighted change
 
-    bad = _outputs(client, wavs / "notes.wav")
-    assert _expected_message(wavs / "notes.wav") in bad[0].replace("\\", "")
-    assert bad[1] == "" and bad[6] == ""
+    # turned away by the validator, before the queue: the decoder's own message, no engine called
+    calls = [e.calls for e in ENGINES.engines if isinstance(e, FakeEngine)]
+    with pytest.raises(ValidationError) as refused:
+        _outputs(client, wavs / "notes.wav")
+    assert _expected_message(wavs / "notes.wav") in str(refused.value)
+    assert [e.calls for e in ENGINES.engines if isinstance(e, FakeEngine)] == calls
 
     again = _outputs(client, wavs / "tone.wav")
     assert again[1] == "the quick brown fox" and again[6] == "the quick brown box"

@@ -131,6 +131,19 @@ def engine_header(info: EngineInfo) -> str:
     return head
 
 
+def loading_header(name: str, message: str, seconds: float) -> str:
+    """A column whose engine is still loading: what it is doing, for how long."""
+    return f"### {name}\n_loading: {escape(message)}_ ({seconds:.0f} s)"
+
+
+def still_loading(names: Sequence[str]) -> str:
+    """The request line's note on engines that are not ready yet."""
+    if not names:
+        return ""
+    verb = "is" if len(names) == 1 else "are"
+    return f"{', '.join(names)} {verb} still loading and will join the next runs once ready."
+
+
 def waiting(info: EngineInfo, running: bool) -> str:
     if not info.available:
         return ""  # the header already says why

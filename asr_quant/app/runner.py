@@ -53,11 +53,13 @@ class Runner:
     def names(self) -> list[str]:
         return [e.info.name for e in self.engines]
 
-    def run(self, clip: Clip, language: str | None = None) -> Iterator[Transcript]:
-        """Every engine in order; never raises for an engine's failure. Freed
-        memory goes back to the OS after the last one, so that a long-running
-        app's resident memory stays flat (see `memory.trim_heap`)."""
-        for engine in self.engines:
+    def run(self, clip: Clip, language: str | None = None,
+            engines: Sequence[Engine] | None = None) -> Iterator[Transcript]:
+        """Every engine in order (`engines`: those ready now, default all);
+        never raises for an engine's failure. Freed memory goes back to the OS
+        after the last one, so that a long-running app's resident memory stays
+        flat (see `memory.trim_heap`)."""
+        for engine in self.engines if engines is None else engines:
             yield self.run_one(engine, clip, language)
         _memory.trim_heap()
 

@@ -8,6 +8,7 @@ calls in `runner`, diffs and WER/CER in `compare`/`metrics`, words in
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -16,11 +17,12 @@ from typing import Any, Sequence
 import gradio as gr
 import pandas as pd
 
-from .. import audio
+from .. import audio, export
 from . import charts, compare, present
-from ..engines import EngineSet
+from ..engines import EngineSet, Transcript, results
 from ..examples import Example, read_examples
 from .history import History, run_record
+from .live import LiveEngines, Slot
 from .runner import Runner
 from ..settings import Settings
 
@@ -37,30 +39,45 @@ CSS = """
 
 
 class _EngineWidgets:
-    """The column of one engine: header, transcript, diff against the
-    baseline (none in the baseline's own column), figures."""
+    """The column of one engine: header (what it is doing while it loads),
+    transcript, diff against the baseline (none in the baseline's own column),
+    figures. Transcript and diff show once the engine is ready."""
 
-    def __init__(self, info, baseline: str | None):
-        self.info = info
-        key = info.name.lower()
+    def __init__(self, slot: Slot, baseline: str | None):
+        self.name, self.precision = slot.name, slot.precision
+        key = slot.name.lower()
+        ready = slot.state == "ready"
         with gr.Column(elem_classes="engine-col", elem_id=f"engine-{key}", min_width=220):
-            gr.Markdown(present.engine_header(info), elem_id=f"head-{key}")
-            self.text = gr.Textbox(label=f"{info.name} transcript", lines=4, max_lines=12,
-                                   interactive=False, elem_id=f"text-{key}", buttons=["copy"],
-                                   visible=info.available)
+            self.head = gr.Markdown(self.header(slot), elem_id=f"head-{key}", label=f"{slot.name} engine")
+            self.text = gr.Textbox(label=f"{slot.name} transcript", lines=4, max_lines=12,
+                                   interactive=False, elem_id=f"text-{key}", buttons=["copy"], visible=ready)
             self.diff = None
-            if info.name != baseline:
-                self.diff = gr.HighlightedText(label=f"{info.name} vs {baseline}", show_legend=True,
+            if slot.name != baseline:
+                self.diff = gr.HighlightedText(label=f"{slot.name} vs {baseline}", show_legend=True,
                                                combine_adjacent=False, color_map=present.DIFF_COLORS,
-                                               elem_id=f"diff-{key}", visible=info.available)
-            self.figures = gr.Markdown("", elem_id=f"figures-{key}")
+                                               elem_id=f"diff-{key}", visible=ready)
+            self.figures = gr.Markdown("", elem_id=f"figures-{key}", label=f"{slot.name} figures")
+
+    @staticmethod
+    def header(slot: Slot) -> str:
+        if slot.engine is not None:
+            return present.engine_header(slot.engine.info)
+        return present.loading_header(slot.name, slot.message, slot.elapsed_s())
 
     @property
     def outputs(self) -> list:
         return [w for w in (self.text, self.diff, self.figures) if w is not None]
 
-    def clear(self, running: bool) -> dict:
-        out = {self.text: "", self.figures: present.waiting(self.info, running)}
+    def refresh(self, slot: Slot) -> dict:
+        """The header and whether transcript and diff show, as loading goes on."""
+        ready = slot.state == "ready"
+        out = {self.head: self.header(slot), self.text: gr.update(visible=ready)}
+        if self.diff is not None:
+            out[self.diff] = gr.update(visible=ready)
+        return out
+
+    def clear(self, running: bool, info=None, note: str = "") -> dict:
+        out = {self.text: "", self.figures: note or (present.waiting(info, running) if info else "")}
         if self.diff is not None:
             out[self.diff] = None
         return out
@@ -74,26 +91,27 @@ class _EngineWidgets:
 
 
 class _Page:
-    """The widgets of the page and the one request handler that fills them."""
+    """The widgets of the page and the request handlers that fill them."""
 
-    def __init__(self, engine_set: EngineSet, settings: Settings, examples: Sequence[Example]):
-        self.settings = settings
+    def __init__(self, live: LiveEngines, settings: Settings, examples: Sequence[Example]):
+        self.settings, self.live = settings, live
         self.max_bytes = int(settings.max_file_mb * 1024 * 1024)
-        ordered = compare.baseline_first(engine_set.engines)
-        self.baseline = baseline = compare.baseline_name([e.info.name for e in ordered])
-        self.runner = Runner(ordered, settings.inference_timeout_s)
+        slots = live.snapshot()
+        self.baseline = baseline = compare.baseline_name([s.name for s in slots])
+        slots = sorted(slots, key=lambda s: s.name != baseline)  # the baseline's column first
+        self.runner = Runner([], settings.inference_timeout_s)
 
         gr.Markdown("# One recognizer at several precisions, side by side\n"
                     "Record or upload a clip (or pick an example): every engine transcribes it, one after "
                     "another, and each column fills in as soon as its engine is done.")
         with gr.Accordion("Loaded model and engines", open=True):
-            gr.Markdown(present.model_card(engine_set), elem_id="model-card")
+            self.card = gr.Markdown(self.model_card(), elem_id="model-card", label="model card")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
                 self.clip = gr.Audio(sources=["upload", "microphone"], type="filepath",
                                      label="Clip (upload or record)", elem_id="clip", buttons=["download"])
             with gr.Column(scale=2):
-                choices = present.language_choices(present.model_languages(engine_set),
+                choices = present.language_choices(present.model_languages(live.engine_set()),
                                                    [e.language for e in examples])
                 self.language = gr.Dropdown(choices=choices, value="auto", filterable=True, label="Language",
                                             elem_id="language")
@@ -104,10 +122,11 @@ class _Page:
             gr.Examples(examples=[[str(e.path), e.language, e.reference] for e in examples],
                         inputs=[self.clip, self.language, self.reference],
                         example_labels=[e.label for e in examples],
-                        label="Examples (reference and language are filled in)", examples_per_page=12)
-        self.status = gr.Markdown("", elem_id="status", elem_classes="status-line")
+                        label="Examples (language · recorded or synthetic; reference and language are filled in)",
+                        examples_per_page=12)
+        self.status = gr.Markdown("", elem_id="status", elem_classes="status-line", label="status")
         with gr.Row(equal_height=False):
-            self.cols = [_EngineWidgets(e.info, baseline) for e in ordered]
+            self.cols = [_EngineWidgets(s, baseline) for s in slots]
         with gr.Row():
             self.lat_plot = gr.Plot(label="Latency", elem_id="plot-latency")
             self.mem_plot = gr.Plot(label="Memory", elem_id="plot-memory")
@@ -117,7 +136,18 @@ class _Page:
             with gr.Row():
                 self.csv_btn = gr.DownloadButton("Download history (CSV)", visible=False, elem_id="dl-csv")
                 self.json_btn = gr.DownloadButton("Download history (JSON)", visible=False, elem_id="dl-json")
+        with gr.Accordion("Take the INT8 model away", open=False):
+            gr.Markdown("The quantized encoder and decoder (ONNX), tokenizer, mel parameters, the manifest "
+                        "(recipe, calibration, measured agreement with FP32, sizes) and a README with a "
+                        "numpy + onnxruntime script that transcribes a wav with those files alone.")
+            self.export_btn = gr.Button("Prepare the INT8 download (zip)", elem_id="export")
+            self.export_file = gr.File(label="INT8 model (zip)", elem_id="export-file", interactive=False)
         self.history = gr.State(History())  # one per browser session (gradio copies it)
+        self.timer = gr.Timer(1.0, active=not live.done)  # polls the engines while they load
+        self.api_json = gr.JSON(visible=False, label="result")
+        self.api_button = gr.Button(visible=False)
+        self.status_json = gr.JSON(visible=False, label="engine status")
+        self.status_button = gr.Button(visible=False)
 
     @property
     def inputs(self) -> list:
@@ -128,45 +158,91 @@ class _Page:
         return [self.status, *[w for c in self.cols for w in c.outputs], self.lat_plot, self.mem_plot,
                 self.hist_plot, self.hist_table, self.csv_btn, self.json_btn, self.history]
 
+    @property
+    def loading_outputs(self) -> list:
+        return [self.card, *[w for c in self.cols for w in (c.head, c.text, c.diff) if w is not None], self.timer]
+
+    def model_card(self) -> str:
+        card = present.model_card(self.live.engine_set())
+        pending = [s.name for s in self.live.snapshot() if s.engine is None]
+        return card + (f"\n\n_{present.still_loading(pending)}_" if pending else "")
+
+    def refresh(self) -> dict:
+        """The loading state now (the timer's tick): headers, columns, model card."""
+        slots = {s.precision: s for s in self.live.snapshot()}
+        out: dict = {self.card: self.model_card(), self.timer: gr.Timer(active=not self.live.done)}
+        for c in self.cols:
+            out.update(c.refresh(slots[c.precision]))
+        return out
+
+    def new_clip(self) -> dict:
+        """A new clip (uploaded, recorded or picked): the last clip's results go,
+        so a refused upload is not shown beside another clip's transcripts."""
+        return {self.status: "", self.lat_plot: None, self.mem_plot: None,
+                **{k: v for c in self.cols for k, v in c.clear(False).items()}}
+
+    def input_problem(self, clip_path) -> str | None:
+        """What is wrong with an upload, in the decoder's words; None when it is fine."""
+        if not clip_path:
+            return "Record or upload a clip first, or pick an example."
+        try:
+            audio.load(clip_path, max_s=self.settings.max_audio_s, max_bytes=self.max_bytes,
+                       name=Path(clip_path).name)
+        except audio.AudioError as exc:
+            return str(exc)
+        return None
+
     def _problem(self, message: str) -> dict:
         """An input problem: the message as toast and status line, nothing transcribed."""
         gr.Warning(message)
         return {self.status: f"⚠️ {present.escape(message)}", self.lat_plot: None, self.mem_plot: None,
                 **{k: v for c in self.cols for k, v in c.clear(False).items()}}
 
+    def _ready(self) -> tuple[list, list[Slot]]:
+        """(engines ready now, baseline first; slots still loading)."""
+        slots = self.live.snapshot()
+        engines = compare.baseline_first([s.engine for s in slots if s.engine is not None])
+        return engines, [s for s in slots if s.engine is None]
+
     def run(self, clip_path, language, reference, hist: History, progress):
-        """One request: decode, run each engine (yielding its column), then
-        charts and history. Input problems end here with their message."""
+        """One request: decode, run each ready engine (yielding its column),
+        then charts and history. Input problems end here with their message
+        (the validator has already turned them away before the queue)."""
         started = time.perf_counter()
-        if not clip_path:
-            yield self._problem("Record or upload a clip first, or pick an example.")
+        if (problem := self.input_problem(clip_path)) is not None:
+            yield self._problem(problem)
             return
         progress(0, desc="decoding")
-        try:
-            clip = audio.load(clip_path, max_s=self.settings.max_audio_s, max_bytes=self.max_bytes,
-                              name=Path(clip_path).name)  # gradio keeps the upload's own name
-        except audio.AudioError as exc:
-            yield self._problem(str(exc))
-            return
+        clip = audio.load(clip_path, max_s=self.settings.max_audio_s, max_bytes=self.max_bytes,
+                          name=Path(clip_path).name)  # gradio keeps the upload's own name
         decode_s = time.perf_counter() - started
         chosen = present.language_code(language)
-        cols, n = self.cols, len(self.cols)
-        ready = sum(1 for c in cols if c.info.available)
+        engines, pending = self._ready()
+        by_precision = {c.precision: c for c in self.cols}
+        cols, n = [by_precision[e.info.precision] for e in engines], len(engines)
+        later = present.still_loading([s.name for s in pending])
+        waiting = {k: v for s in pending for k, v in
+                   by_precision[s.precision].clear(False, note=f"_still loading ({present.escape(s.message)}); "
+                                                               f"not in this run_").items()}
+        ready = sum(1 for e in engines if e.info.available)
+        if not engines:  # the first seconds after a start: nothing to run yet
+            yield {self.status: f"⏳ No engine is ready yet. {later}", **waiting}
+            return
         yield {self.status: f"Running {ready} engines one after another on **{present.escape(clip.name)}** "
-                            f"({clip.duration_s:.1f} s)…",
-               **{k: v for i, c in enumerate(cols) for k, v in c.clear(i == 0).items()}}
+                            f"({clip.duration_s:.1f} s)… {later}",
+               **waiting, **{k: v for i, c in enumerate(cols) for k, v in c.clear(i == 0, engines[i].info).items()}}
 
         request = compare.Request(self.baseline, chosen, reference)
-        filled: dict = {}  # every column's final values, repeated in the last yield for API clients
-        for i, t in enumerate(self.runner.run(clip, chosen)):
+        filled: dict = dict(waiting)  # every column's final values, repeated in the last yield for API clients
+        for i, t in enumerate(self.runner.run(clip, chosen, engines)):
             update = cols[i].fill(request.add(t))
             filled.update(update)
             if i + 1 < n:
-                update.update(cols[i + 1].clear(True))
-                progress((i + 1, n), desc=f"{cols[i + 1].info.name} running")
+                update.update(cols[i + 1].clear(True, engines[i + 1].info))
+                progress((i + 1, n), desc=f"{cols[i + 1].name} running")
             yield update
 
-        loaded = [c.info.name for c in cols if c.info.available]  # the others stay out of charts and history
+        loaded = [e.info.name for e in engines if e.info.available]  # the others stay out of charts and history
         record = hist.add(run_record(clip.name, clip.duration_s, request, loaded))
         transcripts = [r.transcript for r in request.results if r.transcript.engine in loaded]
         figures = (charts.latency_figure(transcripts), charts.memory_figure(transcripts),
@@ -180,9 +256,10 @@ class _Page:
             log.info("run %d: %s, %.1f s of audio: request %.3f s, engines %.3f s, decode %.3f s, "
                      "outside the engines %.1f %%", record.run, clip.name, clip.duration_s, record.wall_s,
                      record.engines_s, decode_s, 100 * record.outside_engines_s / max(record.wall_s, 1e-9))
+            summary = present.summary(request.results, record.wall_s, clip.name, clip.duration_s, clip.notes)
             yield {
                 **filled,
-                self.status: present.summary(request.results, record.wall_s, clip.name, clip.duration_s, clip.notes),
+                self.status: summary + (f"  \n{later}" if later else ""),
                 self.lat_plot: figures[0], self.mem_plot: figures[1], self.hist_plot: figures[2],
                 self.hist_table: pd.DataFrame(rows, columns=headers),
                 self.csv_btn: gr.DownloadButton(value=str(csv_path), visible=True),
@@ -190,14 +267,44 @@ class _Page:
                 self.history: hist,
             }  # gradio copies the files into its own cache before it resumes us; then tmp goes
 
+    def run_json(self, clip_path, language) -> dict:
+        """The CLI's `--json` object for one clip (the `/transcribe_json` API);
+        engines still loading are listed with that as their error."""
+        if (problem := self.input_problem(clip_path)) is not None:
+            raise gr.Error(problem)
+        clip = audio.load(clip_path, max_s=self.settings.max_audio_s, max_bytes=self.max_bytes,
+                          name=Path(clip_path).name)
+        chosen = present.language_code(language)
+        engines, pending = self._ready()
+        rows = [results.engine_row(e.info, t) for e, t in zip(engines, self.runner.run(clip, chosen, engines))]
+        rows += [results.engine_row(s.info, Transcript(engine=s.name, audio_s=clip.duration_s,
+                                                       error=f"{s.name} is still loading ({s.message})"))
+                 for s in pending]
+        return results.run_result(self.live.model.name, clip.name, clip.duration_s, clip.sample_rate_in, rows)
 
-def build(engine_set: EngineSet, settings: Settings, examples: Sequence[Example] | None = None) -> gr.Blocks:
-    """The page for these engines; call `launch` on the result."""
+    def export(self):
+        """The INT8 download: a zip built once per artifact set (in the cache),
+        handed to gradio from a temp folder (gradio serves only what it copied)."""
+        int8 = next((s.engine for s in self.live.snapshot() if s.precision == "int8"), None)
+        if int8 is None or not int8.info.available:
+            raise gr.Error("The INT8 engine is not ready" + ("" if int8 is None else f": {int8.info.error}"))
+        try:
+            built = export.export_zip(self.settings, int8)
+        except export.ExportError as exc:
+            raise gr.Error(str(exc)) from None
+        with tempfile.TemporaryDirectory(prefix="asrq-export-") as tmp:
+            shutil.copyfile(built, Path(tmp) / "asr-quant-int8.zip")
+            yield str(Path(tmp) / "asr-quant-int8.zip")  # gradio copies it before it resumes us
+
+
+def build(engines: EngineSet | LiveEngines, settings: Settings, examples: Sequence[Example] | None = None) -> gr.Blocks:
+    """The page for these engines (loaded, or still loading); call `launch` on the result."""
     if examples is None:
         examples = read_examples()
+    live = engines if isinstance(engines, LiveEngines) else LiveEngines.loaded_set(engines)
     charts.warm_up()
     with gr.Blocks(title="asr-quant: one recognizer, three precisions", delete_cache=(1800, 3600)) as demo:
-        page = _Page(engine_set, settings, examples)
+        page = _Page(live, settings, examples)
 
         def transcribe(clip_path, language, reference, hist: History, progress=gr.Progress()):
             try:
@@ -208,8 +315,25 @@ def build(engine_set: EngineSet, settings: Settings, examples: Sequence[Example]
                 gr.Warning(msg)
                 yield {page.status: f"⚠️ {msg}"}
 
+        def validate(clip, *others):
+            """Before the queue (gradio runs an event's validator with queue=False):
+            bad input is told at once instead of waiting behind transcriptions."""
+            problem = page.input_problem(clip)
+            return [gr.validate(problem is None, problem or ""), *[gr.validate(True, "") for _ in others]]
+
         page.button.click(transcribe, inputs=page.inputs, outputs=page.outputs, api_name="transcribe",
-                          concurrency_limit=settings.concurrency, show_progress="minimal")
+                          concurrency_limit=settings.concurrency, concurrency_id="engines",
+                          show_progress="minimal", validator=validate)
+        page.api_button.click(page.run_json, inputs=[page.clip, page.language], outputs=page.api_json,
+                              api_name="transcribe_json", concurrency_limit=settings.concurrency,
+                              concurrency_id="engines", validator=validate)
+        page.status_button.click(page.live.status, outputs=page.status_json, api_name="engine_status", queue=False)
+        page.export_btn.click(page.export, outputs=page.export_file, api_name="export_int8", concurrency_limit=1)
+        page.clip.change(page.new_clip, outputs=[page.status, *[w for c in page.cols for w in c.outputs],
+                                                 page.lat_plot, page.mem_plot],
+                         queue=False, show_progress="hidden", api_visibility="private")
+        page.timer.tick(page.refresh, outputs=page.loading_outputs, queue=False, api_visibility="private")
+        demo.load(page.refresh, outputs=page.loading_outputs, queue=False, api_visibility="private")
     demo.queue(default_concurrency_limit=settings.concurrency, max_size=settings.max_queue)
     return demo
 

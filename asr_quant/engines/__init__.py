@@ -10,8 +10,8 @@ import os
 from types import ModuleType
 from typing import Callable
 
-from .base import (Engine, EngineError, EngineInfo, EngineSet, Memory, ModelInfo, RawResult, Timings, Transcript,
-                   UnavailableEngine, describe_error, unavailable_set)
+from .base import (NO_LISTENER, Engine, EngineError, EngineInfo, EngineSet, LoadListener, Memory, ModelInfo,
+                   RawResult, Timings, Transcript, UnavailableEngine, describe_error, unavailable_set)
 from ..settings import Settings
 
 FUNASR_NANO_HUB_ID = "FunAudioLLM/Fun-ASR-MLT-Nano-2512"
@@ -50,17 +50,18 @@ def family_hook(model: str, name: str) -> Callable | None:
     return fn if callable(fn) and not isinstance(fn, ModuleType) else None
 
 
-def load_engines(settings: Settings) -> EngineSet:
+def load_engines(settings: Settings, listener: LoadListener = NO_LISTENER) -> EngineSet:
     """Build every requested precision once; a precision that fails to load
-    becomes an `UnavailableEngine` carrying the reason."""
-    return family_module(settings.model).load(settings)
+    becomes an `UnavailableEngine` carrying the reason. `listener` hears each
+    step and each engine as soon as it is ready."""
+    return family_module(settings.model).load(settings, listener)
 
 
-def load_engines_or_reasons(settings: Settings) -> EngineSet:
+def load_engines_or_reasons(settings: Settings, listener: LoadListener = NO_LISTENER) -> EngineSet:
     """`load_engines`, but a model that cannot load at all gives one unavailable
     engine per precision carrying the reason, so a page still opens and says why."""
     try:
-        return load_engines(settings)
+        return load_engines(settings, listener)
     except Exception as exc:  # noqa: BLE001 - the caller shows people what went wrong
         logging.getLogger(__name__).exception("could not load model %r", settings.model)
         reason = f"the model {settings.model!r} could not be loaded: {describe_error(exc)}"
@@ -68,7 +69,7 @@ def load_engines_or_reasons(settings: Settings) -> EngineSet:
 
 
 __all__ = [
-    "Engine", "EngineError", "EngineInfo", "EngineSet", "Memory", "ModelInfo", "RawResult",
+    "Engine", "EngineError", "EngineInfo", "EngineSet", "LoadListener", "Memory", "ModelInfo", "RawResult",
     "Timings", "Transcript", "UnavailableEngine", "describe_error", "family_hook", "family_module", "family_of",
     "load_engines", "load_engines_or_reasons", "unavailable_set", "FUNASR_NANO_HUB_ID",
 ]

@@ -232,6 +232,21 @@ class Engine(ABC):
         )
 
 
+class LoadListener:
+    """Told what loading is doing, so a page can open first and show each
+    engine come online. Both methods are called from the loading thread; the
+    defaults do nothing (the CLI and the benchmark load without listening)."""
+
+    def step(self, precision: str | None, message: str) -> None:
+        """`precision` ("int8", ...) is at `message` ("calibrating 3/8"); None: every engine not yet loaded."""
+
+    def loaded(self, engine: "Engine") -> None:
+        """`engine` is ready (or, unavailable, carries its reason); it may be used from now on."""
+
+
+NO_LISTENER = LoadListener()
+
+
 class UnavailableEngine(Engine):
     """Stands in for an engine that failed to load, so the others still run."""
 

@@ -43,26 +43,53 @@ class AppProcess:
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT)
         self.started = time.perf_counter()
+        self.page_s: float | None = None  # when the page first answered
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
-    def wait_ready(self, timeout_s: float) -> float:
-        """Seconds until the page answered; raises if the app died or never answered."""
+    def wait_page(self, timeout_s: float) -> float:
+        """Seconds until the page answered (the engines may still be loading);
+        raises if the app died or never answered."""
         import httpx
 
         while time.perf_counter() - self.started < timeout_s:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the app exited with code {self.proc.returncode}; see {self.log_path}:\n"
-                                   + self.log_tail())
+            self._alive()
             try:
                 if httpx.get(self.url + "config", timeout=5).status_code == 200:
-                    return time.perf_counter() - self.started
+                    self.page_s = time.perf_counter() - self.started
+                    return self.page_s
             except httpx.HTTPError:
                 pass
-            time.sleep(1.0)
+            time.sleep(0.25)
         raise RuntimeError(f"the app did not answer within {timeout_s:.0f} s; see {self.log_path}")
+
+    def engine_status(self) -> dict:
+        """The app's own account of its engines (`/engine_status`: done, and each one's state)."""
+        from gradio_client import Client
+
+        client = Client(self.url, verbose=False, download_files=False, analytics_enabled=False)
+        try:
+            return client.predict(api_name="/engine_status")
+        finally:
+            client.close()
+
+    def wait_ready(self, timeout_s: float) -> float:
+        """Seconds until the page answered and every engine finished loading
+        (ready or failed); raises if the app died or that never happened."""
+        self.wait_page(timeout_s)
+        while time.perf_counter() - self.started < timeout_s:
+            self._alive()
+            if self.engine_status().get("done"):
+                return time.perf_counter() - self.started
+            time.sleep(1.0)
+        raise RuntimeError(f"the app's engines did not finish loading within {timeout_s:.0f} s; see {self.log_path}")
+
+    def _alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"the app exited with code {self.proc.returncode}; see {self.log_path}:\n"
+                               + self.log_tail())
 
     def log_tail(self, n: int = 20) -> str:
         try:

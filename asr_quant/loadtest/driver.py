@@ -39,14 +39,23 @@ class Page:
     """Where each widget's value sits in the API's answer, read from the app's
     own config (elem_ids), so a layout change does not break the reading."""
 
-    def __init__(self, config: dict, api_name: str = "transcribe"):
+    def __init__(self, config: dict, api_name: str = "transcribe", ready: Sequence[str] | None = None):
+        """`ready`: the engines the app says are loaded (its `/engine_status`);
+        without it, those whose transcript box the page config shows."""
         dep = next(d for d in config["dependencies"] if d.get("api_name") == api_name)
         comps = {c["id"]: c for c in config["components"]}
         shown = [comps[i] for i in dep["outputs"] if comps[i].get("type") != "state"]
         self.index = {c.get("props", {}).get("elem_id"): k for k, c in enumerate(shown)}
         self.engines = [c["props"]["elem_id"][5:].upper() for c in shown
                         if str(c.get("props", {}).get("elem_id", "")).startswith("text-")
-                        and c["props"].get("visible", True) is not False]
+                        and (c["props"]["elem_id"][5:].upper() in ready if ready is not None
+                             else c["props"].get("visible", True) is not False)]
+
+    @classmethod
+    def of(cls, client) -> "Page":
+        """The page as a connected `gradio_client.Client` sees it, with the engines ready now."""
+        status = client.predict(api_name="/engine_status")
+        return cls(client.config, ready=[e["name"] for e in status["engines"] if e["state"] == "ready"])
 
     def read(self, result: Sequence[Any]) -> tuple[str, dict[str, str]]:
         status = str(result[self.index["status"]] or "")
@@ -75,6 +84,8 @@ def classify_exception(req: Request, inp: Input, exc: BaseException, cap_bytes: 
     text = str(exc)
     if BUSY_TEXT in text.lower():
         req.outcome, req.detail = "busy", text[:200]
+    elif inp.kind == "bad" and type(exc).__name__ == "ValidationError" and inp.message in text:
+        req.outcome, req.detail = "clear_error", text[:200]  # turned away by the validator, before the queue
     elif inp.kind == "bad" and inp.path.stat().st_size > cap_bytes and "maximum file size" in text:
         req.outcome, req.detail = "clear_error", text[:200]  # refused before upload, as the page does
     else:
@@ -149,7 +160,7 @@ class Driver:
         rng = random.Random(self.seed * 1000 + client_id)
         try:
             client = Client(self.url, verbose=False, download_files=False, analytics_enabled=False)
-            page = Page(client.config)
+            page = Page.of(client)
         except Exception as exc:  # noqa: BLE001
             with self._lock:
                 self.errors.append(f"client {client_id} could not connect: {type(exc).__name__}: {exc}")

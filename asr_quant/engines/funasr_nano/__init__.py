@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from .. import device as _device
-from ..base import EngineError, EngineSet, ModelInfo, describe_error, unavailable, unavailable_set
+from ..base import NO_LISTENER, EngineError, EngineSet, ModelInfo, describe_error, unavailable, unavailable_set
 from . import loading
 
 log = logging.getLogger(__name__)
@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 SUPPORTED = ("fp32", "fp16", "bf16", "int8")
 
 
-def load(settings):
+def load(settings, listener=NO_LISTENER):
     precisions = [p for p in settings.precision_list if p]
     label = "Fun-ASR-Nano"
     try:
@@ -46,6 +46,7 @@ def load(settings):
         if p not in SUPPORTED:
             engines.append(unavailable(p, label, f"unknown precision {p!r}; use {', '.join(SUPPORTED)}"))
             continue
+        listener.step(p, "loading" + (" (the first start exports and quantizes ONNX: minutes)" if p == "int8" else ""))
         try:
             if p == "int8":
                 from .int8_engine import Int8Engine
@@ -65,6 +66,7 @@ def load(settings):
             log.warning("Fun-ASR-Nano %s failed to load: %s", p, exc, exc_info=True)
             eng = unavailable(p, label, describe_error(exc))
         engines.append(eng)
+        listener.loaded(eng)
     return EngineSet(model_info, engines)
 
 

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 from ... import memory as _memory
 from .. import device as _device
-from ..base import EngineSet, ModelInfo, describe_error, unavailable
+from ..base import NO_LISTENER, EngineSet, LoadListener, ModelInfo, describe_error, unavailable
 from ...settings import Settings
 from .model import WhisperBundle
 
@@ -48,19 +48,17 @@ def load_bundle(model: str, cache_dir: str, fp32: bool = True) -> WhisperBundle:
     return bundle
 
 
-def _engine(bundle: WhisperBundle, precision: str, settings: Settings, plan):
+def _engine(bundle: WhisperBundle, precision: str, settings: Settings, plan, listener: LoadListener):
     if precision == "int8" and plan.int8_recipe == "cuda":  # issue 14: INT8 that stays on the GPU
         from .int8_cuda import WhisperInt8CudaEngine
 
         return WhisperInt8CudaEngine(bundle, settings, plan)
-    if precision == "int8":
+    if precision in ("int8", "ort-fp32"):
         from .int8 import WhisperInt8Engine
-
-        return WhisperInt8Engine(bundle, settings, plan)
-    if precision == "ort-fp32":
         from .ort_engine import OrtWhisperEngine
 
-        return OrtWhisperEngine(bundle, settings, plan)
+        cls = WhisperInt8Engine if precision == "int8" else OrtWhisperEngine
+        return cls(bundle, settings, plan, progress=lambda message: listener.step(precision, message))
     if precision == "fp16-trt":
         from .trt_engine import WhisperTrtEngine
 
@@ -70,25 +68,29 @@ def _engine(bundle: WhisperBundle, precision: str, settings: Settings, plan):
     return WhisperTorchEngine(bundle, precision, plan.torch_device, settings.threads)
 
 
-def load(settings: Settings) -> EngineSet:
+def load(settings: Settings, listener: LoadListener = NO_LISTENER) -> EngineSet:
     """Build one engine per requested precision; one that fails to load becomes
-    an `UnavailableEngine` with the reason, and the others still run."""
+    an `UnavailableEngine` with the reason, and the others still run. Each is
+    handed to `listener.loaded` as soon as it is ready."""
     precisions = [p for p in settings.precision_list]
     unknown = [p for p in precisions if p not in PRECISIONS]
     torch_needed = any(p not in ORT_PRECISIONS and p not in unknown for p in precisions)
     plan = _device.choose(settings.device, torch_needed=torch_needed)
+    listener.step(None, "reading the model (a first start joins and checks the weights)")
     bundle = load_bundle(settings.model, settings.cache_dir, fp32=False)  # FP32 loads with the first engine needing it
     engines = []
     for precision in precisions:
         if precision in unknown:
             engines.append(unavailable(precision, bundle.name,
                                        f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})"))
+            listener.loaded(engines[-1])
             continue
+        listener.step(precision, "loading")
         t0 = time.perf_counter()
         meter = _memory.LoadMeter("cpu" if precision in ORT_PRECISIONS else plan.torch_device)
         try:
             with meter:
-                engine = _engine(bundle, precision, settings, plan)
+                engine = _engine(bundle, precision, settings, plan, listener)
         except Exception as exc:  # noqa: BLE001 - one precision failing must not stop the others
             ort = precision in ORT_PRECISIONS
             engines.append(unavailable(precision, bundle.name, describe_error(exc),
@@ -97,10 +99,12 @@ def load(settings: Settings) -> EngineSet:
                                        threads=settings.threads, load_s=time.perf_counter() - t0))
             if precision == "fp16-trt":
                 engines[-1].info.name = "FP16 (TensorRT)"
+            listener.loaded(engines[-1])
             continue
         engine.info.resident_bytes = meter.grown_bytes  # RSS growth while it loaded: depends on load order
         engine.info.load_s = time.perf_counter() - t0
         engines.append(engine)
+        listener.loaded(engine)
     info = ModelInfo(
         name=bundle.name, family="whisper", source=bundle.source, params=bundle.params,
         languages=", ".join(bundle.languages),
@@ -147,5 +151,12 @@ def op_profile(engine, clips, out_dir, threads: int) -> dict | None:
     return ort_profile.profile(engine, clips, out_dir, threads)
 
 
+def export_int8(engine, out_dir):
+    """The loaded INT8 engine's model as a folder to take away (see export.py)."""
+    from .export import export
+
+    return export(engine, out_dir)
+
+
 __all__ = ["load", "load_bundle", "WhisperBundle", "PRECISIONS", "peer_engines", "int8_variant", "calibration_texts",
-           "op_profile"]
+           "op_profile", "export_int8"]

@@ -30,6 +30,7 @@ import subprocess
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 from ...cache import build_dir, key_of, sha256_file, source_hash
 from ...memory import onnx_initializer_bytes
@@ -78,8 +79,10 @@ def validate(folder: Path) -> dict | None:
 
 
 def ensure(bundle: WhisperBundle, kind: str, quant: QuantConfig | None, threads: int,
-           cache_root: str | os.PathLike, rebuild: bool = False) -> tuple[Path, dict]:
-    """The artifact folder and its manifest, building it if missing or invalid."""
+           cache_root: str | os.PathLike, rebuild: bool = False,
+           progress: Callable[[str], None] | None = None) -> tuple[Path, dict]:
+    """The artifact folder and its manifest, building it if missing or invalid
+    (`progress` hears the build's steps: "exporting ONNX", "calibrating 3/8", ...)."""
     if kind not in KINDS:
         raise ValueError(f"artifact kind must be one of {KINDS}, not {kind!r}")
     quant = quant or QuantConfig()
@@ -91,7 +94,7 @@ def ensure(bundle: WhisperBundle, kind: str, quant: QuantConfig | None, threads:
 
     def fill(tmp: Path) -> None:
         global BUILDS
-        report = _build_in_child(bundle, kind, quant, threads, cache_root, tmp)
+        report = _build_in_child(bundle, kind, quant, threads, cache_root, tmp, progress)
         manifest = {
             "kind": kind, "model": bundle.name, "model_sha256": bundle.sha256, "key": final.name,
             "builder": builder_hash(), "ort_quantization": _ort_version(),
@@ -110,22 +113,48 @@ def ensure(bundle: WhisperBundle, kind: str, quant: QuantConfig | None, threads:
 
 
 def _build_in_child(bundle: WhisperBundle, kind: str, quant: QuantConfig, threads: int, cache_root,
-                    out: Path) -> dict:
-    """The build in a fresh Python process; returns its report."""
+                    out: Path, progress: Callable[[str], None] | None = None) -> dict:
+    """The build in a fresh Python process; returns its report. The child's
+    progress lines (`PROGRESS_MARK message`) go to `progress` as they come."""
     cmd = [sys.executable, "-m", __name__, "--kind", kind, "--ct2-dir", str(bundle.ct2_dir), "--model", bundle.key, "--quant", json.dumps(asdict(quant)),
            "--threads", str(threads), "--cache-dir", str(cache_root), "--out", str(out)]
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[3])  # the folder holding the asr_quant package
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     log.info("building %s ONNX artifacts: %s", kind, " ".join(cmd))
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if r.returncode != 0:
-        tail = [line for line in (r.stderr or "").strip().splitlines() if line.strip()][-3:]
+    returncode, stderr = _run_reporting(cmd, env, progress or (lambda message: None))
+    if returncode != 0:
+        tail = [line for line in stderr.strip().splitlines() if line.strip()][-3:]
         raise EngineError(f"building the {kind.upper()} ONNX model failed: "
-                          + (" | ".join(tail) or f"exit code {r.returncode}"))
+                          + (" | ".join(tail) or f"exit code {returncode}"))
     report = json.loads((out / "report.json").read_text())
     (out / "report.json").unlink()
     return report
+
+
+# --- build progress: the child prints one marked line per step, the parent passes them on
+
+PROGRESS_MARK = "ASRQ-PROGRESS "
+
+
+def _run_reporting(cmd: list[str], env: dict, progress: Callable[[str], None]) -> tuple[int, str]:
+    """Run `cmd`; every marked stdout line goes to `progress` as it comes.
+    Returns (exit code, stderr). stderr goes to a file, so neither pipe can fill up."""
+    import tempfile
+
+    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as err:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=err, text=True, bufsize=1)
+        for line in proc.stdout:
+            if line.startswith(PROGRESS_MARK):
+                progress(line[len(PROGRESS_MARK):].strip())
+        proc.stdout.close()
+        code = proc.wait()
+        err.seek(0)
+        return code, err.read()
+
+
+def _say(message: str) -> None:
+    print(PROGRESS_MARK + message, flush=True)
 
 
 def _child(argv: list[str] | None = None) -> int:
@@ -154,10 +183,12 @@ def _child(argv: list[str] | None = None) -> int:
     torch.set_num_threads(a.threads)
     out = Path(a.out)
     src = ct2.locate(a.model if not a.model.startswith("path-") else a.ct2_dir, a.cache_dir)
+    _say("loading the FP32 model to export (a first start converts it)")
     model, _, _ = ct2.load_fp32(src)
     cfg = model.config
     report: dict = {"dims": onnx_export.dims(cfg)}
     if a.kind == "fp32":
+        _say("exporting ONNX")
         work = out / "work"
         enc, dec = onnx_export.export(model, work, outliers=None)
         for f, name in ((enc, "encoder.onnx"), (dec, "decoder.onnx")):
@@ -172,7 +203,7 @@ def _child(argv: list[str] | None = None) -> int:
                                             max_positions=cfg.max_target_positions)
         n_mels = cfg.num_mel_bins
         built = build(model, out, quant, lambda x: features.windows(x, n_mels)[0].mel, _prompt_fn(tokens),
-                      a.cache_dir, a.threads)
+                      a.cache_dir, a.threads, progress=_say)
         report["report"] = asdict(built)
         report["calibration_languages"] = calibration.languages(calibration.CALIBRATION, quant.calib_size)
         report["holdout_languages"] = calibration.languages(calibration.HOLDOUT, quant.holdout_size)

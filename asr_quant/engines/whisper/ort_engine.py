@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -75,14 +75,17 @@ class OrtWhisperEngine(Engine):
     name = "ORT-FP32"
     precision = "fp32"
 
-    def __init__(self, bundle: WhisperBundle, settings, plan, quant: QuantConfig | None = None):
+    def __init__(self, bundle: WhisperBundle, settings, plan, quant: QuantConfig | None = None,
+                 progress: Callable[[str], None] | None = None):
+        """`progress` hears the artifact build's steps, if it has to build them."""
         import onnxruntime as ort
 
         self.bundle = bundle
         self.quant = quant or QuantConfig()
         threads = int(settings.threads)
         t0 = time.perf_counter()
-        folder, manifest = ort_artifacts.ensure(bundle, self.kind, self.quant, threads, settings.cache_dir)
+        folder, manifest = ort_artifacts.ensure(bundle, self.kind, self.quant, threads, settings.cache_dir,
+                                                progress=progress)
         meter = _memory.LoadMeter("cpu")
         with meter:
             try:
@@ -90,7 +93,7 @@ class OrtWhisperEngine(Engine):
             except Exception as exc:  # noqa: BLE001 - a file ORT can't read is rebuilt once
                 log.warning("ONNX Runtime could not load %s (%s); rebuilding", folder, exc)
                 folder, manifest = ort_artifacts.ensure(bundle, self.kind, self.quant, threads, settings.cache_dir,
-                                                        rebuild=True)
+                                                        rebuild=True, progress=progress)
                 self.step_model = self._sessions(folder, manifest, plan, threads)
         self.folder = folder
         self.manifest = manifest

@@ -65,15 +65,20 @@ class BuildReport:
 
 # --------------------------------------------------------------------------- pieces
 
-def _reader(mels: list[np.ndarray]):
+def _reader(mels: list[np.ndarray], progress: Callable[[str], None] | None = None):
     from onnxruntime.quantization import CalibrationDataReader
 
     class _Reader(CalibrationDataReader):
         def __init__(self):
             self._it = iter([{"mel": m} for m in mels])
+            self._n = 0
 
         def get_next(self):
-            return next(self._it, None)
+            item = next(self._it, None)
+            if item is not None and progress is not None:  # the calibrator runs each clip as it asks for it
+                self._n += 1
+                progress(f"calibrating {self._n}/{len(mels)}")
+            return item
 
     return _Reader()
 
@@ -92,7 +97,8 @@ def _weight_nodes(path: Path, op_types: Iterable[str]) -> list:
 
 
 def quantize_encoder_static(fp32: Path, out: Path, mels: list[np.ndarray], cfg: QuantConfig, work: Path,
-                            keep_fp32: Iterable[str] = ()) -> tuple[int, list[str]]:
+                            keep_fp32: Iterable[str] = (),
+                            progress: Callable[[str], None] | None = None) -> tuple[int, list[str]]:
     """Static QDQ encoder. Returns (quantized nodes, weight nodes left in FP32)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quant_pre_process, quantize_static
 
@@ -103,7 +109,7 @@ def quantize_encoder_static(fp32: Path, out: Path, mels: list[np.ndarray], cfg: 
     method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
               "entropy": CalibrationMethod.Entropy}[cfg.calib_method]
     quantize_static(
-        str(pre), str(out), _reader(mels),
+        str(pre), str(out), _reader(mels, progress),
         quant_format=QuantFormat.QDQ,
         op_types_to_quantize=list(cfg.op_types),
         per_channel=cfg.per_channel,
@@ -209,14 +215,22 @@ def outlier_channels(amax: dict[str, list], k: int) -> dict[str, list]:
 
 # --------------------------------------------------------------------------- build
 
+def _counted(items: list, what: str, say: Callable[[str], None]):
+    """`items`, saying "what i/n" as each is taken (progress of a loop we don't own)."""
+    for i, item in enumerate(items, 1):
+        say(f"{what} {i}/{len(items)}")
+        yield item
+
+
 def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndarray], np.ndarray],
-          prompt: Callable[[str, str], tuple[list[int], int]], cache_dir: str | Path, threads: int = 2) -> BuildReport:
+          prompt: Callable[[str, str], tuple[list[int], int]], cache_dir: str | Path, threads: int = 2,
+          progress: Callable[[str], None] | None = None) -> BuildReport:
     """Export, quantize and (mode auto) choose; writes encoder.onnx and
     decoder.onnx into out_dir (the caller adds the manifest and makes it atomic).
 
     features: audio float32 16 kHz -> mel [1, n_mels, 3000] (the engines' own).
     prompt: (text, language) -> (token ids: start sequence + text, index of the
-    first scored position)."""
+    first scored position). progress: hears each step ("exporting ONNX", "calibrating 3/8")."""
     import shutil
 
     t0 = time.perf_counter()
@@ -225,9 +239,11 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
     work = out_dir / "work"
     work.mkdir(parents=True, exist_ok=True)
     d = onnx_export.dims(hf_model.config)
+    say = progress or (lambda message: None)
 
     calib: list[tuple[np.ndarray, list[int]]] | None = None
     if cfg.mode != "dynamic" or cfg.fc2 == "split":
+        say("making calibration speech")
         try:
             calib = [(features(a), prompt(u.text, u.language)[0])
                      for u, a in calibration.calibration_clips(max(cfg.calib_size, OUTLIER_CLIPS), cache_dir)]
@@ -241,6 +257,7 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
     outliers = None
     if cfg.fc2 == "split" and calib is not None:
         t = time.perf_counter()
+        say("finding outlier channels")
         # Outlier channels are a property of the weights: the same few show on
         # any speech, so a few clips find them (they cost a full FP32 pass each).
         outliers = outlier_channels(fc2_input_amax(hf_model, calib[:OUTLIER_CLIPS]), cfg.outlier_channels)
@@ -251,11 +268,13 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
     else:
         keep = ("fc2",)
     t = time.perf_counter()
+    say("exporting ONNX")
     enc32, dec32 = onnx_export.export(hf_model, work, outliers=outliers)
     secs["export"] = time.perf_counter() - t
 
     t = time.perf_counter()
     dec8 = out_dir / "decoder.onnx"
+    say("quantizing the decoder")
     n_dec, dec_fp32 = quantize_dynamic_graph(dec32, dec8, per_channel=True, keep_fp32=keep)
     share_embedding(dec8)
     secs["decoder"] = time.perf_counter() - t
@@ -265,11 +284,12 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
     if cfg.mode in ("static", "auto") and calib is not None:
         t = time.perf_counter()
         infos["static"] = quantize_encoder_static(enc32, work / "encoder.static.onnx", [m for m, _ in calib[:cfg.calib_size]],
-                                                  cfg, work, keep_fp32=keep)
+                                                  cfg, work, keep_fp32=keep, progress=say)
         candidates["static"] = (work / "encoder.static.onnx", dec8)
         secs["encoder_static"] = time.perf_counter() - t
     if cfg.mode in ("dynamic", "auto") or not candidates:
         t = time.perf_counter()
+        say("quantizing the encoder (dynamic)")
         infos["dynamic"] = quantize_dynamic_graph(enc32, work / "encoder.dynamic.onnx", per_channel=cfg.per_channel,
                                                   keep_fp32=keep)
         candidates["dynamic"] = (work / "encoder.dynamic.onnx", dec8)
@@ -279,10 +299,12 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
         t = time.perf_counter()
         try:
             samples = []
+            say("making hold-out speech")
             for utt, audio in calibration.holdout_clips(cfg.holdout_size, cache_dir):
                 tokens, first = prompt(utt.text, utt.language)
                 samples.append((features(audio), tokens, first))
-            report.measured = measure((enc32, dec32), candidates, samples, d, threads)
+            report.measured = measure((enc32, dec32), candidates, _counted(samples, "measuring hold-out clips", say),
+                                      d, threads)
         except calibration.CalibrationError as exc:
             report.reason += f"no hold-out speech ({exc}); "
         secs["measure"] = time.perf_counter() - t
