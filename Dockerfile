@@ -2,7 +2,7 @@
 FROM python:3.11-slim
 
 # The Debian packages a Hugging Face Space installs from packages.txt, installed the same way here:
-# espeak-ng (INT8 calibration and hold-out speech), libsndfile1 (soundfile's fallback reader).
+# libsndfile1 (soundfile's fallback reader). No espeak-ng: the INT8 calibration speech ships in the package.
 # PyAV's wheel bundles ffmpeg's libraries, so no ffmpeg package is needed for mp3/m4a/webm.
 COPY packages.txt /tmp/packages.txt
 RUN apt-get update \

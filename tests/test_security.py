@@ -249,7 +249,7 @@ def test_stopped_app_leaves_no_temp_files(tmp_path, sig, app_process):
         client = Client(url, verbose=False, download_files=False)
         out = client.predict(handle_file(str(clip)), "en", "", api_name="/transcribe")
         assert "0/3 engines answered" in out[0]
-        assert [p.name for p in temp.rglob("*.wav")] == ["upload-me.wav"]
+        assert "upload-me.wav" in [p.name for p in temp.rglob("*.wav")]  # beside the examples gradio keeps
         proc.send_signal(getattr(signal, sig))  # the client is still connected
         assert proc.wait(60) == 0 if sig == "SIGTERM" else proc.wait(60) in (0, 130)
     finally:
