@@ -163,7 +163,7 @@ def test_fault_at_load(rig, whisper_engines, monkeypatch, failing, serve_page):
             raise fault
         return FaultyEngine(real[precision])  # the already loaded engine (info copied, not shared)
 
-    monkeypatch.setattr(whisper, "load_bundle", lambda model, cache_dir: bundle)
+    monkeypatch.setattr(whisper, "load_bundle", lambda model, cache_dir, fp32=True: bundle)
     monkeypatch.setattr(whisper, "_engine", factory)
     engine_set = load_engines(Settings(model="base", device="cpu", threads=2))
     by = {e.info.precision: e for e in engine_set.engines}

@@ -296,7 +296,8 @@ def test_cli_json_shape(whisper_engines, monkeypatch):
     assert set(data["clip"]) == {"path", "duration_s", "sample_rate_in"}
     assert data["clip"]["duration_s"] == pytest.approx(audio.load(example.path).duration_s, abs=1e-3)
     keys = {"name", "precision", "runtime", "device", "text", "language", "tokens", "latency_s", "rtf",
-            "disk_bytes", "rss_bytes", "peak_bytes", "error"}
+            "disk_bytes", "weights_bytes", "working_bytes", "working_measured_at", "process_bytes", "process_kind",
+            "load_growth_bytes", "rss_bytes", "peak_bytes", "error"}
     assert [e["name"] for e in data["engines"]] == [e.info.name for e in whisper_engines.engines]
     for row in data["engines"]:
         assert set(row) == keys
@@ -304,6 +305,10 @@ def test_cli_json_shape(whisper_engines, monkeypatch):
             assert row["text"] and row["language"] == "en" and row["tokens"] > 0
             assert row["latency_s"] > 0 and row["rtf"] == pytest.approx(row["latency_s"] / data["clip"]["duration_s"], rel=0.01)
             assert row["disk_bytes"] > 0 and row["peak_bytes"] > 0
+            assert row["weights_bytes"] == next(e.info.weights_bytes for e in whisper_engines.engines
+                                                if e.info.name == row["name"]) > 0
+            assert row["process_kind"] == "process RSS" and row["process_bytes"] > row["weights_bytes"]
+            assert row["rss_bytes"] == row["load_growth_bytes"]  # the old name, kept
     code, out, err = _cli(["transcribe", str(example.path)], whisper_engines, monkeypatch)
     assert code == 0 and "FP32" in out and "latency" in out
 
