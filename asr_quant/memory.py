@@ -159,10 +159,19 @@ def process_bytes(device: str = "cpu") -> tuple[int, str]:
 
 
 def peak_rss_bytes() -> int:
-    """The kernel's high-water mark of this process's RSS since it started."""
+    """The high-water mark of this process's RSS since it started (Linux
+    VmHWM). Not getrusage's ru_maxrss: that survives exec, so a child spawned
+    by a 2 GB parent reports the parent's peak as its own."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
     import resource
 
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # KiB on Linux
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # KiB on Linux, bytes on macOS (approx.)
 
 
 def nvml_used_bytes(index: int = 0) -> int | None:

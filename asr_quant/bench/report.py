@@ -141,7 +141,7 @@ def _size_section(res: dict, h: str) -> str:
             "loaded by itself in a fresh process (`asr_quant.engines.alone`, runtime libraries included) and run "
             "twice on the run's first clip: *working memory of a call* is the largest rise of RSS during a call "
             "above RSS just before it (sampled every 5 ms), *peak RSS* the kernel's high-water mark of that "
-            "process (ru_maxrss): what a machine must have to serve that engine alone, the closest figure to "
+            "process (VmHWM): what a machine must have to serve that engine alone, the closest figure to "
             "the article's peak. *Load growth in the shared run* is kept for the record: it depends on what "
             "loaded before." if kind == "cpu-rss"
             else "Peak = torch.cuda.max_memory_allocated during inference (after reset_peak_memory_stats); "

@@ -9,7 +9,7 @@ reports:
 - `rss_start`, `rss_after_load`, `load_growth`: RSS before and after the load;
 - `working_bytes`: the largest rise of RSS during a call above RSS just
   before it (the working memory of a call), over a first and a second call;
-- `peak_rss`: the kernel's high-water mark of the process over its life
+- `peak_rss`: the kernel's high-water mark of the process's RSS (VmHWM) over its life
   (load and calls): what the machine must have for this engine alone;
 - `weights_bytes`: the engine's own exact tensor bytes, for comparison.
 
@@ -59,7 +59,7 @@ def _versions() -> dict:
 def cache_path(spec: dict) -> Path:
     key = key_of({**{k: v for k, v in spec.items() if k not in ("cache_dir", "clip")},
                   "clip": sha256_file(spec["clip"]), "versions": _versions(),
-                  "code": source_hash(__file__)})
+                  "code": source_hash(__file__, _memory.__file__)})
     safe = "".join(c if c.isalnum() or c in "-." else "-" for c in f"{spec['model']}-{spec['kind']}-{spec['name']}")
     return Path(spec["cache_dir"]) / "memory-alone" / f"{safe[-60:]}-{key}.json"
 
