@@ -77,7 +77,9 @@ def test_full_queue_is_busy_and_no_answer_is_lost(inputs, serve_page):
     demo, url = serve_page(fake_set(*engines), Settings(max_file_mb=CAP_MB, inference_timeout_s=60, max_queue=1))
     good = [i for i in inputs if i.kind == "good"]
     try:
-        driver = loadtest.Driver(url, good, clients=4, duration_s=3.0, drain_s=4.0, bad_share=0.0,
+        # 10 s of sending: on a busy machine the clients take seconds just to connect, and the queue
+        # must see at least three of them at once to turn one away
+        driver = loadtest.Driver(url, good, clients=4, duration_s=10.0, drain_s=4.0, bad_share=0.0,
                                  cap_bytes=int(CAP_MB * 2**20))
         reqs = driver.run()  # the gate stays shut: the running one and the queued one never finish in time
     finally:
