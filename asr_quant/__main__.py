@@ -97,8 +97,10 @@ def transcribe(args: argparse.Namespace) -> int:
         _fail(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
     from .engines import alone
 
-    alone.attach(engines, settings, args.clip, args.language) if args.measure_memory else alone.attach_cached(
-        engines, settings, args.clip, args.language)
+    if args.measure_memory:
+        alone.attach(engines, settings, args.clip, args.language)
+    else:
+        alone.attach_cached(engines, settings, args.clip, args.language)
     rows = [engine_row(e, e.transcribe(clip, args.language)) for e in engines.engines]
     # A bad --language is bad input: every loaded engine rejects it with the same message.
     errors = {r["error"] for e, r in zip(engines.engines, rows) if e.info.available}
