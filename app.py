@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("asr_quant").setLevel(logging.INFO)  # ours: one line per run; libraries: warnings
     live = LiveEngines(settings.model, settings.precision_list)
     demo = ui.build(live, settings)
-    live.start(lambda listener: with_memory_alone(load_engines_or_reasons(settings, listener), settings))
+    live.start(lambda listener: with_memory_alone(load_engines_or_reasons(settings, listener), settings),
+               nice=settings.inference_nice)
     signal.signal(signal.SIGTERM, _interrupt)  # `docker stop` shuts down like Ctrl-C
     try:
         ui.launch(demo, settings)

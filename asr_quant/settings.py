@@ -34,6 +34,9 @@ class Settings:
     server_port: int = 7860
     concurrency: int = 1  # inferences at once; 1 keeps timings honest
     max_queue: int = 32
+    # the page's inference threads run this much nicer than its web server, so
+    # that uploads, bad-input checks and page loads get the CPU first (Linux)
+    inference_nice: int = 10
     memory_probe: str = "background"  # background: measure each engine alone once (cached) after start | off
 
     @property

@@ -263,3 +263,47 @@ def test_language_choices_follow_the_model():
     assert only_en == [("Auto-detect", "auto"), ("English", "en")]
     some = present.language_choices(["en", "zh", "haw"], extra=["yue"])
     assert [c for _, c in some] == ["auto", "en", "zh", "haw", "yue"]
+
+
+def _nice() -> int:
+    import os
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+def test_inference_runs_nicer_than_the_thread_that_serves():
+    """The page's engine calls and its loading thread run `inference_nice`
+    nicer than the web server (Linux nice is per thread; threads and
+    processes they start inherit it), so bad-input checks and page loads get
+    the CPU first; the caller's own priority is left alone."""
+    import subprocess
+    import sys
+
+    from asr_quant.app.live import LiveEngines
+    from asr_quant.settings import Settings
+    from fake_engines import FakeEngine, fake_set
+
+    seen: dict[str, int] = {}
+
+    class Probe(FakeEngine):
+        def _run(self, clip, language):
+            seen["call"] = _nice()
+            return super()._run(clip, language)
+
+    base = _nice()
+    want = min(19, base + 5)
+    clip = Clip(samples=np.zeros(16000, np.float32))
+    assert [t.text for t in Runner([Probe("FP32")], timeout_s=30, nice=5).run(clip)] == ["hello world"]
+    assert seen["call"] == want and _nice() == base
+
+    def load(listener):
+        seen["load"] = _nice()
+        seen["child"] = int(subprocess.run([sys.executable, "-c", "import os; print(os.nice(0))"],
+                                           capture_output=True, text=True, check=True).stdout)
+        return fake_set(FakeEngine("FP32"))
+
+    live = LiveEngines("fake", ["fp32"])
+    live.start(load, nice=5)
+    assert live.wait(30)
+    assert seen["load"] == want and seen["child"] == want and _nice() == base
+    assert Settings().inference_nice == 10  # the app's default; 0 turns it off
+    assert Runner([Probe("FP32")], timeout_s=30).nice == 0

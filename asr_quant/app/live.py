@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ..engines import runtime_policy
 from ..engines.base import Engine, EngineInfo, EngineSet, LoadListener, ModelInfo, describe_error, unavailable
 
 log = logging.getLogger(__name__)
@@ -106,10 +107,13 @@ class LiveEngines(LoadListener):
 
     # --- loading ---
 
-    def start(self, load: Callable[[LoadListener], EngineSet]) -> threading.Thread:
-        """Run `load(self)` in a thread; a loader that raises fails every slot still open."""
+    def start(self, load: Callable[[LoadListener], EngineSet], nice: int = 0) -> threading.Thread:
+        """Run `load(self)` in a thread (`nice`: that much nicer, with the
+        threads and build processes it starts, so the page answers while it
+        works); a loader that raises fails every slot still open."""
 
         def work():
+            runtime_policy.lower_thread_priority(nice)
             try:
                 engine_set = load(self)
             except Exception as exc:  # noqa: BLE001 - shown on the page as each engine's error

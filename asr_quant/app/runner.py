@@ -21,6 +21,7 @@ from typing import Iterator, Sequence
 
 from .. import memory as _memory
 from ..audio import Clip
+from ..engines import runtime_policy
 from ..engines.base import Engine, Memory, Timings, Transcript
 
 log = logging.getLogger(__name__)
@@ -43,9 +44,13 @@ class Runner:
     """Holds the engines and remembers which of them still compute a call
     that ran past the time limit. One per app; thread-safe."""
 
-    def __init__(self, engines: Sequence[Engine], timeout_s: float = 300.0):
+    def __init__(self, engines: Sequence[Engine], timeout_s: float = 300.0, nice: int = 0):
+        """`nice`: each call's worker thread (and the threads it starts) runs
+        that much nicer, so the web server answers first; only with a time limit
+        (without one the call runs in the caller's thread, left as it is)."""
         self.engines = list(engines)
         self.timeout_s = float(timeout_s)
+        self.nice = int(nice)
         self._abandoned: dict[str, _Call] = {}
         self._lock = threading.Lock()
 
@@ -78,7 +83,7 @@ class Runner:
         if self.timeout_s <= 0:  # no limit: run here, no thread
             call.result = _safe_transcribe(engine, clip, language)
             return call.result
-        call.thread = threading.Thread(target=_work, args=(call, clip, language),
+        call.thread = threading.Thread(target=_work, args=(call, clip, language, self.nice),
                                        name=f"asrq-{name}", daemon=True)
         call.thread.start()
         call.thread.join(self.timeout_s)
@@ -99,7 +104,8 @@ class Runner:
             return [n for n, c in self._abandoned.items() if c.alive()]
 
 
-def _work(call: _Call, clip: Clip, language: str | None) -> None:
+def _work(call: _Call, clip: Clip, language: str | None, nice: int = 0) -> None:
+    runtime_policy.lower_thread_priority(nice)
     call.result = _safe_transcribe(call.engine, clip, language)
 
 

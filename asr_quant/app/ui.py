@@ -99,7 +99,7 @@ class _Page:
         slots = live.snapshot()
         self.baseline = baseline = compare.baseline_name([s.name for s in slots])
         slots = sorted(slots, key=lambda s: s.name != baseline)  # the baseline's column first
-        self.runner = Runner([], settings.inference_timeout_s)
+        self.runner = Runner([], settings.inference_timeout_s, nice=settings.inference_nice)
 
         gr.Markdown("# One recognizer at several precisions, side by side\n"
                     "Record or upload a clip (or pick an example): every engine transcribes it, one after "

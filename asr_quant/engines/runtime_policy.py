@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 
 WAIT_POLICY = "PASSIVE"
 _torch_policy: str | None = None  # what OpenMP saw when torch was first imported by us
@@ -57,3 +58,18 @@ def describe(threads: int, runtime: str = "ort") -> str:
     if runtime == "torch":
         return f"{threads} threads; OpenMP wait policy {torch_policy()} (idle threads sleep, as in ONNX Runtime)."
     return f"{threads} intra-op threads; idle threads sleep (no spinning), as PyTorch's OpenMP is told to."
+
+
+def lower_thread_priority(increment: int) -> int | None:
+    """Raise this thread's nice value by `increment` (Linux: nice is per
+    thread, and the threads and processes it starts inherit it), so that a web
+    server's own threads get the CPU first while it computes. Returns the new
+    value, or None where it was not changed (increment <= 0, no support)."""
+    if increment <= 0 or not hasattr(os, "setpriority"):
+        return None
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + int(increment)))
+        return os.getpriority(os.PRIO_PROCESS, tid)
+    except OSError:
+        return None

@@ -35,7 +35,7 @@ from .app_process import AppProcess, Sampler, count_files, free_port
 from .driver import Driver, Page, Request
 from .inputs import bad_inputs, good_inputs
 from .probes import probe_security
-from .report import _timeline, format_report, memory_report, summarize, verdict
+from .report import _timeline, format_report, memory_report, percentiles, summarize, verdict
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> dict:
     requests: list[Request] = []
     security: dict = {}
     startup_s = 0.0
+    driver = None
     try:
         startup_s = app.wait_ready(args.startup_timeout_s)
         print(f"app answering after {startup_s:.1f} s (pid {app.pid})", file=sys.stderr)
@@ -117,6 +118,7 @@ def run(args: argparse.Namespace) -> dict:
                    "inputs": [{"name": i.name, "kind": i.kind, "error": i.error, "message": i.message}
                               for i in inputs]},
         "startup_s": round(startup_s, 2),
+        "connect_s": percentiles(driver.connect_s) if driver is not None else None,
         "requests": summary,
         "memory": memory,
         "memory_timeline_mib": _timeline(sampler.rss),

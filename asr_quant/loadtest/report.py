@@ -149,11 +149,14 @@ def format_report(r: dict) -> str:
         f"requests: sent {s['sent']} ({s['good_sent']} good, {s['bad_sent']} bad) · answered {s['answered']} "
         f"({s['good_with_transcripts']} with transcripts, {s['bad_with_clear_error']} with a clear error) · "
         f"busy {s['busy']} · wrong {s['wrong']} · failed {s['failed']} · lost {s['lost']}",
+        f"connecting (each client opens the API before all send together): {ps(r['connect_s'])}"
+        if r.get("connect_s") else "connecting: -",
         f"latency all:  {ps(lat['all'])}",
         f"latency good: {ps(lat['good'])}",
         f"latency bad:  {ps(lat['bad'])}",
         f"  checked by the page (before the queue): {ps(lat['bad_checked'])}",
-        f"  over the upload cap (gradio's upload route, after the transfer): {ps(lat['bad_at_upload'])}",
+        f"  over the upload cap (refused by the client before sending, as the browser does): "
+        f"{ps(lat['bad_at_upload'])}",
         f"queue wait:   {ps(qw)}",
         f"memory (RSS): start {m['start_mib']} MiB · after warm-up {m['after_warmup_mib']} MiB · "
         f"end {m['end_mib']} MiB · max {m['max_mib']} MiB · growth {m['growth_pct']:+.1f} % "
