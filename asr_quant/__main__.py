@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     t.add_argument("--measure-memory", action="store_true",
                    help="measure each engine's working memory alone in a fresh process first (cached after)")
+    t.add_argument("--explain", action="store_true",
+                   help="for each engine whose text differs from FP32's: the first differing token, both top-5 "
+                        "there and the per-layer hidden-state error (JSON: an 'explain' entry per engine)")
     Settings.add_arguments(t, only=["model", "precisions", "device", "threads", "cache_dir", "max_audio_s"])
     x = sub.add_parser("export", help="write the INT8 model, its manifest and a standalone script to a folder")
     x.add_argument("--precision", default="int8", choices=["int8"], help="what to export (INT8 only)")
@@ -108,12 +111,49 @@ def transcribe(args: argparse.Namespace) -> int:
         _fail(next(iter(errors)))
     from .engines.results import run_result
 
+    explained = _explain(engines, settings.model, clip, args.language, rows) if args.explain else {}
+    for r in rows:
+        if r["name"] in explained:
+            r["explain"] = explained[r["name"]][0]
     result = run_result(engines.model.name, args.clip, clip.duration_s, clip.sample_rate_in, rows)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     else:
         print(format_table(result, engines.model.source))
+        for _, txt in explained.values():
+            print("\n" + txt)
     return 0 if any(r["error"] is None for r in rows) else EXIT_ENGINE_FAILED
+
+
+def _explain(engines, model: str, clip, language, rows) -> dict[str, tuple[dict | None, str]]:
+    """name -> (Divergence as a dict or None, text) for each engine whose text
+    differs from the baseline's; a failure is that engine's message, not a traceback."""
+    from dataclasses import asdict
+
+    from .engines import family_hook
+    from .engines.base import describe_error
+    from .engines.divergence import as_text
+    from .engines.results import baseline_name
+
+    fn = family_hook(model, "explain_difference")
+    base = baseline_name([r["name"] for r in rows])
+    ref = next((r for r in rows if r["name"] == base), None)
+    out: dict[str, tuple[dict | None, str]] = {}
+    if ref is None or ref["error"]:
+        return out
+    for r in rows:
+        if r["name"] == base or r["error"] or r["text"] == ref["text"]:
+            continue
+        if fn is None:
+            out[r["name"]] = (None, f"{r['name']}: this model family cannot explain differences layer by layer")
+            continue
+        try:
+            d = fn(engines.by_name(base), engines.by_name(r["name"]), clip, language)
+        except Exception as exc:  # noqa: BLE001 - an explanation that fails must not end the run
+            out[r["name"]] = (None, f"{r['name']}: could not explain the difference: {describe_error(exc)}")
+            continue
+        out[r["name"]] = (asdict(d), as_text(d))
+    return out
 
 
 def format_table(result: dict[str, Any], source: str = "") -> str:

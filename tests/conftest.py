@@ -50,6 +50,20 @@ def whisper_engines():
         e.close()
 
 
+@pytest.fixture(scope="session")
+def whisper_fp32_and_faulty(whisper_engines):
+    """The session's Whisper base FP32 and a `faulty.PerturbedWhisper` beside it,
+    as one EngineSet: two engines whose texts differ for a known reason."""
+    from asr_quant.engines import EngineSet
+
+    from faulty import PerturbedWhisper
+
+    fp32 = whisper_engines.by_name("FP32")
+    faulty = PerturbedWhisper(fp32)
+    yield EngineSet(model=whisper_engines.model, engines=[fp32, faulty])
+    faulty.step_model = None
+
+
 # --- serving the page in tests: one free-port helper, one launcher, one app process -------------
 
 from asr_quant.loadtest import AppProcess, free_port  # noqa: E402  (the load test's own)

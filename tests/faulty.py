@@ -91,3 +91,34 @@ class FaultyEngine(Engine):
 
 def wrap(engines) -> list[FaultyEngine]:
     return [FaultyEngine(e) for e in engines]
+
+
+class PerturbedWhisper(Engine):
+    """A Whisper engine with a known fault inside: FP32 weights, but one
+    decoder layer's fc2 weights get Gaussian noise (`scale` x their std). Its
+    transcripts differ from FP32's, and an explanation must place the error
+    there: nothing in the encoder or the layers before, growing from that layer
+    on. Traced like any torch engine (it has `step_model` and `bundle`)."""
+
+    def __init__(self, fp32, layer: int = 3, scale: float = 3.0, name: str = "FAULTY"):
+        import copy
+
+        import torch
+
+        from asr_quant.engines.whisper.torch_engine import TorchStepModel
+
+        model = copy.deepcopy(fp32.bundle.hf_model)
+        w = model.model.decoder.layers[layer].fc2.weight
+        g = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            w += scale * w.std() * torch.randn(w.shape, generator=g)
+        self.bundle, self.layer = fp32.bundle, layer
+        self.step_model = TorchStepModel(model, "cpu", torch.float32)
+        self.info = dataclasses.replace(fp32.info, name=name, precision=name.lower(),
+                                        details=f"FP32 with decoder layer {layer}'s fc2 perturbed")
+
+    def _run(self, clip, language):
+        from asr_quant.engines.whisper import decoding
+
+        return decoding.transcribe_samples(self.step_model, clip.samples, self.bundle.tokens, language,
+                                           n_mels=self.bundle.n_mels)

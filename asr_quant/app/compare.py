@@ -13,8 +13,7 @@ from typing import Sequence
 
 from .. import metrics
 from ..engines.base import Transcript
-
-BASELINE = "FP32"
+from ..engines.results import BASELINE, baseline_name  # noqa: F401 - the page reads them here
 
 
 @dataclass
@@ -25,13 +24,6 @@ class EngineResult:
     score: "metrics.ErrorRate | None" = None  # vs the reference, when given
     is_baseline: bool = False
     notes: list[str] = field(default_factory=list)
-
-
-def baseline_name(names: Sequence[str]) -> str | None:
-    """FP32 when it is loaded, else the first engine: the one place that decides."""
-    if not names:
-        return None
-    return BASELINE if BASELINE in names else names[0]
 
 
 def baseline_first(engines: Sequence) -> list:

@@ -18,7 +18,7 @@ import gradio as gr
 import pandas as pd
 
 from .. import audio, export
-from . import charts, compare, present
+from . import charts, compare, explain, present
 from ..engines import EngineSet, Transcript, results
 from ..examples import Example, read_examples
 from .history import History, run_record
@@ -130,6 +130,17 @@ class _Page:
         with gr.Row():
             self.lat_plot = gr.Plot(label="Latency", elem_id="plot-latency")
             self.mem_plot = gr.Plot(label="Memory", elem_id="plot-memory")
+        others = [s.name for s in slots if s.name != baseline]
+        with gr.Accordion("Explain the difference", open=False, elem_id="explain-box"):
+            gr.Markdown(f"Where an engine's text differs from {baseline}'s on the clip above: the first token where "
+                        "the two decodes part, both engines' top-5 there, and per layer how far its hidden state "
+                        "is from the baseline's. Computed only when you ask (two more decodes and one trace each).")
+            with gr.Row():
+                self.explain_engine = gr.Dropdown(choices=others, value=others[0] if others else None,
+                                                  label=f"Engine to compare with {baseline}", elem_id="explain-engine")
+                self.explain_btn = gr.Button("Explain the difference", elem_id="explain-run")
+            self.explain_text = gr.Markdown("", elem_id="explain-text", label="explanation")
+            self.explain_plot = gr.Plot(label="Hidden-state error per layer", elem_id="explain-plot")
         with gr.Accordion("This session", open=True):
             self.hist_plot = gr.Plot(label="Session history", elem_id="plot-history")
             self.hist_table = gr.Dataframe(label="Runs", interactive=False, wrap=True, elem_id="history")
@@ -174,6 +185,16 @@ class _Page:
         for c in self.cols:
             out.update(c.refresh(slots[c.precision]))
         return out
+
+    def explain(self, clip_path, language, other):
+        """The explanation's text and per-layer chart (the clip is checked first)."""
+        if (problem := self.input_problem(clip_path)) is not None or not other:
+            return f"⚠️ {present.escape(problem or 'Pick an engine to compare first.')}", None
+        clip = audio.load(clip_path, max_s=self.settings.max_audio_s, max_bytes=self.max_bytes,
+                          name=Path(clip_path).name)
+        r = explain.explain(self.live.engine_set(), self.settings.model, self.baseline, other, clip,
+                            present.language_code(language))
+        return r.message, r.figure
 
     def new_clip(self) -> dict:
         """A new clip (uploaded, recorded or picked): the last clip's results go,
@@ -327,6 +348,9 @@ def build(engines: EngineSet | LiveEngines, settings: Settings, examples: Sequen
         page.api_button.click(page.run_json, inputs=[page.clip, page.language], outputs=page.api_json,
                               api_name="transcribe_json", concurrency_limit=settings.concurrency,
                               concurrency_id="engines", validator=validate)
+        page.explain_btn.click(page.explain, inputs=[page.clip, page.language, page.explain_engine],
+                               outputs=[page.explain_text, page.explain_plot], api_name="explain",
+                               concurrency_limit=settings.concurrency, concurrency_id="engines")
         page.status_button.click(page.live.status, outputs=page.status_json, api_name="engine_status", queue=False)
         page.export_btn.click(page.export, outputs=page.export_file, api_name="export_int8", concurrency_limit=1)
         page.clip.change(page.new_clip, outputs=[page.status, *[w for c in page.cols for w in c.outputs],

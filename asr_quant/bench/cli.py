@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calib-runs", type=int, default=1, help="timed runs per clip in the calibration study")
     p.add_argument("--calib-max-per-row", type=int, default=None,
                    help="at most this many clips per row in the calibration study (default: all of the run's)")
+    p.add_argument("--explain", action="store_true",
+                   help="explain every clip (at most 40 per engine) whose text differs from FP32's: first "
+                        "differing token, its kind, the layer where the error grows most; summarized in results.md")
     p.add_argument("--profile", type=int, default=0, help="cProfile each engine on this many clips")
     p.add_argument("--docs", default=None, help="also write this markdown page (e.g. docs/benchmark.md)")
     p.add_argument("--report", default=None, metavar="RESULTS_JSON",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from . import divergences
 from .paired import recorded_rows
 from .paired_report import error_targets, paired_section
 
@@ -104,6 +105,8 @@ def results_markdown(res: dict, level: int = 1) -> str:
     parts.append(_targets_section(res, h))
     if res.get("calibration"):
         parts.append(_calibration_section(res, h))
+    if res.get("explain"):
+        parts.append(divergences.section(res, h))
     parts.append(_machine_section(res, h))
     return "\n".join(parts).rstrip() + "\n"
 

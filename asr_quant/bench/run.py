@@ -18,7 +18,7 @@ from ..engines.base import Engine
 from ..settings import Settings
 from . import charts
 from . import corpus as _corpus
-from . import family, paired, report
+from . import divergences, family, paired, report
 from .env import machine, threads_summary, versions
 from .memprobe import isolated_timing, memory_probe
 from .stats import Record, paired_latency_ratio, ratio, ratios_to, spread, summarize
@@ -246,6 +246,7 @@ def run_model(model: str, args, utts: list[_corpus.Utterance], corpus_notes: lis
             sub = [(u, c) for u, c in clips if u.id in keep]
         calibration = calibration_study(engine_set, settings, sub, sizes, args.calib_runs, ref, log,
                                         progress_factory)
+    explained = divergences.summary(model, engine_set, clips, records, log) if getattr(args, "explain", False) else None
     used = [u for u, _ in clips]
     res = dict(
         schema=1, date=date, command=command, wall_s=wall,
@@ -259,7 +260,7 @@ def run_model(model: str, args, utts: list[_corpus.Utterance], corpus_notes: lis
         engines=sums, ratios=ratios, ratios_ort=ratios_ort, pairs=pairs, order="rotated per clip and run",
         isolated=_isolated(engines, roles, settings, clips, args, log) if getattr(args, "isolated", False) else None,
         profiles=profiles, op_profiles=op_profiles, calibration=calibration,
-        paired=None, targets=None,
+        paired=None, targets=None, explain=explained,
         records={k: [asdict(r) for r in v] for k, v in records.items()},
     )
     res["paired"] = paired.from_results(res)  # before the targets, which judge recorded rows by it

@@ -44,7 +44,8 @@ def family_module(model: str) -> ModuleType:
 
 def family_hook(model: str, name: str) -> Callable | None:
     """An optional function a family package may offer to the benchmark
-    (`peer_engines`, `int8_variant`, `calibration_texts`, `op_profile`), or None
+    (`peer_engines`, `int8_variant`, `calibration_texts`, `op_profile`,
+    `explain_difference`, `export_int8`), or None
     when that family has none. Keeps the applications out of family internals."""
     fn = getattr(family_module(model), name, None)
     return fn if callable(fn) and not isinstance(fn, ModuleType) else None

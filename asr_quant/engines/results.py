@@ -7,7 +7,10 @@ both the same way:
                   "tokens", "latency_s", "rtf", "disk_bytes", "weights_bytes",
                   "working_bytes", "working_measured_at", "process_bytes",
                   "process_kind", "load_growth_bytes", "rss_bytes",
-                  "peak_bytes", "error"}]}
+                  "peak_bytes", "error"[, "explain"]}]}
+
+(`explain`, with `transcribe --explain` only, for an engine whose text differs
+from FP32's: engines/divergence.py `Divergence` as a dict, or null.)
 
 Memory fields (bytes; engines/base.py `Memory` has the definitions):
 `weights_bytes` exact tensor bytes the engine holds (independent of load
@@ -22,9 +25,19 @@ during the call.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from .base import EngineInfo, Transcript
+
+BASELINE = "FP32"
+
+
+def baseline_name(names: Sequence[str]) -> str | None:
+    """FP32 when it is loaded, else the first engine: the one place that decides
+    what the others are compared with (page, CLI, API)."""
+    if not names:
+        return None
+    return BASELINE if BASELINE in names else names[0]
 
 
 def engine_row(info: EngineInfo, transcript: Transcript) -> dict[str, Any]:

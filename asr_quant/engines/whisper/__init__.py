@@ -158,5 +158,17 @@ def export_int8(engine, out_dir):
     return export(engine, out_dir)
 
 
-__all__ = ["load", "load_bundle", "WhisperBundle", "PRECISIONS", "peer_engines", "int8_variant", "calibration_texts",
+def explain_difference(reference, other, clip, language: str | None = None):
+    """`base.Divergence` of engine `other` from `reference` on this clip (see explain.py)."""
+    from .explain import explain
+
+    bundle = getattr(reference, "bundle", None) or getattr(other, "bundle", None)
+    if bundle is None:
+        from ..base import EngineError
+
+        raise EngineError("explaining a difference needs two loaded Whisper engines")
+    return explain(reference, other, clip, language, bundle.tokens, bundle.n_mels)
+
+
+__all__ = ["explain_difference", "load", "load_bundle", "WhisperBundle", "PRECISIONS", "peer_engines", "int8_variant", "calibration_texts",
            "op_profile", "export_int8"]
