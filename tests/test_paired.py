@@ -135,3 +135,24 @@ def test_results_markdown_shows_the_paired_table_and_which_rows_are_real():
     line = next(x for x in md.splitlines() if x.startswith("| pooled, synthetic rows | 2 | INT8 |"))
     assert "| 0 % (0/2) | 25.0 |" in line and "+25.00" in line
     assert paired_report.READ_ME in md
+
+
+def test_recorded_clips_of_one_window_are_pooled_apart_and_shown_only_when_longer_ones_exist():
+    """A clip longer than Whisper's 30 s window is decoded window by window,
+    which faster-whisper does its own way: the one-window pool leaves such
+    clips out, and the report shows that pool only when it differs."""
+    long = dict(audio_s=42.0)
+    recs = {"FP32": [r("FP32", "s1", "a b c d"), Record(**{**vars(r("FP32", "l1", "a b c d")), **long})],
+            "PEER": [r("PEER", "s1", "a b c d"), Record(**{**vars(r("PEER", "l1", "a b", "a b c d")), **long})]}
+    e = paired.paired_stats(recs, {REC}, word_edits, resamples=100)["engines"]["PEER"]
+    assert e["recorded"]["clips"] == 2 and e["recorded"]["delta"] == pytest.approx(2 / 8)
+    assert e["recorded_one_window"]["clips"] == 1 and e["recorded_one_window"]["delta"] == 0
+    table = lambda header, rows: "\n".join("| " + " | ".join(str(c) for c in row) + " |" for row in rows)
+    md = paired_report.paired_section({"paired": {"engines": {"PEER": e}}, "corpus": {"rows": {REC: {}}},
+                                       "recorded_rows": [REC]}, "#", table)
+    assert "| pooled, recorded clips of one 30 s window | 1 | PEER |" in md and "seeking by timestamps" in md
+    short = {k: v for k, v in e.items()}
+    short["recorded_one_window"] = short["recorded"]
+    md = paired_report.paired_section({"paired": {"engines": {"PEER": short}}, "corpus": {"rows": {REC: {}}}},
+                                      "#", table)
+    assert "one 30 s window" not in md

@@ -29,7 +29,7 @@ from ..audio import AudioError
 from ..engines import EngineError
 from ..settings import Settings
 from . import corpus as _corpus
-from . import docs, prompts, report
+from . import docs, paired, prompts, report
 from .run import BenchError, run_model, write_outputs
 
 DEFAULT_PEERS = "float32,int8"
@@ -145,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.report:
             res = json.loads(Path(args.report).read_text(encoding="utf-8"))
+            if res.get("records"):  # pure functions of the records: recomputed by this version's code
+                res["paired"] = paired.from_results(res)
+                res["targets"] = report.targets(res)
             out = Path(args.out) if args.out != "bench_out" else Path(args.report).parent
             write_outputs(res, out)
             if args.docs:
