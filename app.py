@@ -35,6 +35,10 @@ def main(argv: list[str] | None = None) -> None:
     live.start(lambda listener: with_memory_alone(load_engines_or_reasons(settings, listener), settings),
                nice=settings.inference_nice)
     signal.signal(signal.SIGTERM, _interrupt)  # `docker stop` shuts down like Ctrl-C
+    # Ctrl-C (SIGINT) always stops the app, even when it was started by a process that ignores
+    # SIGINT (a background job of a script does, and children inherit it): Python then installs
+    # no handler of its own and the app could only be killed.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         ui.launch(demo, settings)
     finally:
