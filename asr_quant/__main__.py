@@ -130,12 +130,10 @@ def _explain(engines, model: str, clip, language, rows) -> dict[str, tuple[dict 
     differs from the baseline's; a failure is that engine's message, not a traceback."""
     from dataclasses import asdict
 
-    from .engines import family_hook
-    from .engines.base import describe_error
-    from .engines.divergence import as_text
+    from .engines import EngineError
+    from .engines.divergence import as_text, explain
     from .engines.results import baseline_name
 
-    fn = family_hook(model, "explain_difference")
     base = baseline_name([r["name"] for r in rows])
     ref = next((r for r in rows if r["name"] == base), None)
     out: dict[str, tuple[dict | None, str]] = {}
@@ -144,13 +142,10 @@ def _explain(engines, model: str, clip, language, rows) -> dict[str, tuple[dict 
     for r in rows:
         if r["name"] == base or r["error"] or r["text"] == ref["text"]:
             continue
-        if fn is None:
-            out[r["name"]] = (None, f"{r['name']}: this model family cannot explain differences layer by layer")
-            continue
         try:
-            d = fn(engines.by_name(base), engines.by_name(r["name"]), clip, language)
-        except Exception as exc:  # noqa: BLE001 - an explanation that fails must not end the run
-            out[r["name"]] = (None, f"{r['name']}: could not explain the difference: {describe_error(exc)}")
+            d = explain(engines, model, base, r["name"], clip, language)
+        except EngineError as exc:
+            out[r["name"]] = (None, f"{r['name']}: {exc}")
             continue
         out[r["name"]] = (asdict(d), as_text(d))
     return out

@@ -228,6 +228,23 @@ def test_docs_keep_hand_written_notes(tmp_path):
 
 # --- a real run --------------------------------------------------------------------
 
+def run_in_process(folder: Path, out: Path, engine_set, *flags: str) -> dict:
+    """`python -m asr_quant.bench --corpus folder --out out flags...` in this
+    process on engines already loaded (one timed run, no progress bar, no
+    memory probe); returns results.json."""
+    from asr_quant.bench import cli as bench
+    from asr_quant.settings import Settings
+
+    argv = ["--model", "base", "--corpus", str(folder), "--runs", "1", "--threads", "2", "--out", str(out),
+            "--no-progress", "--no-memory-probe", *flags]
+    args = bench.build_parser().parse_args(argv)
+    utts, notes = bench.gather_corpus(args, Settings.from_env().cache_dir, lambda m: None)
+    bench.run_model("base", args, utts, notes, out, "python -m asr_quant.bench " + " ".join(argv),
+                    "2026-01-01T00:00:00+00:00", lambda m: None, bench._progress_factory(True),
+                    engine_set=engine_set)
+    return json.loads((out / "results.json").read_text(encoding="utf-8"))
+
+
 @pytest.mark.model
 def test_bench_on_two_clips(tmp_path, whisper_engines):
     """The bench end to end on the session's Whisper base engines (FP32, FP16,
@@ -244,14 +261,7 @@ def test_bench_on_two_clips(tmp_path, whisper_engines):
         (folder / "en" / Path(u.path).name).write_bytes(Path(u.path).read_bytes())
         (folder / "en" / (Path(u.path).stem + ".txt")).write_text(u.text, encoding="utf-8")
     out = tmp_path / "out"
-    argv = ["--model", "base", "--corpus", str(folder), "--runs", "1", "--warmup", "1", "--threads", "2",
-            "--peers", "int8", "--out", str(out), "--no-progress", "--no-memory-probe"]
-    args = bench.build_parser().parse_args(argv)
-    utts, notes = bench.gather_corpus(args, Settings.from_env().cache_dir, lambda m: None)
-    bench.run_model("base", args, utts, notes, out, "python -m asr_quant.bench " + " ".join(argv),
-                    "2026-01-01T00:00:00+00:00", lambda m: None, bench._progress_factory(True),
-                    engine_set=whisper_engines)
-    res = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    res = run_in_process(folder, out, whisper_engines, "--warmup", "1", "--peers", "int8")
     for key in ("date", "command", "model", "machine", "versions", "threads", "runs", "warmup", "corpus",
                 "engines", "ratios", "records", "targets"):
         assert key in res, key

@@ -131,7 +131,7 @@ def test_cli_explain_adds_the_divergence_to_the_json(whisper_fp32_and_faulty, mo
 def test_bench_explain_summarizes_where_decodes_part(tmp_path, whisper_fp32_and_faulty):
     """`bench --explain` on two English examples with FP32 and the faulty twin:
     every differing clip explained, the error growing at the perturbed layer."""
-    from asr_quant.bench import cli as bench
+    from test_bench import run_in_process
 
     folder = tmp_path / "clips" / "en"
     folder.mkdir(parents=True)
@@ -139,14 +139,8 @@ def test_bench_explain_summarizes_where_decodes_part(tmp_path, whisper_fp32_and_
         (folder / f"{name}.flac").write_bytes((REPO / "examples" / f"{name}.flac").read_bytes())
         (folder / f"{name}.txt").write_text(text, encoding="utf-8")
     out = tmp_path / "out"
-    argv = ["--model", "base", "--corpus", str(folder.parent), "--runs", "1", "--warmup", "0", "--threads", "2",
-            "--peers", "none", "--out", str(out), "--no-progress", "--no-memory-probe", "--explain"]
-    args = bench.build_parser().parse_args(argv)
-    utts, notes = bench.gather_corpus(args, Settings.from_env().cache_dir, lambda m: None)
-    bench.run_model("base", args, utts, notes, out, "python -m asr_quant.bench " + " ".join(argv),
-                    "2026-01-01T00:00:00+00:00", lambda m: None, bench._progress_factory(True),
-                    engine_set=whisper_fp32_and_faulty)
-    res = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    res = run_in_process(folder.parent, out, whisper_fp32_and_faulty, "--warmup", "0", "--peers", "none",
+                         "--explain")
     s = res["explain"]["FAULTY"]
     texts = {n: {r["clip"]: r["text"] for r in res["records"][n]} for n in ("FP32", "FAULTY")}
     assert s["differing"] == sum(texts["FP32"][c] != texts["FAULTY"][c] for c in texts["FP32"]) >= 1

@@ -1,9 +1,9 @@
-"""'Explain the difference' for the page and the CLI, without gradio.
+"""'Explain the difference' for the page, without gradio.
 
-The family does the work (`family_hook(model, "explain_difference")` returns a
-`Divergence`); this module only picks the engines, turns the result into
-Markdown / plain text, and draws the per-layer chart. Computed on request
-only: it decodes the clip twice more and traces both engines once.
+`engines.divergence.explain` does the work; this module turns its result (or
+the reason there is none) into Markdown and draws the per-layer chart.
+Computed on request only: it decodes the clip twice more and traces both
+engines once.
 """
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import plotly.graph_objects as go
 
-from ..engines import EngineSet, family_hook
-from ..engines.base import describe_error
+from ..engines import EngineSet
+from ..engines.base import EngineError
 from ..engines.divergence import Divergence, worst_layer
+from ..engines.divergence import explain as divergence_of
 from .charts import _figure
 from .present import escape
 
@@ -27,19 +28,10 @@ class Explained:
 
 def explain(engine_set: EngineSet, model: str, baseline: str, other: str, clip, language: str | None) -> Explained:
     """Why `other`'s text differs from `baseline`'s on this clip; errors become a message."""
-    fn = family_hook(model, "explain_difference")
-    if fn is None:
-        return Explained(None, "This model family cannot explain differences layer by layer.", None)
     try:
-        ref, eng = engine_set.by_name(baseline), engine_set.by_name(other)
-    except KeyError as exc:
-        return Explained(None, f"No loaded engine {exc}.", None)
-    if not (ref.info.available and eng.info.available):
-        return Explained(None, "Both engines must be loaded to compare them.", None)
-    try:
-        d = fn(ref, eng, clip, language)
-    except Exception as exc:  # noqa: BLE001 - an explanation that fails must not break the page
-        return Explained(None, f"Could not explain the difference: {escape(describe_error(exc))}", None)
+        d = divergence_of(engine_set, model, baseline, other, clip, language)
+    except EngineError as exc:
+        return Explained(None, escape(str(exc)), None)
     return Explained(d, markdown(d), None if d.same else layer_figure(d))
 
 

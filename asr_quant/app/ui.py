@@ -188,10 +188,9 @@ class _Page:
 
     def explain(self, clip_path, language, other):
         """The explanation's text and per-layer chart (the clip is checked first)."""
-        if (problem := self.input_problem(clip_path)) is not None or not other:
+        clip, problem = self.decode(clip_path)
+        if problem is not None or not other:
             return f"⚠️ {present.escape(problem or 'Pick an engine to compare first.')}", None
-        clip = audio.load(clip_path, max_s=self.settings.max_audio_s, max_bytes=self.max_bytes,
-                          name=Path(clip_path).name)
         r = explain.explain(self.live.engine_set(), self.settings.model, self.baseline, other, clip,
                             present.language_code(language))
         return r.message, r.figure
@@ -202,16 +201,19 @@ class _Page:
         return {self.status: "", self.lat_plot: None, self.mem_plot: None,
                 **{k: v for c in self.cols for k, v in c.clear(False).items()}}
 
-    def input_problem(self, clip_path) -> str | None:
-        """What is wrong with an upload, in the decoder's words; None when it is fine."""
+    def decode(self, clip_path) -> tuple[audio.Clip | None, str | None]:
+        """(the clip, None), or (None, what is wrong with the upload in the decoder's words)."""
         if not clip_path:
-            return "Record or upload a clip first, or pick an example."
-        try:
-            audio.load(clip_path, max_s=self.settings.max_audio_s, max_bytes=self.max_bytes,
-                       name=Path(clip_path).name)
+            return None, "Record or upload a clip first, or pick an example."
+        try:  # gradio keeps the upload's own name
+            return audio.load(clip_path, max_s=self.settings.max_audio_s, max_bytes=self.max_bytes,
+                              name=Path(clip_path).name), None
         except audio.AudioError as exc:
-            return str(exc)
-        return None
+            return None, str(exc)
+
+    def input_problem(self, clip_path) -> str | None:
+        """What is wrong with an upload; None when it is fine (the validator's check)."""
+        return self.decode(clip_path)[1]
 
     def _problem(self, message: str) -> dict:
         """An input problem: the message as toast and status line, nothing transcribed."""
@@ -230,12 +232,11 @@ class _Page:
         then charts and history. Input problems end here with their message
         (the validator has already turned them away before the queue)."""
         started = time.perf_counter()
-        if (problem := self.input_problem(clip_path)) is not None:
+        progress(0, desc="decoding")
+        clip, problem = self.decode(clip_path)
+        if problem is not None:
             yield self._problem(problem)
             return
-        progress(0, desc="decoding")
-        clip = audio.load(clip_path, max_s=self.settings.max_audio_s, max_bytes=self.max_bytes,
-                          name=Path(clip_path).name)  # gradio keeps the upload's own name
         decode_s = time.perf_counter() - started
         chosen = present.language_code(language)
         engines, pending = self._ready()
@@ -291,10 +292,9 @@ class _Page:
     def run_json(self, clip_path, language) -> dict:
         """The CLI's `--json` object for one clip (the `/transcribe_json` API);
         engines still loading are listed with that as their error."""
-        if (problem := self.input_problem(clip_path)) is not None:
+        clip, problem = self.decode(clip_path)
+        if problem is not None:
             raise gr.Error(problem)
-        clip = audio.load(clip_path, max_s=self.settings.max_audio_s, max_bytes=self.max_bytes,
-                          name=Path(clip_path).name)
         chosen = present.language_code(language)
         engines, pending = self._ready()
         rows = [results.engine_row(e.info, t) for e, t in zip(engines, self.runner.run(clip, chosen, engines))]

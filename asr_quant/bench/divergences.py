@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ..engines import family_hook
-from ..engines.divergence import worst_layer
+from ..engines import EngineError, family_hook
+from ..engines.divergence import explain, worst_layer
 
 REFERENCE = "FP32"
 
@@ -33,8 +33,8 @@ def summary(model: str, engine_set, clips, records: dict, log, limit: int = 40) 
         for cid in differing[:limit]:
             u, clip = by_clip[cid]
             try:
-                d = fn(ref, e, clip, u.language)
-            except Exception as exc:  # noqa: BLE001 - one clip failing leaves the others
+                d = explain(engine_set, model, REFERENCE, e.info.name, clip, u.language)
+            except EngineError as exc:  # one clip failing leaves the others
                 log(f"explain {e.info.name} on {cid}: {exc}")
                 continue
             if d.same:

@@ -1,7 +1,8 @@
 """Why two engines' transcripts differ, as data and as plain text.
 
-A family computes a `Divergence` (whisper: engines/whisper/explain.py); the
-page draws it (app/explain.py), the CLI prints `as_text`.
+A family computes a `Divergence` (whisper: engines/whisper/explain.py);
+`explain` picks the engines and the family's hook for the page (app/explain.py
+draws it), the CLI (prints `as_text`) and the benchmark (bench/divergences.py).
 """
 from __future__ import annotations
 
@@ -71,3 +72,24 @@ def as_text(d: Divergence) -> str:
     out += [f"  {g.part[:3]} {g.layer:2d}     {g.rel_error:9.4f}  {g.cosine:.5f}" for g in d.layers]
     out.append(f"  error grows most at {worst_layer(d)}")
     return "\n".join(out)
+
+
+def explain(engine_set, model: str, baseline: str, other: str, clip, language: str | None) -> Divergence:
+    """Why `other`'s text differs from `baseline`'s on this clip. Every way it
+    cannot be told is an `EngineError` with a sentence for people."""
+    from . import family_hook
+    from .base import EngineError, describe_error
+
+    fn = family_hook(model, "explain_difference")
+    if fn is None:
+        raise EngineError("This model family cannot explain differences layer by layer.")
+    try:
+        ref, eng = engine_set.by_name(baseline), engine_set.by_name(other)
+    except KeyError as exc:
+        raise EngineError(f"No loaded engine {exc}.") from None
+    if not (ref.info.available and eng.info.available):
+        raise EngineError("Both engines must be loaded to compare them.")
+    try:
+        return fn(ref, eng, clip, language)
+    except Exception as exc:  # noqa: BLE001 - an explanation that fails is a message, not a traceback
+        raise EngineError(f"Could not explain the difference: {describe_error(exc)}") from exc
