@@ -3,9 +3,9 @@ runs N clients back to back for T seconds."""
 from __future__ import annotations
 
 import random
-from concurrent import futures
 import threading
 import time
+from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -117,6 +117,7 @@ class Driver:
         self.errors: list[str] = []
         self.connect_s: list[float] = []  # per client that connected: seconds to open the API
         self.sending_from: float | None = None  # when every client had connected and sending began
+        self.deadline = float("inf")  # no answer after this counts as lost (set when sending begins)
         self._connected = threading.Semaphore(0)
         self._go = threading.Event()
 
@@ -169,7 +170,7 @@ class Driver:
             classify_exception(req, inp, exc, self.cap_bytes)
         return req
 
-    def _client_loop(self, client_id: int, state: dict) -> None:
+    def _client_loop(self, client_id: int) -> None:
         from gradio_client import Client
 
         rng = random.Random(self.seed * 1000 + client_id)
@@ -189,7 +190,7 @@ class Driver:
         time.sleep(rng.random() * 0.5)  # don't all fire in the same millisecond
         first = True
         while self.now() < self.sending_from + self.duration_s and self._budget():
-            self.one(client, page, self._pick(rng, client_id, first), client_id, state["deadline"])
+            self.one(client, page, self._pick(rng, client_id, first), client_id, self.deadline)
             first = False
         try:
             client.close()
@@ -197,8 +198,7 @@ class Driver:
             pass
 
     def run(self, connect_timeout_s: float = 300.0) -> list[Request]:
-        state = {"deadline": float("inf")}
-        threads = [threading.Thread(target=self._client_loop, args=(i, state), name=f"client-{i}",
+        threads = [threading.Thread(target=self._client_loop, args=(i,), name=f"client-{i}",
                                     daemon=True) for i in range(self.clients)]
         for t in threads:
             t.start()
@@ -209,8 +209,8 @@ class Driver:
                     self.errors.append(f"clients still connecting after {connect_timeout_s:g} s; sending anyway")
                 break
         self.sending_from = self.now()
-        state["deadline"] = self.sending_from + self.duration_s + self.drain_s
+        self.deadline = self.sending_from + self.duration_s + self.drain_s
         self._go.set()
         for t in threads:
-            t.join(max(0.0, state["deadline"] - self.now()) + 30)
+            t.join(max(0.0, self.deadline - self.now()) + 30)
         return list(self.requests)
