@@ -111,7 +111,9 @@ def test_time_limit(rig):
     """A hang past `inference_timeout_s` is reported as a time-out, the others
     answer, the page answers the next request at once ("still busy" in that
     column while the abandoned call runs on), and all three once it ends."""
-    limit = max(10.0, 4 * rig.slowest_s)  # far above any real call of this clip, so only the hang trips it
+    # far above any real call of this clip, so only the hang trips it: engines run at nice 10 and
+    # yield to anything else on a shared host (4x was once exceeded there by FP16's emulated half math)
+    limit = max(20.0, 8 * rig.slowest_s)
     demo = ui.build(rig.set, Settings(inference_timeout_s=limit), examples=[])
     hung = rig.by_name("INT8")
     gate = threading.Event()

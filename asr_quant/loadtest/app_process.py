@@ -67,13 +67,9 @@ class AppProcess:
 
     def engine_status(self) -> dict:
         """The app's own account of its engines (`/engine_status`: done, and each one's state)."""
-        from gradio_client import Client
+        from .driver import engine_status
 
-        client = Client(self.url, verbose=False, download_files=False, analytics_enabled=False)
-        try:
-            return client.predict(api_name="/engine_status")
-        finally:
-            client.close()
+        return engine_status(self.url)
 
     def wait_ready(self, timeout_s: float) -> float:
         """Seconds until the page answered and every engine finished loading

@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> dict:
             from gradio_client import Client
 
             client = Client(app.url, verbose=False, download_files=False, analytics_enabled=False)
-            page = Page.of(client)
+            page = Page.of(client, app.url)
             fn_index = next(i for i, d in enumerate(client.config["dependencies"])
                             if d.get("api_name") == "transcribe")
             # Every good clip once (decoding buffers grow to the longest seen), then a bad input.

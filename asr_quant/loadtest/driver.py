@@ -36,6 +36,20 @@ class Request:
         return None if self.started is None else self.started - self.sent
 
 
+def engine_status(url: str, timeout_s: float = 30.0) -> dict:
+    """The app's `/engine_status` (done, and each engine's state), read over
+    gradio's plain HTTP route for unqueued events. Not through
+    `gradio_client`, which sends every call through the queue: there the
+    queue's `max_size` counts it with the transcriptions waiting, so a
+    status read, even a client merely connecting, is turned away as "queue
+    is full" exactly when the page is busiest."""
+    import httpx
+
+    r = httpx.post(url.rstrip("/") + "/gradio_api/run/engine_status", json={"data": []}, timeout=timeout_s)
+    r.raise_for_status()
+    return r.json()["data"][0]
+
+
 class Page:
     """Where each widget's value sits in the API's answer, read from the app's
     own config (elem_ids), so a layout change does not break the reading."""
@@ -53,9 +67,9 @@ class Page:
                              else c["props"].get("visible", True) is not False)]
 
     @classmethod
-    def of(cls, client) -> "Page":
+    def of(cls, client, url: str) -> "Page":
         """The page as a connected `gradio_client.Client` sees it, with the engines ready now."""
-        status = client.predict(api_name="/engine_status")
+        status = engine_status(url)
         return cls(client.config, ready=[e["name"] for e in status["engines"] if e["state"] == "ready"])
 
     def read(self, result: Sequence[Any]) -> tuple[str, dict[str, str]]:
@@ -177,7 +191,7 @@ class Driver:
         began = time.perf_counter()
         try:
             client = Client(self.url, verbose=False, download_files=False, analytics_enabled=False)
-            page = Page.of(client)
+            page = Page.of(client, self.url)
         except Exception as exc:  # noqa: BLE001
             with self._lock:
                 self.errors.append(f"client {client_id} could not connect: {type(exc).__name__}: {exc}")
