@@ -44,12 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--explain", action="store_true",
                    help="for each engine whose text differs from FP32's: the first differing token, both top-5 "
                         "there and the per-layer hidden-state error (JSON: an 'explain' entry per engine)")
-    Settings.add_arguments(t, only=["model", "precisions", "device", "threads", "cache_dir", "max_audio_s"])
+    Settings.add_arguments(t, only=["model", "precisions", "device", "threads", "cache_dir", "max_audio_s",
+                                    "int8_plan", "int8_budget"])
     x = sub.add_parser("export", help="write the INT8 model, its manifest and a standalone script to a folder")
     x.add_argument("--precision", default="int8", choices=["int8"], help="what to export (INT8 only)")
     x.add_argument("--out", required=True, help="folder to create (or, with --zip, the zip file)")
     x.add_argument("--zip", action="store_true", help="write a zip instead of a folder")
-    Settings.add_arguments(x, only=["model", "device", "threads", "cache_dir"])
+    Settings.add_arguments(x, only=["model", "device", "threads", "cache_dir", "int8_plan", "int8_budget"])
     return parser
 
 

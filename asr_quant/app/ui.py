@@ -18,6 +18,7 @@ import gradio as gr
 import pandas as pd
 
 from .. import audio, export
+from ..sensitivity_chart import engines_sensitivity
 from . import charts, compare, explain, present
 from ..engines import EngineSet, Transcript, results
 from ..examples import Example, read_examples
@@ -106,6 +107,9 @@ class _Page:
                     "another, and each column fills in as soon as its engine is done.")
         with gr.Accordion("Loaded model and engines", open=True):
             self.card = gr.Markdown(self.model_card(), elem_id="model-card", label="model card")
+            fig = engines_sensitivity(self.live.engine_set().engines)
+            self.sens_plot = gr.Plot(fig, label="INT8: how much each group alone moves the output",
+                                     elem_id="sensitivity", visible=fig is not None)
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
                 self.clip = gr.Audio(sources=["upload", "microphone"], type="filepath",
@@ -171,7 +175,8 @@ class _Page:
 
     @property
     def loading_outputs(self) -> list:
-        return [self.card, *[w for c in self.cols for w in (c.head, c.text, c.diff) if w is not None], self.timer]
+        return [self.card, self.sens_plot, *[w for c in self.cols for w in (c.head, c.text, c.diff) if w is not None],
+                self.timer]
 
     def model_card(self) -> str:
         card = present.model_card(self.live.engine_set())
@@ -181,7 +186,9 @@ class _Page:
     def refresh(self) -> dict:
         """The loading state now (the timer's tick): headers, columns, model card."""
         slots = {s.precision: s for s in self.live.snapshot()}
-        out: dict = {self.card: self.model_card(), self.timer: gr.Timer(active=not self.live.done)}
+        fig = engines_sensitivity(self.live.engine_set().engines)
+        out: dict = {self.card: self.model_card(), self.timer: gr.Timer(active=not self.live.done),
+                     self.sens_plot: gr.Plot(fig, visible=fig is not None)}
         for c in self.cols:
             out.update(c.refresh(slots[c.precision]))
         return out

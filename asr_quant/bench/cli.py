@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calib-runs", type=int, default=1, help="timed runs per clip in the calibration study")
     p.add_argument("--calib-max-per-row", type=int, default=None,
                    help="at most this many clips per row in the calibration study (default: all of the run's)")
+    p.add_argument("--int8-plans", default=None, metavar="PLAN[:BUDGET],...",
+                   help="also run INT8 engines of these plans beside the set's own, e.g. 'search' or "
+                        "'search:kl=0.002' (a plan's sensitivity table and search path go into the report)")
     p.add_argument("--explain", action="store_true",
                    help="explain every clip (at most 40 per engine) whose text differs from FP32's: first "
                         "differing token, its kind, the layer where the error grows most; summarized in results.md")

@@ -21,12 +21,12 @@ def family_peers(settings: Settings, kinds: list[str], model_name: str) -> list[
     return peers(settings, kinds, model_name) if peers and kinds else []
 
 
-def family_int8_variant(engine_set, settings: Settings, mode: str, calib_size: int) -> Engine:
-    """One INT8 engine built with a given quantization (calibration study)."""
+def family_int8_variant(engine_set, settings: Settings, mode: str, calib_size: int, **quant) -> Engine:
+    """One INT8 engine built with a given quantization (calibration study, another plan)."""
     variant = _hook(settings, "int8_variant")
     if variant is None:
-        raise EngineError(f"the calibration study is not implemented for {settings.model!r}")
-    return variant(engine_set, settings, mode, calib_size)
+        raise EngineError(f"INT8 variants are not implemented for {settings.model!r}")
+    return variant(engine_set, settings, mode, calib_size, **quant)
 
 
 def family_calibration_texts(settings: Settings) -> set[str]:

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 from ..engines import alone
 from ..engines.base import Engine
@@ -16,6 +17,11 @@ from .stats import Record
 
 def _spec(e: Engine, role: str, settings: Settings, clip: str, language: str | None) -> dict:
     kind = "peer" if role == "peer" else "engine"
+    if role == "variant":  # an INT8 engine of another plan (bench --int8-plans): built alone with that plan
+        plan = e.info.quant.get("plan") or {}
+        settings = replace(settings, int8_plan=plan.get("name") or settings.int8_plan,
+                           int8_budget=plan.get("budget") or settings.int8_budget)
+        return alone.spec_for(settings, e.info.precision, clip, language, kind)
     name = e.info.name.lower() if kind == "engine" else e.info.name.split(" ", 1)[1]  # "faster-whisper int8"
     return alone.spec_for(settings, name, clip, language, kind)
 

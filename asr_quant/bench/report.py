@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from . import divergences
+from . import divergences, quant_report
 from .paired import recorded_rows
 from .paired_report import error_targets, paired_section
 
@@ -56,7 +56,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-def _engines(res: dict, roles=("engine", "peer")) -> list[dict]:
+def _engines(res: dict, roles=("engine", "variant", "peer")) -> list[dict]:
     return [e for e in res["engines"] if e["role"] in roles]
 
 
@@ -107,6 +107,7 @@ def results_markdown(res: dict, level: int = 1) -> str:
         parts.append(_calibration_section(res, h))
     if res.get("explain"):
         parts.append(divergences.section(res, h))
+    parts.append(quant_report.section(res, h))
     parts.append(_machine_section(res, h))
     return "\n".join(parts).rstrip() + "\n"
 

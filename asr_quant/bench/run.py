@@ -14,9 +14,9 @@ from pathlib import Path
 
 from .. import memory as _memory
 from ..audio import AudioError
-from ..engines.base import Engine
+from ..engines.base import Engine, EngineInfo, UnavailableEngine
 from ..settings import Settings
-from . import charts
+from . import charts, quant_report
 from . import corpus as _corpus
 from . import divergences, family, paired, report
 from .env import machine, threads_summary, versions
@@ -173,6 +173,28 @@ def calibration_study(engine_set, settings: Settings, clips, sizes: list[int], r
                 records={k: [asdict(r) for r in v] for k, v in records.items() if k != REFERENCE})
 
 
+def int8_plan_variants(engine_set, settings: Settings, plans: str | None, log) -> list[Engine]:
+    """INT8 engines of other named plans beside the set's own (`--int8-plans
+    search` or `search:kl=0.002,recipe`), on the same clips in the same run.
+    One that cannot be built is an unavailable row, not a failed run."""
+
+    out = []
+    for item in [x.strip() for x in (plans or "").split(",") if x.strip()]:
+        name, _, budget = item.partition(":")
+        quant = {"plan": name, **({"budget": budget} if budget else {})}
+        log(f"building INT8 plan {item} ...")
+        t0 = time.perf_counter()
+        try:
+            eng = family.family_int8_variant(engine_set, settings, "auto", 0, **quant)
+        except Exception as exc:  # noqa: BLE001 - reported as that row's error
+            eng = UnavailableEngine(EngineInfo(name=f"INT8-{name}", precision="int8", runtime="ONNX Runtime",
+                                               device="cpu", model=engine_set.model.name, available=False,
+                                               error=f"{type(exc).__name__}: {exc}"))
+        log(f"  INT8-{name}: {time.perf_counter() - t0:.0f} s")
+        out.append(eng)
+    return out
+
+
 def run_model(model: str, args, utts: list[_corpus.Utterance], corpus_notes: list[str], out_dir: Path,
               command: str, date: str, log, progress_factory, engine_set=None) -> dict:
     """Load, run, summarize and write the outputs for one model. An already
@@ -199,7 +221,10 @@ def run_model(model: str, args, utts: list[_corpus.Utterance], corpus_notes: lis
     peers = family.family_peers(settings, peer_kinds, engine_set.model.name)
     for p in peers:
         roles[p.info.name] = "peer"
-    engines += peers
+    variants = int8_plan_variants(engine_set, settings, getattr(args, "int8_plans", None), log)
+    for v in variants:
+        roles[v.info.name] = "variant"
+    engines += variants + peers
     for e in engines:
         state = "ok" if e.info.available else f"UNAVAILABLE: {e.info.error}"
         log(f"  {e.info.name:<24} {e.info.runtime}, {e.info.device}, threads={e.info.threads}, "
@@ -224,7 +249,8 @@ def run_model(model: str, args, utts: list[_corpus.Utterance], corpus_notes: lis
 
     sums, ratios = summaries(engines, records, roles)
     ratios_ort = ratios_against(sums, records, ORT_REFERENCE)
-    pairs = head_to_head(records, PAIRS)
+    pairs = head_to_head(records, PAIRS + [(v.info.name, other) for v in variants
+                                           for other in (REFERENCE, "INT8", "faster-whisper int8")])
     out_dir.mkdir(parents=True, exist_ok=True)
     profiles, op_profiles = (profile_engines(engines, clips, args.profile, out_dir, settings)
                              if args.profile else ({}, {}))
@@ -266,7 +292,7 @@ def run_model(model: str, args, utts: list[_corpus.Utterance], corpus_notes: lis
     res["paired"] = paired.from_results(res)  # before the targets, which judge recorded rows by it
     res["targets"] = report.targets(res)
     write_outputs(res, out_dir)
-    for e in (engines if own else peers):
+    for e in (engines if own else peers + variants):
         e.close()
     return res
 
@@ -291,3 +317,4 @@ def write_outputs(res: dict, out_dir: Path) -> None:
     os.replace(tmp, out_dir / "results.json")
     (out_dir / "results.md").write_text(report.results_markdown(res), encoding="utf-8")
     charts.charts(res, out_dir)
+    quant_report.chart(res, out_dir)

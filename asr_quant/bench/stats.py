@@ -209,6 +209,7 @@ def summarize(info: EngineInfo, records: list[Record], role: str = "engine",
             nvml_used_bytes_max=max((r.nvml_used_bytes for r in records if r.nvml_used_bytes), default=None),
         ),
         errors_by_row=error_tallies(records, error_fn) if records else None,
+        quant=info.quant,  # INT8: the plan and its sensitivity table, from the artifact manifest
     )
 
 

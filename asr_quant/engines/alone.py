@@ -41,9 +41,11 @@ _RUNTIMES = ("torch", "onnxruntime-gpu", "onnxruntime", "ctranslate2", "funasr")
 def spec_for(settings: Settings, name: str, clip: str | os.PathLike, language: str | None,
              kind: str = "engine") -> dict:
     """What the child needs: `name` is a precision (kind "engine") or a peer's
-    kind, e.g. "int8" of faster-whisper (kind "peer")."""
+    kind, e.g. "int8" of faster-whisper (kind "peer"). The INT8 plan travels
+    with it: the engine measured alone is the one the caller built."""
     return dict(kind=kind, name=name, model=settings.model, threads=int(settings.threads),
-                cache_dir=str(settings.cache_dir), device=settings.device, clip=str(clip), language=language)
+                cache_dir=str(settings.cache_dir), device=settings.device, clip=str(clip), language=language,
+                int8_plan=settings.int8_plan, int8_budget=settings.int8_budget)
 
 
 def _versions() -> dict:
@@ -140,6 +142,8 @@ def load_one(spec: dict):
     settings = Settings.from_env()
     settings.model, settings.threads, settings.cache_dir = spec["model"], spec["threads"], spec["cache_dir"]
     settings.device = spec.get("device") or settings.device
+    settings.int8_plan = spec.get("int8_plan") or settings.int8_plan
+    settings.int8_budget = spec.get("int8_budget") or settings.int8_budget
     if spec["kind"] == "peer":
         from . import family_hook
 

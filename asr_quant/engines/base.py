@@ -80,6 +80,9 @@ class EngineInfo:
     error: str | None = None  # why it is unavailable
     nodes_on_cpu: int | None = None  # ONNX Runtime on a GPU: nodes it placed on the CPU (None: not measured)
     warnings: list[str] = field(default_factory=list)  # found at load, shown with the engine
+    # What its quantizer decided and measured (INT8 from a manifest): {"plan": {name, budget, levels per
+    # group, extra_bytes, simulated, measured}, "sensitivity": [{group, level, kl, top1, positions}, ...]}
+    quant: dict = field(default_factory=dict)
 
     @property
     def label(self) -> str:

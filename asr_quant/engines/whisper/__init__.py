@@ -123,16 +123,16 @@ def peer_engines(settings: Settings, kinds: list[str], model_name: str) -> list:
     return faster_whisper_engines(settings, kinds, model_name) if kinds else []
 
 
-def int8_variant(engine_set: EngineSet, settings: Settings, mode: str, calib_size: int):
-    """One INT8 engine built with a given quantization (calibration study);
-    reuses the loaded model bundle when an engine holds it."""
+def int8_variant(engine_set: EngineSet, settings: Settings, mode: str, calib_size: int, **quant):
+    """One INT8 engine built with a given quantization (calibration study, or
+    another plan: quant plan="search"); reuses the loaded model bundle when an engine holds it."""
     from .int8 import build_variant
 
     bundle = next((e.bundle for e in engine_set.engines if getattr(e, "bundle", None) is not None), None)
     if bundle is None:
         bundle = load_bundle(settings.model, settings.cache_dir)
     return build_variant(bundle, settings, _device.choose(settings.device), mode=mode,
-                         calib_size=calib_size or None)
+                         calib_size=calib_size or None, **quant)
 
 
 def calibration_texts(settings: Settings) -> set[str]:

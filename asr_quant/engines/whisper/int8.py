@@ -23,9 +23,15 @@ def describe(manifest: dict) -> str:
                f"{r.get('outlier_clips', '?')} synthesized clips), computed apart in FP32")
     else:
         fc2 = f"fc2 layers ({len(r['fp32_nodes'])}, outlier GELU activations) kept in FP32"
-    return (f"{enc}; decoder dynamic INT8 on {r['decoder_nodes']} MatMul nodes; token table stored once in INT8 "
-            f"(lookup + output projection); {fc2}; FP32: convolutions, LayerNorm, attention scores/softmax. "
-            f"Encoder {r['encoder']}: {r['reason']}.")
+    plan = r.get("plan") or {}
+    if plan.get("name") == "search":
+        from .mixed_plan import describe_plan
+
+        return (f"{enc}; decoder dynamic INT8 on {r['decoder_nodes']} MatMul nodes; FP32: convolutions, LayerNorm, "
+                f"attention scores/softmax. " + describe_plan(plan))
+    return (f"Plan 'recipe': {enc}; decoder dynamic INT8 on {r['decoder_nodes']} MatMul nodes; token table stored "
+            f"once in INT8 (lookup + output projection); {fc2}; FP32: convolutions, LayerNorm, attention "
+            f"scores/softmax. Encoder {r['encoder']}: {r['reason']}.")
 
 
 class WhisperInt8Engine(OrtWhisperEngine):
@@ -35,6 +41,11 @@ class WhisperInt8Engine(OrtWhisperEngine):
     name = "INT8"
     precision = "int8"
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        r = self.manifest["report"]
+        self.info.quant = {"plan": r.get("plan") or {}, "sensitivity": r.get("sensitivity") or []}
+
     def describe(self, manifest: dict) -> str:
         return describe(manifest)
 
@@ -43,12 +54,14 @@ class WhisperInt8Engine(OrtWhisperEngine):
         return self.manifest["report"]["encoder"]
 
 
-def build_variant(bundle: WhisperBundle, settings, plan, mode: str = "auto", calib_size: int | None = None,
+def build_variant(bundle: WhisperBundle, settings, device_plan, mode: str = "auto", calib_size: int | None = None,
                   **quant) -> WhisperInt8Engine:
     """An INT8 engine with other quantization settings (benchmark studies:
-    calibration size, static vs dynamic); its name says which."""
+    calibration size, static vs dynamic, another plan: quant plan="search");
+    its name says which."""
+    named = "plan" in quant
     cfg = QuantConfig(mode=mode, **({"calib_size": calib_size} if calib_size else {}), **quant)
-    engine = WhisperInt8Engine(bundle, settings, plan, quant=cfg)
+    engine = WhisperInt8Engine(bundle, settings, device_plan, quant=cfg)
     label = engine.encoder_mode + (f"-c{cfg.calib_size}" if engine.encoder_mode == "static" else "")
-    engine.info.name = f"INT8-{label}"
+    engine.info.name = f"INT8-{cfg.plan if named else label}"
     return engine

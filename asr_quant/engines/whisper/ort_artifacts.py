@@ -46,7 +46,8 @@ BUILDS = 0  # artifacts built in this process (tests check the cache is reused)
 _HERE = Path(__file__).parent
 # The code that decides what the files hold; editing any of it changes the key.
 BUILDER_SOURCES = ("ort_artifacts.py", "quant_config.py", "quantize.py", "quant_measure.py", "onnx_export.py",
-                   "onnx_io.py", "calibration.py", "features.py", "ct2.py", "ct2_format.py")
+                   "onnx_io.py", "calibration.py", "features.py", "ct2.py", "ct2_format.py",
+                   "sensitivity.py", "mixed_plan.py", "decoding.py", "torch_engine.py", "tokens.py")
 
 
 def builder_hash() -> str:
@@ -203,7 +204,7 @@ def _child(argv: list[str] | None = None) -> int:
                                             max_positions=cfg.max_target_positions)
         n_mels = cfg.num_mel_bins
         built = build(model, out, quant, lambda x: features.windows(x, n_mels)[0].mel, _prompt_fn(tokens),
-                      a.cache_dir, a.threads, progress=_say)
+                      a.cache_dir, a.threads, progress=_say, teacher=_teacher_fn(model, tokens))
         report["report"] = asdict(built)
         report["calibration_languages"] = calibration.languages(calibration.CALIBRATION, quant.calib_size)
         report["holdout_languages"] = calibration.languages(calibration.HOLDOUT, quant.holdout_size)
@@ -221,6 +222,24 @@ def _prompt_fn(info):
         return p + info.tokenizer.encode(" " + text, add_special_tokens=False).ids, len(p) - 1
 
     return prompt
+
+
+def _teacher_fn(model, info):
+    """(mel, language) -> (start sequence + FP32's own greedy tokens, first scored
+    position): the PyTorch FP32 engine's decode, through the shared loop."""
+    import torch
+
+    from . import decoding
+    from .torch_engine import TorchStepModel
+
+    step = TorchStepModel(model, "cpu", torch.float32)
+
+    def teacher(mel, language: str) -> tuple[list[int], int]:
+        r = decoding.decode(step, mel, info, language if info.multilingual else "en")
+        p = info.prompt(r.language)
+        return p + r.token_ids, len(p) - 1
+
+    return teacher
 
 
 def _ort_version() -> str:

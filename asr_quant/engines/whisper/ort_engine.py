@@ -81,7 +81,7 @@ class OrtWhisperEngine(Engine):
         import onnxruntime as ort
 
         self.bundle = bundle
-        self.quant = quant or QuantConfig()
+        self.quant = quant or (QuantConfig.from_settings(settings) if self.kind == "int8" else QuantConfig())
         threads = int(settings.threads)
         t0 = time.perf_counter()
         folder, manifest = ort_artifacts.ensure(bundle, self.kind, self.quant, threads, settings.cache_dir,

@@ -9,7 +9,38 @@ from dataclasses import asdict, dataclass
 from . import calibration
 
 OUTLIER_CLIPS = 4  # calibration clips used to find the MLPs' outlier channels
-RECIPE_VERSION = 5  # bump when the recipe changes so old caches become misses
+RECIPE_VERSION = 6  # bump when the recipe changes so old caches become misses
+PLANS = ("recipe", "search")  # see QuantConfig.plan
+DEFAULT_BUDGET = "kl=0.004"  # the search keeps FP32 up to the size cap when it cannot be met
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What the mixed-precision search must reach on the hold-out speech:
+    'kl=0.004' (mean KL of the next-token distributions at most) or
+    'top1=0.99' (top-1 agreement with FP32 at least)."""
+
+    kind: str
+    value: float
+
+    @classmethod
+    def parse(cls, text: str) -> "Budget":
+        kind, sep, value = str(text).partition("=")
+        try:
+            v = float(value)
+        except ValueError:
+            v = None
+        if not sep or kind not in ("kl", "top1") or v is None:
+            raise ValueError(f"an INT8 budget is kl=<mean KL> or top1=<agreement 0..1>, not {text!r}")
+        if (kind == "kl" and v < 0) or (kind == "top1" and not 0 <= v <= 1):
+            raise ValueError(f"INT8 budget {text!r} is out of range")
+        return cls(kind, v)
+
+    def met(self, m: dict) -> bool:
+        return m["kl"] <= self.value if self.kind == "kl" else m["top1"] >= self.value
+
+    def __str__(self) -> str:
+        return f"{self.kind}={self.value:g}"
 
 
 @dataclass(frozen=True)
@@ -23,7 +54,18 @@ class QuantConfig:
     op_types: tuple[str, ...] = ("MatMul", "Gemm")  # static encoder op types
     fc2: str = "split"  # "split" (outlier channels apart in FP32, rest INT8) | "fp32" (whole fc2 in FP32)
     outlier_channels: int = 16  # per MLP, for fc2="split"
-    holdout_size: int = 4  # clips used to measure static vs dynamic (mode "auto")
+    holdout_size: int = 4  # clips used to measure static vs dynamic (mode "auto") and to score plans
+    # "recipe": every weight MatMul INT8 but the MLPs' outlier channels (above), encoder static or
+    # dynamic by `mode`. "search": each group's INT8 sensitivity measured, then the smallest mix of
+    # INT8 / outlier split / FP32 groups that meets `budget` (sensitivity.py, mixed_plan.py; encoder dynamic).
+    plan: str = "recipe"
+    budget: str = DEFAULT_BUDGET  # for plan "search"
+    max_extra_mb: float = 20.0  # the search keeps no more FP32 than this above all-INT8
+
+    @classmethod
+    def from_settings(cls, settings) -> "QuantConfig":
+        """The app's INT8 build: the plan and budget it was told (Settings.int8_plan, int8_budget)."""
+        return cls(plan=settings.int8_plan, budget=settings.int8_budget)
 
     @property
     def keep_fp32(self) -> tuple[str, ...]:
@@ -36,6 +78,11 @@ class QuantConfig:
             raise ValueError(f"calibration method must be minmax, percentile or entropy, not {self.calib_method!r}")
         if self.fc2 not in ("split", "fp32"):
             raise ValueError(f"fc2 must be split or fp32, not {self.fc2!r}")
+        if self.plan not in PLANS:
+            raise ValueError(f"INT8 plan must be one of {', '.join(PLANS)}, not {self.plan!r}")
+        if self.plan == "search" and self.mode == "static":
+            raise ValueError("the searched INT8 plan quantizes the encoder dynamically; use mode auto or dynamic")
+        Budget.parse(self.budget)
         if not 1 <= self.calib_size <= len(calibration.CALIBRATION):
             raise ValueError(f"calib_size must be 1..{len(calibration.CALIBRATION)}, not {self.calib_size}")
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -61,6 +61,10 @@ class BuildReport:
     outliers: dict = field(default_factory=dict)  # "encoder"/"decoder" -> channel indices per layer
     outlier_clips: int = 0  # calibration clips the outlier channels were found on
     seconds: dict = field(default_factory=dict)
+    # name, budget, level per group, extra bytes, simulated/measured error, the search's path (mixed_plan.Plan)
+    plan: dict = field(default_factory=dict)
+    sensitivity: list = field(default_factory=list)  # plan "search": one row per group and level
+    holdout_tokens: str = "reference text"  # what the hold-out measurements are teacher-forced on
 
 
 # --------------------------------------------------------------------------- pieces
@@ -132,7 +136,8 @@ def quantize_dynamic_graph(fp32: Path, out: Path, per_channel: bool = False,
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     weighted = _weight_nodes(fp32, ["MatMul"])
-    keep = [n.name for n in weighted if _matches(n.name, keep_fp32)]
+    keep_fp32 = tuple(keep_fp32)  # module names, or initializer names (the token table)
+    keep = [n.name for n in weighted if _matches(n.name, keep_fp32) or n.input[1] in keep_fp32]
     todo = [n.name for n in weighted if n.name not in keep]
     if not todo:  # an empty list would mean "everything" to quantize_dynamic
         raise ValueError(f"nothing to quantize in {fp32.name}: every weight MatMul is kept in FP32")
@@ -224,14 +229,19 @@ def _counted(items: list, what: str, say: Callable[[str], None]):
 
 def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndarray], np.ndarray],
           prompt: Callable[[str, str], tuple[list[int], int]], cache_dir: str | Path, threads: int = 2,
-          progress: Callable[[str], None] | None = None) -> BuildReport:
-    """Export, quantize and (mode auto) choose; writes encoder.onnx and
+          progress: Callable[[str], None] | None = None,
+          teacher: Callable[[np.ndarray, str], tuple[list[int], int]] | None = None) -> BuildReport:
+    """Export, quantize, plan and (mode auto) choose; writes encoder.onnx and
     decoder.onnx into out_dir (the caller adds the manifest and makes it atomic).
 
     features: audio float32 16 kHz -> mel [1, n_mels, 3000] (the engines' own).
     prompt: (text, language) -> (token ids: start sequence + text, index of the
-    first scored position). progress: hears each step ("exporting ONNX", "calibrating 3/8")."""
+    first scored position). progress: hears each step ("exporting ONNX", "calibrating 3/8").
+    teacher: (mel, language) -> the same with FP32's own greedy tokens, which
+    plan "search" scores and measures on (agreement with FP32 is its goal)."""
     import shutil
+
+    from . import mixed_plan
 
     t0 = time.perf_counter()
     secs: dict[str, float] = {}
@@ -253,6 +263,20 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
             report.reason = f"no calibration speech ({exc}): dynamic, fc2 in FP32; "
         secs["calibration_audio"] = time.perf_counter() - t0
 
+    samples: list[tuple[np.ndarray, list[int], int]] = []
+    if cfg.holdout_size > 0:
+        t = time.perf_counter()
+        searched = cfg.plan == "search" and teacher is not None
+        try:
+            say("making hold-out speech")
+            for utt, audio in calibration.holdout_clips(cfg.holdout_size, cache_dir):
+                mel = features(audio)
+                samples.append((mel, *(teacher(mel, utt.language) if searched else prompt(utt.text, utt.language))))
+            report.holdout_tokens = "FP32's greedy tokens" if searched else "reference text"
+        except calibration.CalibrationError as exc:
+            report.reason += f"no hold-out speech ({exc}); "
+        secs["holdout"] = time.perf_counter() - t
+
     keep = cfg.keep_fp32
     outliers = None
     if cfg.fc2 == "split" and calib is not None:
@@ -267,6 +291,20 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
         secs["outliers"] = time.perf_counter() - t
     else:
         keep = ("fc2",)
+    keep_enc = keep_dec = keep
+    mode, share = cfg.mode, True
+    if cfg.plan == "search":
+        if not samples:
+            raise calibration.CalibrationError("the INT8 plan search needs the packaged hold-out speech")
+        t = time.perf_counter()
+        say(f"measuring each group's INT8 sensitivity, then searching a plan for {cfg.budget}")
+        plan, report.sensitivity = mixed_plan.searched_plan(hf_model, samples, cfg, outliers)
+        keep_enc, keep_dec, outliers, tokens_fp32 = mixed_plan.onnx_keep(plan, outliers)
+        share, mode = not tokens_fp32, "dynamic"  # the search's scores are of dynamic INT8
+        secs["plan"] = time.perf_counter() - t
+    else:
+        plan = mixed_plan.recipe_plan(hf_model, outliers, cfg.outlier_channels)
+    report.plan = asdict(plan)
     t = time.perf_counter()
     say("exporting ONNX")
     enc32, dec32 = onnx_export.export(hf_model, work, outliers=outliers)
@@ -275,44 +313,38 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
     t = time.perf_counter()
     dec8 = out_dir / "decoder.onnx"
     say("quantizing the decoder")
-    n_dec, dec_fp32 = quantize_dynamic_graph(dec32, dec8, per_channel=True, keep_fp32=keep)
-    share_embedding(dec8)
+    n_dec, dec_fp32 = quantize_dynamic_graph(dec32, dec8, per_channel=True, keep_fp32=keep_dec)
+    if share:
+        share_embedding(dec8)
     secs["decoder"] = time.perf_counter() - t
 
     candidates: dict[str, tuple[Path, Path]] = {}
     infos: dict[str, tuple[int, list[str]]] = {}
-    if cfg.mode in ("static", "auto") and calib is not None:
+    if mode in ("static", "auto") and calib is not None:
         t = time.perf_counter()
         infos["static"] = quantize_encoder_static(enc32, work / "encoder.static.onnx", [m for m, _ in calib[:cfg.calib_size]],
-                                                  cfg, work, keep_fp32=keep, progress=say)
+                                                  cfg, work, keep_fp32=keep_enc, progress=say)
         candidates["static"] = (work / "encoder.static.onnx", dec8)
         secs["encoder_static"] = time.perf_counter() - t
-    if cfg.mode in ("dynamic", "auto") or not candidates:
+    if mode in ("dynamic", "auto") or not candidates:
         t = time.perf_counter()
         say("quantizing the encoder (dynamic)")
         infos["dynamic"] = quantize_dynamic_graph(enc32, work / "encoder.dynamic.onnx", per_channel=cfg.per_channel,
-                                                  keep_fp32=keep)
+                                                  keep_fp32=keep_enc)
         candidates["dynamic"] = (work / "encoder.dynamic.onnx", dec8)
         secs["encoder_dynamic"] = time.perf_counter() - t
 
-    if cfg.holdout_size > 0:
+    if samples:
         t = time.perf_counter()
-        try:
-            samples = []
-            say("making hold-out speech")
-            for utt, audio in calibration.holdout_clips(cfg.holdout_size, cache_dir):
-                tokens, first = prompt(utt.text, utt.language)
-                samples.append((features(audio), tokens, first))
-            report.measured = measure((enc32, dec32), candidates, _counted(samples, "measuring hold-out clips", say),
-                                      d, threads)
-        except calibration.CalibrationError as exc:
-            report.reason += f"no hold-out speech ({exc}); "
+        report.measured = measure((enc32, dec32), candidates, _counted(samples, "measuring hold-out clips", say),
+                                  d, threads)
         secs["measure"] = time.perf_counter() - t
 
     m = report.measured
     if len(candidates) == 1:
         choice = next(iter(candidates))
-        report.reason += f"{choice} was requested" if cfg.mode == choice else f"{choice} only"
+        report.reason += (f"{choice} was requested" if cfg.mode == choice else
+                          f"{choice} (the searched plan)" if cfg.plan == "search" else f"{choice} only")
         if m:
             report.reason += (f"; mean KL to FP32 {m[choice]['kl']:.4f}, top-1 agreement {m[choice]['top1']:.1%} "
                               f"on {cfg.holdout_size} hold-out clips")
@@ -322,6 +354,8 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
     else:
         choice = "dynamic"
         report.reason += "dynamic by default"
+    if m:
+        report.plan["measured"] = m[choice]
     report.encoder = choice
     n_enc, enc_fp32 = infos[choice]
     if choice == "static":
