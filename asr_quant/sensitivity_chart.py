@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-LEVEL_LABELS = {"int8": "INT8", "split": "outlier channels FP32", "fp32": "kept FP32"}
-LEVEL_COLORS = {"int8": "#54A24B", "split": "#EECA3B", "fp32": "#E45756"}
+LEVEL_LABELS = {"int8": "INT8", "split": "outlier channels FP32", "fp32": "kept FP32", "fc2-fp32": "fc2 FP32"}
+LEVEL_COLORS = {"int8": "#54A24B", "split": "#EECA3B", "fp32": "#E45756", "fc2-fp32": "#F58518"}
 
 
 def sensitivity_figure(name: str, quant: dict) -> go.Figure | None:

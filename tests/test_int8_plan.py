@@ -17,12 +17,27 @@ def test_budget_parses_kl_and_top1_and_rejects_the_rest():
     assert not Budget.parse("kl=0.004").met({"kl": 0.005, "top1": 1.0})
     assert Budget.parse("top1=0.99").met({"kl": 9.0, "top1": 0.995})
     assert not Budget.parse("top1=0.99").met({"kl": 0.0, "top1": 0.985})
-    for bad in ("0.004", "kl:0.1", "wer=0.1", "top1=1.5", "kl=-1", "kl=abc", ""):
+    assert str(Budget.parse("kl=4e-3")) == str(Budget.parse("kl=0.0040")) == "kl=0.004"
+    for bad in ("0.004", "kl:0.1", "wer=0.1", "top1=1.5", "kl=-1", "kl=abc", "", "kl=nan", "kl=inf"):
         with pytest.raises(ValueError, match="budget"):
             Budget.parse(bad)
 
 
-def test_plan_and_budget_enter_the_cache_key_and_are_checked():
+def test_plan_and_budget_enter_the_artifact_key_and_are_checked():
+    """The key the cache uses (ort_artifacts.artifact_key): the plan, the budget
+    (one spelling per value) and the source of the modules that make a plan."""
+    from types import SimpleNamespace
+
+    from asr_quant.engines.whisper import ort_artifacts
+
+    assert {"sensitivity.py", "mixed_plan.py", "decoding.py", "torch_engine.py"} <= set(ort_artifacts.BUILDER_SOURCES)
+    bundle = SimpleNamespace(sha256="sha")
+
+    def akey(**q):
+        return ort_artifacts.artifact_key(bundle, "int8", QuantConfig(**q))
+
+    assert akey(plan="search") != akey() and akey(plan="search", budget="kl=0.001") != akey(plan="search")
+    assert akey(plan="search", budget="kl=4e-3") == akey(plan="search", budget="kl=0.004")
     key = QuantConfig().key("sha")
     assert QuantConfig().plan == "recipe"  # the default build is the fast recipe
     assert QuantConfig(plan="search").key("sha") != key
@@ -43,6 +58,8 @@ def test_the_app_settings_choose_the_plan():
     q = QuantConfig.from_settings(s)
     assert (q.plan, q.budget) == ("search", "top1=0.97")
     assert QuantConfig.from_settings(Settings()) == QuantConfig()
+    # the recipe has no budget: another budget is the same recipe (same key), not a rebuild
+    assert QuantConfig.from_settings(Settings(int8_budget="kl=0.5")) == QuantConfig()
 
 
 def test_memory_alone_measures_the_plan_the_app_built():
@@ -55,6 +72,8 @@ def test_memory_alone_measures_the_plan_the_app_built():
     spec = alone.spec_for(s, "int8", __file__, "en")
     assert (spec["int8_plan"], spec["int8_budget"]) == ("search", "kl=0.01")
     assert alone.cache_path(spec) != alone.cache_path(alone.spec_for(Settings(), "int8", __file__, "en"))
+    # the other engines' figures do not depend on the INT8 plan
+    assert alone.spec_for(s, "fp32", __file__, "en") == alone.spec_for(Settings(), "fp32", __file__, "en")
 
 
 def test_simulated_int8_is_onnxruntime_dynamic_arithmetic(tmp_path):
@@ -196,15 +215,26 @@ def test_a_tighter_budget_keeps_at_least_as_many_groups_fp32(scored):
         return [k for k, v in plan.levels.items() if v == "fp32" and k not in fixed]
 
     cap = 8_000_000
+
+    def spent(plan):  # what the cap limits: the groups the search may move
+        by = {g.name: g for g in gs}
+        return sum(mixed_plan.extra_bytes(by[k], v, 16) for k, v in plan.levels.items() if k in by)
+
     loose = mixed_plan.search(scorer, gs, table, Budget("kl", 10.0), fixed=fixed, max_extra_bytes=cap)
     tight = mixed_plan.search(scorer, gs, table, Budget("kl", 0.0), fixed=fixed, max_extra_bytes=cap)
     middle = mixed_plan.search(scorer, gs, table, Budget("kl", start["kl"] / 2), fixed=fixed, max_extra_bytes=cap)
     assert kept(loose) == [] and loose.simulated["kl"] == start["kl"]
     assert len(kept(tight)) >= len(kept(middle)) >= len(kept(loose))
-    assert kept(tight) and 0 < tight.extra_bytes <= cap
+    assert kept(tight) and 0 < spent(tight) == tight.extra_bytes <= cap
     assert tight.simulated["kl"] < start["kl"]
     if Budget("kl", start["kl"] / 2).met(middle.simulated):  # met: the plan's last kept step is its score
         assert kept(middle) and [s for s in middle.steps if s["kept"]][-1]["kl"] == middle.simulated["kl"]
+    # a fixed group among the searched ones (the convolutions, in the build) counts in the plan's size
+    # but not against the cap: the search spends the same
+    conv = next(g for g in sensitivity.groups(scored[3]) if g.name == "enc.conv")
+    with_conv = mixed_plan.search(scorer, gs + [conv], table, Budget("kl", 0.0), fixed=fixed, max_extra_bytes=cap)
+    assert with_conv.levels == tight.levels
+    assert with_conv.extra_bytes == tight.extra_bytes + mixed_plan.extra_bytes(conv, "fp32", 16)
     # the most sensitive group by the table is the first one the search tries
     first = max(gs, key=lambda g: next(r["kl"] for r in table if r["group"] == g.name and r["level"] == "int8"))
     assert tight.steps[1]["action"].startswith(first.name)
@@ -243,8 +273,13 @@ def test_a_plan_the_benchmark_cannot_build_is_an_unavailable_row(whisper_engines
     from asr_quant.bench.run import int8_plan_variants
     from asr_quant.settings import Settings
 
-    said = []
+    from asr_quant.bench.run import BenchError
+    from asr_quant.engines.whisper import ort_artifacts
+
+    said, builds = [], ort_artifacts.BUILDS
     (v,) = int8_plan_variants(whisper_engines, Settings(model="base"), "magic:kl=0.01", said.append)
-    assert v.info.name == "INT8-magic" and not v.info.available
+    assert v.info.name == "INT8-magic(kl=0.01)" and not v.info.available
     assert "INT8 plan must be one of recipe, search" in v.info.error
-    assert any("magic" in s for s in said)
+    assert any("magic" in s for s in said) and ort_artifacts.BUILDS == builds
+    with pytest.raises(BenchError, match="twice"):
+        int8_plan_variants(whisper_engines, Settings(model="base"), "search,search", said.append)

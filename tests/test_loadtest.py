@@ -52,9 +52,14 @@ def test_good_and_bad_requests_are_all_answered(inputs, serve_page):
         driver = loadtest.Driver(url, inputs, clients=3, duration_s=4.0, drain_s=30.0, bad_share=0.6,
                                  cap_bytes=int(CAP_MB * 2**20), seed=1)
         reqs = driver.run()
+        # and a client sending only the file over the cap: refused before upload, every time
+        big = [i for i in inputs if i.name == "too_big.wav"]
+        over = loadtest.Driver(url, big, clients=1, duration_s=1.0, drain_s=30.0, bad_share=1.0,
+                               cap_bytes=int(CAP_MB * 2**20)).run()
     finally:
         demo.close()
     assert not driver.errors and len(driver.connect_s) == 3, driver.errors
+    assert over and all(r.outcome == "clear_error" and "maximum file size" in r.detail for r in over), over
     s = loadtest.summarize(reqs, clients=3, max_queue=32)
     assert s["sent"] > 6 and s["good_sent"] > 0 and s["bad_sent"] > 0, s
     assert s["answered"] == s["sent"] and s["lost"] == s["failed"] == s["wrong"] == 0, reqs

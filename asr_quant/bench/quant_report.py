@@ -17,7 +17,8 @@ def _planned(res: dict) -> list[dict]:
 def _fmt(m: dict) -> str:
     if not m:
         return "-"
-    return f"mean KL {m['kl']:.4f}, top-1 {m['top1']:.1%} over {m.get('positions', '?')} positions"
+    on = f", teacher-forced on {m['teacher']}" if m.get("teacher") else ""
+    return f"mean KL {m['kl']:.4f}, top-1 {m['top1']:.1%} over {m.get('positions', '?')} positions{on}"
 
 
 def section(res: dict, h: str) -> str:
@@ -30,7 +31,9 @@ def section(res: dict, h: str) -> str:
              "self-attention, cross-attention and MLP; the token table (embedding and output projection). "
              "Error against FP32 on the packaged hold-out speech, teacher-forced: mean KL of the next-token "
              "distributions and top-1 agreement. 'Simulated' is the search's own PyTorch model of ONNX Runtime's "
-             "dynamic INT8; 'measured' is the built graphs in ONNX Runtime.", "",
+             "dynamic INT8; 'measured' is the built graphs in ONNX Runtime, teacher-forced on what each row says "
+             "(the recipe on the clips' reference texts, the search on FP32's own tokens: the two are not the "
+             "same measurement; the clip-by-clip agreement above is). The convolutions stay FP32 in every plan.", "",
              "| engine | plan | FP32 groups | MLPs with outlier channels FP32 | above all-INT8 | simulated | measured |",
              "|---|---|---|---|---|---|---|"]
     for e in engines:
@@ -52,7 +55,7 @@ def section(res: dict, h: str) -> str:
         split_kl = {r["group"]: r["kl"] for r in q["sensitivity"] if r.get("level") == "split"}
         parts += [f"{h}## {e['name']}: per-group sensitivity (that group alone INT8, the rest FP32)", "",
                   f"The {min(12, len(rows))} most sensitive of {len(rows)} groups; all of them in "
-                  f"`sensitivity-{e['name'].lower()}.html`.", "",
+                  "its `sensitivity-*.html` chart.", "",
                   "| group | mean KL | top-1 | with outlier channels FP32: mean KL | in the plan |",
                   "|---|---|---|---|---|"]
         for r in sorted(rows, key=lambda r: -r["kl"])[:12]:
@@ -75,7 +78,8 @@ def chart(res: dict, out_dir: Path) -> list[Path]:
     for e in _planned(res):
         fig = sensitivity_figure(e["name"], e["quant"])
         if fig is not None:
-            p = Path(out_dir) / f"sensitivity-{e['name'].lower()}.html"
+            safe = "".join(c if c.isalnum() or c in "-." else "-" for c in e["name"].lower())
+            p = Path(out_dir) / f"sensitivity-{safe}.html"
             fig.write_html(p, include_plotlyjs="directory")
             paths.append(p)
     return paths

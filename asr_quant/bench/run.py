@@ -179,7 +179,10 @@ def int8_plan_variants(engine_set, settings: Settings, plans: str | None, log) -
     One that cannot be built is an unavailable row, not a failed run."""
 
     out = []
-    for item in [x.strip() for x in (plans or "").split(",") if x.strip()]:
+    items = [x.strip() for x in (plans or "").split(",") if x.strip()]
+    if len(set(items)) < len(items):
+        raise BenchError(f"--int8-plans names a plan twice: {plans}")
+    for item in items:
         name, _, budget = item.partition(":")
         quant = {"plan": name, **({"budget": budget} if budget else {})}
         log(f"building INT8 plan {item} ...")
@@ -187,10 +190,11 @@ def int8_plan_variants(engine_set, settings: Settings, plans: str | None, log) -
         try:
             eng = family.family_int8_variant(engine_set, settings, "auto", 0, **quant)
         except Exception as exc:  # noqa: BLE001 - reported as that row's error
-            eng = UnavailableEngine(EngineInfo(name=f"INT8-{name}", precision="int8", runtime="ONNX Runtime",
+            eng = UnavailableEngine(EngineInfo(name=f"INT8-{name}" + (f"({budget})" if budget else ""),
+                                               precision="int8", runtime="ONNX Runtime",
                                                device="cpu", model=engine_set.model.name, available=False,
                                                error=f"{type(exc).__name__}: {exc}"))
-        log(f"  INT8-{name}: {time.perf_counter() - t0:.0f} s")
+        log(f"  {eng.info.name}: {time.perf_counter() - t0:.0f} s")
         out.append(eng)
     return out
 

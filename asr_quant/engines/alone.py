@@ -43,9 +43,12 @@ def spec_for(settings: Settings, name: str, clip: str | os.PathLike, language: s
     """What the child needs: `name` is a precision (kind "engine") or a peer's
     kind, e.g. "int8" of faster-whisper (kind "peer"). The INT8 plan travels
     with it: the engine measured alone is the one the caller built."""
-    return dict(kind=kind, name=name, model=settings.model, threads=int(settings.threads),
-                cache_dir=str(settings.cache_dir), device=settings.device, clip=str(clip), language=language,
-                int8_plan=settings.int8_plan, int8_budget=settings.int8_budget)
+    spec = dict(kind=kind, name=name, model=settings.model, threads=int(settings.threads),
+                cache_dir=str(settings.cache_dir), device=settings.device, clip=str(clip), language=language)
+    if kind == "engine" and name == "int8":
+        spec.update(int8_plan=settings.int8_plan,
+                    **({"int8_budget": settings.int8_budget} if settings.int8_plan == "search" else {}))
+    return spec
 
 
 def _versions() -> dict:

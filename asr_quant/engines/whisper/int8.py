@@ -63,5 +63,6 @@ def build_variant(bundle: WhisperBundle, settings, device_plan, mode: str = "aut
     cfg = QuantConfig(mode=mode, **({"calib_size": calib_size} if calib_size else {}), **quant)
     engine = WhisperInt8Engine(bundle, settings, device_plan, quant=cfg)
     label = engine.encoder_mode + (f"-c{cfg.calib_size}" if engine.encoder_mode == "static" else "")
-    engine.info.name = f"INT8-{cfg.plan if named else label}"
+    name = cfg.plan + (f"({cfg.budget})" if "budget" in quant and cfg.plan == "search" else "")
+    engine.info.name = f"INT8-{name if named else label}"
     return engine

@@ -34,6 +34,8 @@ def extra_bytes(g: Group, level: str, outlier_k: int) -> int:
         return 3 * g.params
     if level == "split":
         return 3 * outlier_k * 2 * g.width
+    if level == "fc2-fp32":  # the recipe without outlier channels: fc2 (half the MLP's weights) FP32
+        return 3 * g.params // 2
     return 0
 
 
@@ -80,8 +82,11 @@ def search(scorer: Scorer, gs: list[Group], table: list[dict], budget: Budget, o
     steps: list[dict] = []
     stuck: set[str] = set()  # groups whose last raise did not help
 
-    def size(lv):  # groups outside `gs` (fixed by the caller) are not counted
+    def size(lv):  # bytes above all-INT8, everything counted (the fixed groups too)
         return sum(extra_bytes(by_name[k], v, outlier_k) for k, v in lv.items() if k in by_name)
+
+    def spent(lv):  # what the cap limits: the groups the search may move
+        return sum(extra_bytes(by_name[k], v, outlier_k) for k, v in lv.items() if k in by_name and k not in fixed)
 
     def raised(g):
         lv = g.levels[g.levels.index(levels[g.name]) + 1]
@@ -91,7 +96,7 @@ def search(scorer: Scorer, gs: list[Group], table: list[dict], budget: Budget, o
     steps.append({"action": "start (all INT8)", "kept": True, **m, "extra_bytes": size(levels)})
     while not budget.met(m) and len(steps) < max_steps:
         movable = [g for g in gs if g.name not in fixed and g.name not in stuck and levels[g.name] != "fp32"
-                   and (max_extra_bytes is None or size({**levels, g.name: raised(g)}) <= max_extra_bytes)]
+                   and (max_extra_bytes is None or spent({**levels, g.name: raised(g)}) <= max_extra_bytes)]
         if not movable:
             break
         g = max(movable, key=lambda g: sens.get((g.name, levels[g.name]), 0.0))
@@ -129,7 +134,7 @@ def recipe_plan(hf_model, outliers, outlier_k: int) -> Plan:
     outlier channels were found (else FP32, quantize.build's fallback). Not
     scored here: its error is what the build measures in ONNX Runtime."""
     gs = groups(hf_model)
-    mlp = "split" if outliers else "fp32"
+    mlp = "split" if outliers else "fc2-fp32"  # quantize.build keeps fc2 FP32 when no outliers were found
     levels = {g.name: (mlp if g.kind == "mlp" else "int8") for g in gs}
     levels.update(FIXED)
     by_name = {g.name: g for g in gs}
@@ -187,7 +192,7 @@ def describe_plan(plan: dict) -> str:
     sim, meas = plan.get("simulated", {}), plan.get("measured", {})
     met = Budget.parse(plan["budget"]).met(sim) if plan.get("budget") and sim else True
     text = (f"Mixed precision searched for the budget {plan.get('budget')}"
-            f"{'' if met else ' (not met: stopped at the size cap)'}: FP32 {', '.join(fp32) or 'nothing'}; "
+            f"{'' if met else ' (not met within the size cap and the scoring limit: the closest plan found)'}: FP32 {', '.join(fp32) or 'nothing'}; "
             f"MLP outlier channels FP32 in {', '.join(split) or 'none'}; every other group INT8 "
             f"(+{plan.get('extra_bytes', 0) / 1e6:.1f} MB over all-INT8).")
     if sim:

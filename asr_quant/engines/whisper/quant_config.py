@@ -3,6 +3,7 @@ the artifact cache read it; quantize.py, which imports torch, carries it out."""
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 from dataclasses import asdict, dataclass
 
@@ -30,7 +31,7 @@ class Budget:
             v = float(value)
         except ValueError:
             v = None
-        if not sep or kind not in ("kl", "top1") or v is None:
+        if not sep or kind not in ("kl", "top1") or v is None or not math.isfinite(v):
             raise ValueError(f"an INT8 budget is kl=<mean KL> or top1=<agreement 0..1>, not {text!r}")
         if (kind == "kl" and v < 0) or (kind == "top1" and not 0 <= v <= 1):
             raise ValueError(f"INT8 budget {text!r} is out of range")
@@ -39,8 +40,8 @@ class Budget:
     def met(self, m: dict) -> bool:
         return m["kl"] <= self.value if self.kind == "kl" else m["top1"] >= self.value
 
-    def __str__(self) -> str:
-        return f"{self.kind}={self.value:g}"
+    def __str__(self) -> str:  # canonical: "kl=4e-3" and "kl=0.004" are one budget, one cache key
+        return f"{self.kind}={self.value!r}"
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,11 @@ class QuantConfig:
 
     @classmethod
     def from_settings(cls, settings) -> "QuantConfig":
-        """The app's INT8 build: the plan and budget it was told (Settings.int8_plan, int8_budget)."""
-        return cls(plan=settings.int8_plan, budget=settings.int8_budget)
+        """The app's INT8 build: the plan and, for "search", the budget it was told
+        (Settings.int8_plan, int8_budget); the recipe has no budget, so it is not in its key."""
+        if settings.int8_plan == "search":
+            return cls(plan="search", budget=settings.int8_budget)
+        return cls(plan=settings.int8_plan)
 
     @property
     def keep_fp32(self) -> tuple[str, ...]:
@@ -82,7 +86,7 @@ class QuantConfig:
             raise ValueError(f"INT8 plan must be one of {', '.join(PLANS)}, not {self.plan!r}")
         if self.plan == "search" and self.mode == "static":
             raise ValueError("the searched INT8 plan quantizes the encoder dynamically; use mode auto or dynamic")
-        Budget.parse(self.budget)
+        object.__setattr__(self, "budget", str(Budget.parse(self.budget)))
         if not 1 <= self.calib_size <= len(calibration.CALIBRATION):
             raise ValueError(f"calib_size must be 1..{len(calibration.CALIBRATION)}, not {self.calib_size}")
 
