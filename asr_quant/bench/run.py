@@ -184,17 +184,18 @@ def int8_plan_variants(engine_set, settings: Settings, plans: str | None, log) -
         raise BenchError(f"--int8-plans names a plan twice: {plans}")
     for item in items:
         name, _, budget = item.partition(":")
+        label = f"INT8-{name}" + (f"({budget})" if budget else "")  # the row's name, built or not
         quant = {"plan": name, **({"budget": budget} if budget else {})}
         log(f"building INT8 plan {item} ...")
         t0 = time.perf_counter()
         try:
             eng = family.family_int8_variant(engine_set, settings, "auto", 0, **quant)
+            eng.info.name = label
         except Exception as exc:  # noqa: BLE001 - reported as that row's error
-            eng = UnavailableEngine(EngineInfo(name=f"INT8-{name}" + (f"({budget})" if budget else ""),
-                                               precision="int8", runtime="ONNX Runtime",
+            eng = UnavailableEngine(EngineInfo(name=label, precision="int8", runtime="ONNX Runtime",
                                                device="cpu", model=engine_set.model.name, available=False,
                                                error=f"{type(exc).__name__}: {exc}"))
-        log(f"  {eng.info.name}: {time.perf_counter() - t0:.0f} s")
+        log(f"  {label}: {time.perf_counter() - t0:.0f} s")
         out.append(eng)
     return out
 

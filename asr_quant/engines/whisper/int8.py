@@ -58,11 +58,9 @@ def build_variant(bundle: WhisperBundle, settings, device_plan, mode: str = "aut
                   **quant) -> WhisperInt8Engine:
     """An INT8 engine with other quantization settings (benchmark studies:
     calibration size, static vs dynamic, another plan: quant plan="search");
-    its name says which."""
-    named = "plan" in quant
+    its name says the encoder mode (the caller may name it otherwise)."""
     cfg = QuantConfig(mode=mode, **({"calib_size": calib_size} if calib_size else {}), **quant)
     engine = WhisperInt8Engine(bundle, settings, device_plan, quant=cfg)
     label = engine.encoder_mode + (f"-c{cfg.calib_size}" if engine.encoder_mode == "static" else "")
-    name = cfg.plan + (f"({cfg.budget})" if "budget" in quant and cfg.plan == "search" else "")
-    engine.info.name = f"INT8-{name if named else label}"
+    engine.info.name = f"INT8-{label}"
     return engine
