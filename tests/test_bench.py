@@ -345,7 +345,7 @@ def test_main_reports_bad_requests_as_one_line_errors(tmp_path, capsys):
 
 
 def test_family_hooks_are_the_families_functions_or_none():
-    """What the benchmark may ask of a family: Whisper offers all four, Fun-ASR-Nano none,
+    """What the benchmark may ask of a family: Whisper offers all five, Fun-ASR-Nano none,
     and a submodule of the same name is never mistaken for one."""
     import importlib
     import types
@@ -353,7 +353,7 @@ def test_family_hooks_are_the_families_functions_or_none():
     from asr_quant.engines import family_hook
 
     importlib.import_module("asr_quant.engines.whisper.peers")  # sets the package attribute `peers`
-    for name in ("peer_engines", "int8_variant", "calibration_texts", "op_profile"):
+    for name in ("peer_engines", "int8_variant", "rounded_weights_engine", "calibration_texts", "op_profile"):
         fn = family_hook("base", name)
         assert isinstance(fn, types.FunctionType), name
         assert family_hook("FunAudioLLM/Fun-ASR-MLT-Nano-2512", name) is None

@@ -78,7 +78,9 @@ def test_memory_alone_measures_the_plan_the_app_built():
 
 def test_simulated_int8_is_onnxruntime_dynamic_arithmetic(tmp_path):
     """The search scores plans in PyTorch; its fake INT8 must be what
-    onnxruntime's dynamic MatMulInteger computes, on a weight with one outlier column."""
+    onnxruntime's dynamic MatMulInteger computes, on a weight with one outlier
+    column: over all rows in one call (the encoder) and one row per call (the
+    decoder, one token per step)."""
     import onnx
     import onnxruntime as ort
     import torch
@@ -89,22 +91,35 @@ def test_simulated_int8_is_onnxruntime_dynamic_arithmetic(tmp_path):
     w = rng.standard_normal((64, 32)).astype(np.float32)
     w[:, 5] *= 40.0
     x = (rng.standard_normal((7, 64)) * 3 + 0.5).astype(np.float32)
+    x[3] *= 20.0  # one loud token: a per-call scale over all rows differs from one per row
     graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [7, 64])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [7, 32])],
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 64])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 32])],
                               [numpy_helper.from_array(w, "w")])
     fp32, int8 = tmp_path / "m.onnx", tmp_path / "m8.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(fp32))
     quantize_dynamic(str(fp32), str(int8), per_channel=True, weight_type=QuantType.QInt8,
                      extra_options={"MatMulConstBOnly": True})
-    got = ort.InferenceSession(str(int8), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    session = ort.InferenceSession(str(int8), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"x": x})[0]  # all rows in one call: the encoder
+    got_rows = np.concatenate([session.run(None, {"x": x[i:i + 1]})[0] for i in range(len(x))])  # the decoder
     lin = torch.nn.Linear(64, 32, bias=False)
     with torch.no_grad():
         lin.weight.copy_(torch.from_numpy(w.T))
         sim = sensitivity._linear(lin)(torch.from_numpy(x)).numpy()
+        sim_rows = sensitivity._linear(lin, first_call=1)(torch.from_numpy(x)).numpy()
+        sim_head = sensitivity._linear(lin, first_call=4)(torch.from_numpy(x)).numpy()
     exact = x @ w
     assert np.abs(sim - exact).max() > 1e-3 * np.abs(exact).max()  # the simulation does quantize
     assert np.abs(sim - got).max() <= 1e-4 * np.abs(exact).max(), np.abs(sim - got).max()
+    quiet = [i for i in range(len(x)) if i != 3]  # rows the loud one's scale coarsens
+    assert np.abs(got_rows - got)[quiet].max() > 1e-2 * np.abs(exact[quiet]).max()  # one call or one per token differ
+    assert np.abs(sim_rows - got_rows).max() <= 1e-4 * np.abs(exact).max(), np.abs(sim_rows - got_rows).max()
+    # the decoder's first call holds the start sequence (4 rows here, the loud one among them), then one per call
+    got_head = np.concatenate([session.run(None, {"x": x[:4]})[0]] + [session.run(None, {"x": x[i:i + 1]})[0]
+                                                                     for i in range(4, len(x))])
+    assert np.abs(sim_head - got_head).max() <= 1e-4 * np.abs(exact).max(), np.abs(sim_head - got_head).max()
+    assert np.abs(got_head - got_rows)[:3].max() > 1e-2 * np.abs(exact[:3]).max()
 
 
 def test_a_plan_maps_onto_the_onnx_graphs():

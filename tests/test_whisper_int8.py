@@ -158,6 +158,38 @@ def test_int8_engine_says_what_it_is(int8):
     assert info.disk_bytes < 0.5 * bundle_fp32_bytes(int8)
 
 
+@pytest.mark.model
+def test_the_build_measures_the_decoder_as_the_engine_decodes(int8):
+    """quant_measure's teacher-forced logits are the engine's own step by step
+    (the start sequence in one call, then one token per call, each with its own
+    dynamic activation scale), not one call over all tokens, which quantizes
+    every token with one shared scale and differs."""
+    from asr_quant.engines.whisper import calibration, features, onnx_io, quant_measure
+
+    d = onnx_io.dims(int8.bundle.config)
+    sm = int8.step_model
+    ((utt, audio),) = list(calibration.holdout_clips(1, int8.bundle.cache_dir.parent.parent))
+    mel = features.windows(audio, int8.bundle.n_mels)[0].mel
+    prompt = int8.bundle.tokens.prompt(utt.language)
+    tokens = prompt + int8.bundle.tokens.tokenizer.encode(" " + utt.text, add_special_tokens=False).ids[:12]
+    first = len(prompt) - 1
+    enc, dec = (quant_measure._session(int8.folder / f"{n}.onnx") for n in ("encoder", "decoder"))
+    measured, _ = quant_measure._prompt_logits(enc, dec, mel, tokens, first, d)
+    state = sm.encode(mel)
+    logits, cache = sm.step(state, np.asarray([tokens[:first + 1]], np.int64), None)
+    engine = [logits]
+    for tok in tokens[first + 1:-1]:
+        logits, cache = sm.step(state, np.asarray([[tok]], np.int64), cache)
+        engine.append(logits)
+    engine = np.stack(engine)
+    assert np.abs(measured[first:-1] - engine).max() <= 1e-3 * np.abs(engine).max()
+    one_call = dec.run(["logits"], {"tokens": np.asarray([tokens], np.int64),
+                                    **{k: np.zeros((1, d["n_heads"], 0, d["head_dim"]), np.float32)
+                                       for k in onnx_io.cache_names(d["n_layers"])},
+                                    **dict(zip(onnx_io.cross_names(d["n_layers"]), enc.run(None, {"mel": mel})))})[0][0]
+    assert np.abs(one_call[first:-1] - engine).max() > 1e-2 * np.abs(engine).max()
+
+
 def bundle_fp32_bytes(engine) -> int:
     return engine.bundle.fp32_file.stat().st_size
 

@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--int8-plans", default=None, metavar="PLAN[:BUDGET],...",
                    help="also run INT8 engines of these plans beside the set's own, e.g. 'search' or "
                         "'search:kl=0.002' (a plan's sensitivity table and search path go into the report)")
+    p.add_argument("--rounded-weights", action="store_true",
+                   help="also run a study row: PyTorch FP32 arithmetic on weights rounded to INT8's grid, so the "
+                        "report splits INT8's distance from FP32 into what 8-bit weights alone cost and what its "
+                        "activation quantization adds (its time and memory are FP32's)")
     p.add_argument("--explain", action="store_true",
                    help="explain every clip (at most 40 per engine) whose text differs from FP32's: first "
                         "differing token, its kind, the layer where the error grows most; summarized in results.md")

@@ -29,6 +29,14 @@ def family_int8_variant(engine_set, settings: Settings, mode: str, calib_size: i
     return variant(engine_set, settings, mode, calib_size, **quant)
 
 
+def family_rounded_weights(engine_set, settings: Settings) -> Engine:
+    """FP32 arithmetic on INT8-rounded weights, the study row of `--rounded-weights`."""
+    make = _hook(settings, "rounded_weights_engine")
+    if make is None:
+        raise EngineError(f"the rounded-weights study is not implemented for {settings.model!r}")
+    return make(engine_set, settings)
+
+
 def family_calibration_texts(settings: Settings) -> set[str]:
     """Texts the INT8 quantizer calibrates on, to prove the test clips are disjoint."""
     texts = _hook(settings, "calibration_texts")

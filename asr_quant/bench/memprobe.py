@@ -32,7 +32,7 @@ def memory_probe(engines: list[Engine], roles: dict[str, str], settings: Setting
     out = {}
     u = clips[0][0]
     for e in engines:
-        if not e.info.available:
+        if not e.info.available or roles.get(e.info.name) == "study":  # a study row is no deployable engine
             continue
         log(f"memory probe: {e.info.name} alone in a fresh process ...")
         out[e.info.name] = alone.measure(_spec(e, roles.get(e.info.name, "engine"), settings, u.path, u.language),
@@ -48,7 +48,7 @@ def isolated_timing(engines: list[Engine], roles: dict[str, str], settings: Sett
     out = {}
     items = [(str(u.path), u.language, u.id, u.row, u.text) for u, _ in clips]
     for e in engines:
-        if not e.info.available:
+        if not e.info.available or roles.get(e.info.name) == "study":
             continue
         log(f"isolated timing: {e.info.name} alone in a fresh process ...")
         spec = dict(_spec(e, roles.get(e.info.name, "engine"), settings, items[0][0], items[0][1]),

@@ -56,7 +56,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-def _engines(res: dict, roles=("engine", "variant", "peer")) -> list[dict]:
+def _engines(res: dict, roles=("engine", "variant", "study", "peer")) -> list[dict]:
     return [e for e in res["engines"] if e["role"] in roles]
 
 

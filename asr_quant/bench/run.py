@@ -200,6 +200,23 @@ def int8_plan_variants(engine_set, settings: Settings, plans: str | None, log) -
     return out
 
 
+ROUNDED_WEIGHTS = "FP32, INT8-rounded weights"  # --rounded-weights' study row
+
+
+def rounded_weights_study(engine_set, settings: Settings, log) -> list[Engine]:
+    """`--rounded-weights`: the study row of FP32 arithmetic on INT8-rounded
+    weights (engines/whisper/rounded.py), or an unavailable row saying why."""
+    log("building the rounded-weights study (an FP32 copy with INT8-rounded weights) ...")
+    try:
+        eng = family.family_rounded_weights(engine_set, settings)
+        eng.info.name = ROUNDED_WEIGHTS  # the row's name, built or not
+        return [eng]
+    except Exception as exc:  # noqa: BLE001 - reported as that row's error
+        return [UnavailableEngine(EngineInfo(name=ROUNDED_WEIGHTS, precision="fp32", runtime="PyTorch", device="cpu",
+                                             model=engine_set.model.name, available=False,
+                                             error=f"{type(exc).__name__}: {exc}"))]
+
+
 def run_model(model: str, args, utts: list[_corpus.Utterance], corpus_notes: list[str], out_dir: Path,
               command: str, date: str, log, progress_factory, engine_set=None) -> dict:
     """Load, run, summarize and write the outputs for one model. An already
@@ -229,7 +246,10 @@ def run_model(model: str, args, utts: list[_corpus.Utterance], corpus_notes: lis
     variants = int8_plan_variants(engine_set, settings, getattr(args, "int8_plans", None), log)
     for v in variants:
         roles[v.info.name] = "variant"
-    engines += variants + peers
+    studies = rounded_weights_study(engine_set, settings, log) if getattr(args, "rounded_weights", False) else []
+    for v in studies:
+        roles[v.info.name] = "study"
+    engines += variants + studies + peers
     for e in engines:
         state = "ok" if e.info.available else f"UNAVAILABLE: {e.info.error}"
         log(f"  {e.info.name:<24} {e.info.runtime}, {e.info.device}, threads={e.info.threads}, "

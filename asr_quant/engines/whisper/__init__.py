@@ -135,6 +135,16 @@ def int8_variant(engine_set: EngineSet, settings: Settings, mode: str, calib_siz
                          calib_size=calib_size or None, **quant)
 
 
+def rounded_weights_engine(engine_set: EngineSet, settings: Settings):
+    """FP32 arithmetic on INT8-rounded weights (rounded.py): what the 8-bit weights alone cost."""
+    from .rounded import WhisperRoundedWeightsEngine
+
+    bundle = next((e.bundle for e in engine_set.engines if getattr(e, "bundle", None) is not None), None)
+    if bundle is None:
+        bundle = load_bundle(settings.model, settings.cache_dir)
+    return WhisperRoundedWeightsEngine(bundle, _device.choose(settings.device).torch_device, settings.threads)
+
+
 def calibration_texts(settings: Settings) -> set[str]:
     """Texts the INT8 quantizer calibrates on, so a benchmark can prove its test clips are disjoint."""
     from . import calibration
@@ -170,5 +180,6 @@ def explain_difference(reference, other, clip, language: str | None = None):
     return explain(reference, other, clip, language, bundle.tokens, bundle.n_mels)
 
 
-__all__ = ["explain_difference", "load", "load_bundle", "WhisperBundle", "PRECISIONS", "peer_engines", "int8_variant", "calibration_texts",
+__all__ = ["explain_difference", "load", "load_bundle", "WhisperBundle", "PRECISIONS", "peer_engines", "int8_variant", "rounded_weights_engine",
+           "calibration_texts",
            "op_profile", "export_int8"]

@@ -17,14 +17,19 @@ Recipe (each step answers a measured problem, see issue 3):
   wreck a per-tensor activation scale, static or dynamic. Measured one module
   type at a time on hold-out clips (mean KL of next-token distributions vs
   FP32): decoder fc2 0.10 (layer 2 alone 0.097), encoder fc2 0.028 (dynamic)
-  and 0.92 (static), every other module type <= 0.005. SmoothQuant did not
-  fix it (0.10 at alpha 0.5, worse at 0.3 and 0.7). fc2="split" (default)
+  and 0.92 (static), every other module type <= 0.005. (Those figures came
+  from one teacher-forced decoder call, which scales all tokens at once; as
+  the engine decodes, one token per call, decoder layer 2's MLP alone costs
+  0.0047, all from the start sequence's shared call, and 0.00005 split: see
+  sensitivity.py.) SmoothQuant did not fix it (0.10 at alpha 0.5, worse at
+  0.3 and 0.7). fc2="split" (default)
   finds each MLP's top `outlier_channels` hidden channels on the calibration
   clips and computes them apart in FP32 (onnx_export._SplitMLP), so the rest
   of fc1/fc2 is INT8; fc2="fp32" keeps the whole fc2 in FP32.
 - mode "auto" builds both encoders and keeps the one whose full INT8 model
   (with the INT8 decoder) is closer to FP32 on hold-out clips, measured as the
-  mean KL divergence of next-token distributions under teacher forcing. The
+  mean KL divergence of next-token distributions under teacher forcing, decoded
+  step by step as the engine decodes (quant_measure). The
   figures and the choice are written into the artifact's manifest.
 """
 from __future__ import annotations
