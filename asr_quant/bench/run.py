@@ -317,7 +317,7 @@ def run_model(model: str, args, utts: list[_corpus.Utterance], corpus_notes: lis
     res["paired"] = paired.from_results(res)  # before the targets, which judge recorded rows by it
     res["targets"] = report.targets(res)
     write_outputs(res, out_dir)
-    for e in (engines if own else peers + variants):
+    for e in (engines if own else peers + variants + studies):
         e.close()
     return res
 

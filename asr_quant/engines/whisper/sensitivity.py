@@ -14,9 +14,7 @@ int8 symmetric per-output-channel weights, integer products exact in float).
 over all frames); the decoder takes the start sequence in one call, then one
 token per call (one scale for the start sequence, then one per token).
 Scoring all tokens with one scale instead, as one teacher-forced call would,
-overstated the recipe's error by ~40 %: mean KL 0.0123 against 0.0090 over 20
-clips (10 packaged hold-out clips, 10 recorded Spanish prompts), where ONNX
-Runtime's own step-by-step decode gives 0.0090. One FP32 model answers for
+overstated the recipe's error by ~40 % (docs/int8-plans.md). One FP32 model answers for
 every plan in seconds instead of one ONNX build per candidate. The plan the
 search returns is then built in ONNX Runtime and measured again
 (quantize.build); both figures go to the manifest.
@@ -147,7 +145,7 @@ def _conv(mod):
 
 
 @contextlib.contextmanager
-def simulated(hf_model, plan: dict[str, str], outliers: dict | None = None, first_call: int = 1):
+def simulated(hf_model, plan: dict[str, str], outliers: dict | None, first_call: int):
     """The model with every group at its level in `plan` (missing: FP32).
     first_call: tokens in the decoder's first call (the start sequence), after
     which it takes one token per call, as the engine decodes."""
@@ -198,7 +196,7 @@ def simulated(hf_model, plan: dict[str, str], outliers: dict | None = None, firs
 class Sample:
     mel: np.ndarray  # [1, n_mels, 3000]
     tokens: list[int]  # prompt + FP32's greedy tokens
-    first: int  # first scored position
+    first: int  # first scored position: the start sequence's last token, so the decoder's first call is tokens[:first + 1]
 
 
 class Scorer:
