@@ -173,6 +173,13 @@ def calibration_study(engine_set, settings: Settings, clips, sizes: list[int], r
                 records={k: [asdict(r) for r in v] for k, v in records.items() if k != REFERENCE})
 
 
+def _unavailable_row(name: str, precision: str, runtime: str, engine_set, exc: Exception) -> Engine:
+    """A benchmark row that could not be built: it says why, and the run goes on."""
+    return UnavailableEngine(EngineInfo(name=name, precision=precision, runtime=runtime, device="cpu",
+                                        model=engine_set.model.name, available=False,
+                                        error=f"{type(exc).__name__}: {exc}"))
+
+
 def int8_plan_variants(engine_set, settings: Settings, plans: str | None, log) -> list[Engine]:
     """INT8 engines of other named plans beside the set's own (`--int8-plans
     search` or `search:kl=0.002,recipe`), on the same clips in the same run.
@@ -192,9 +199,7 @@ def int8_plan_variants(engine_set, settings: Settings, plans: str | None, log) -
             eng = family.family_int8_variant(engine_set, settings, "auto", 0, **quant)
             eng.info.name = label
         except Exception as exc:  # noqa: BLE001 - reported as that row's error
-            eng = UnavailableEngine(EngineInfo(name=label, precision="int8", runtime="ONNX Runtime",
-                                               device="cpu", model=engine_set.model.name, available=False,
-                                               error=f"{type(exc).__name__}: {exc}"))
+            eng = _unavailable_row(label, "int8", "ONNX Runtime", engine_set, exc)
         log(f"  {label}: {time.perf_counter() - t0:.0f} s")
         out.append(eng)
     return out
@@ -212,9 +217,7 @@ def rounded_weights_study(engine_set, settings: Settings, log) -> list[Engine]:
         eng.info.name = ROUNDED_WEIGHTS  # the row's name, built or not
         return [eng]
     except Exception as exc:  # noqa: BLE001 - reported as that row's error
-        return [UnavailableEngine(EngineInfo(name=ROUNDED_WEIGHTS, precision="fp32", runtime="PyTorch", device="cpu",
-                                             model=engine_set.model.name, available=False,
-                                             error=f"{type(exc).__name__}: {exc}"))]
+        return [_unavailable_row(ROUNDED_WEIGHTS, "fp32", "PyTorch", engine_set, exc)]
 
 
 def run_model(model: str, args, utts: list[_corpus.Utterance], corpus_notes: list[str], out_dir: Path,

@@ -123,15 +123,18 @@ def peer_engines(settings: Settings, kinds: list[str], model_name: str) -> list:
     return faster_whisper_engines(settings, kinds, model_name) if kinds else []
 
 
+def _bundle_of(engine_set: EngineSet, settings: Settings) -> WhisperBundle:
+    """The model bundle a loaded engine holds (no second FP32 copy), or a fresh one."""
+    bundle = next((e.bundle for e in engine_set.engines if getattr(e, "bundle", None) is not None), None)
+    return bundle if bundle is not None else load_bundle(settings.model, settings.cache_dir)
+
+
 def int8_variant(engine_set: EngineSet, settings: Settings, mode: str, calib_size: int, **quant):
     """One INT8 engine built with a given quantization (calibration study, or
     another plan: quant plan="search"); reuses the loaded model bundle when an engine holds it."""
     from .int8 import build_variant
 
-    bundle = next((e.bundle for e in engine_set.engines if getattr(e, "bundle", None) is not None), None)
-    if bundle is None:
-        bundle = load_bundle(settings.model, settings.cache_dir)
-    return build_variant(bundle, settings, _device.choose(settings.device), mode=mode,
+    return build_variant(_bundle_of(engine_set, settings), settings, _device.choose(settings.device), mode=mode,
                          calib_size=calib_size or None, **quant)
 
 
@@ -139,10 +142,8 @@ def rounded_weights_engine(engine_set: EngineSet, settings: Settings):
     """FP32 arithmetic on INT8-rounded weights (rounded.py): what the 8-bit weights alone cost."""
     from .rounded import WhisperRoundedWeightsEngine
 
-    bundle = next((e.bundle for e in engine_set.engines if getattr(e, "bundle", None) is not None), None)
-    if bundle is None:
-        bundle = load_bundle(settings.model, settings.cache_dir)
-    return WhisperRoundedWeightsEngine(bundle, _device.choose(settings.device).torch_device, settings.threads)
+    return WhisperRoundedWeightsEngine(_bundle_of(engine_set, settings), _device.choose(settings.device).torch_device,
+                                       settings.threads)
 
 
 def calibration_texts(settings: Settings) -> set[str]:

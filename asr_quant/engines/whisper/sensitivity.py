@@ -79,19 +79,23 @@ def _fq_act(x, first_call: int = 0):
     import torch
 
     if first_call:
-        head = _fq_act(x[..., :first_call, :])
-        tail = x[..., first_call:, :]
+        head, tail = _fq_act(x[..., :first_call, :]), x[..., first_call:, :]
         if tail.shape[-2] == 0:
             return head
         lo = torch.clamp(tail.amin(-1, keepdim=True), max=0.0)
         hi = torch.clamp(tail.amax(-1, keepdim=True), min=0.0)
-        scale = ((hi - lo) / 255.0).clamp(min=1e-30)  # an all-zero row stays zero
-        zp = torch.clamp(torch.round(-lo / scale), 0, 255)
-        return torch.cat([head, (torch.clamp(torch.round(tail / scale) + zp, 0, 255) - zp) * scale], dim=-2)
+        return torch.cat([head, _uint8_grid(tail, lo, ((hi - lo) / 255.0).clamp(min=1e-30))], dim=-2)
     lo, hi = torch.clamp(x.min(), max=0.0), torch.clamp(x.max(), min=0.0)
     scale = (hi - lo) / 255.0
     if float(scale) == 0.0:
         return x
+    return _uint8_grid(x, lo, scale)
+
+
+def _uint8_grid(x, lo, scale):
+    """x rounded to the uint8 grid of (lo, scale), zero point from lo, back in float (an all-zero row stays zero)."""
+    import torch
+
     zp = torch.clamp(torch.round(-lo / scale), 0, 255)
     return (torch.clamp(torch.round(x / scale) + zp, 0, 255) - zp) * scale
 
