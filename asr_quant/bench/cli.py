@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calib-runs", type=int, default=1, help="timed runs per clip in the calibration study")
     p.add_argument("--calib-max-per-row", type=int, default=None,
                    help="at most this many clips per row in the calibration study (default: all of the run's)")
+    p.add_argument("--int8-plan", default=None, metavar="PLAN",
+                   help="the plan of the run's own INT8 row, the one the targets judge: recipe (default), search "
+                        "or blockwise (else ASRQ_INT8_PLAN)")
     p.add_argument("--int8-plans", default=None, metavar="PLAN[:BUDGET],...",
                    help="also run INT8 engines of these plans beside the set's own, e.g. 'search' or "
                         "'search:kl=0.002' (a plan's sensitivity table and search path go into the report)")

@@ -235,6 +235,8 @@ def run_model(model: str, args, utts: list[_corpus.Utterance], corpus_notes: lis
         settings.cache_dir = args.cache_dir
     if args.device:
         settings.device = args.device
+    if getattr(args, "int8_plan", None):
+        settings.int8_plan = args.int8_plan
 
     own = engine_set is None
     if own:

@@ -30,10 +30,9 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
 
 from ...cache import build_dir, key_of, sha256_file, source_hash
-from . import onnx_export
+from . import blockwise, onnx_export
 
 BITS = 8
 BLOCK_SIZE = 128  # along K; d_model 512 / 2048 are multiples, so no padding
@@ -48,7 +47,7 @@ def recipe_key(model_sha256: str) -> str:
     import onnxruntime as ort
 
     return key_of({"sha": model_sha256, "recipe": RECIPE_VERSION, "bits": BITS, "block": BLOCK_SIZE,
-                   "code": source_hash(__file__, onnx_export.__file__), "ort": ort.__version__})
+                   "code": source_hash(__file__, onnx_export.__file__, blockwise.__file__), "ort": ort.__version__})
 
 
 def artifact_dir(bundle) -> Path:
@@ -59,70 +58,11 @@ def artifact_dir(bundle) -> Path:
 # --------------------------------------------------------------------------- graph
 
 def quantize_weights(fp32: Path, out: Path) -> int:
-    """Every MatMul with a constant weight -> MatMulNBits (8 bits). Returns the node count."""
-    import onnx
-    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
-
-    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
-    model = onnx.load(str(fp32))
-    q = MatMulNBitsQuantizer(model, bits=BITS, block_size=BLOCK_SIZE, is_symmetric=True,
-                             op_types_to_quantize=("MatMul",))
-    q.process()
-    onnx.save(q.model.model, str(out))
-    return sum(1 for n in q.model.model.graph.node if n.op_type == "MatMulNBits")
+    """Every MatMul with a constant weight -> MatMulNBits (8 bits), activations FP32. Returns the node count."""
+    return blockwise.quantize(fp32, out, BLOCK_SIZE, accuracy_level=None)
 
 
-def share_table(path: Path) -> None:
-    """Point the decoder's token lookup (Gather of columns of the FP32
-    `embed_tokens_t`) at the output projection's packed INT8 table, then drop
-    the FP32 table. Packed layout: [vocab, K/block, block] uint8, value
-    q + 128 (symmetric 8-bit, MatMulNBits' default zero point), scales [vocab, K/block]."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    model = onnx.load(str(path))
-    g = model.graph
-    inits = {i.name: i for i in g.initializer}
-    fp32 = onnx_export.EMBED_NAME
-    proj = [n for n in g.node if n.op_type == "MatMulNBits" and inits.get(n.input[1]) is not None
-            and n.input[1].startswith(fp32)]
-    if len(proj) != 1:
-        raise RuntimeError(f"expected one MatMulNBits over {fp32}, found {len(proj)}")
-    packed, scales = proj[0].input[1], proj[0].input[2]
-    vocab, n_blocks, block = inits[packed].dims
-    d_model = int(inits[fp32].dims[0])
-    if n_blocks * block != d_model:
-        raise RuntimeError(f"d_model {d_model} is not a multiple of block {block}")
-    consts = [numpy_helper.from_array(np.array([vocab, n_blocks], np.int64), "embed_q8_scale_shape"),
-              numpy_helper.from_array(np.array([-1, d_model], np.int64), "embed_q8_row_shape"),
-              numpy_helper.from_array(np.array(128.0, np.float32), "embed_q8_zero"),
-              numpy_helper.from_array(np.array([-1], np.int64), "embed_q8_last_axis")]
-    g.initializer.extend(consts)
-    g.node.insert(0, helper.make_node("Reshape", [scales, "embed_q8_scale_shape"], ["embed_q8_scales_2d"],
-                                      name="embed_q8_scales_2d"))
-
-    def lookup(n) -> list:
-        """One Gather of FP32 columns -> the same columns rebuilt from the packed table."""
-        axis = next((a.i for a in n.attribute if a.name == "axis"), 0)
-        if axis != 1:
-            raise RuntimeError("the token lookup must gather columns of embed_tokens_t (axis 1)")
-        ids, out, p = n.input[1], n.output[0], n.name
-        return [helper.make_node("Gather", [packed, ids], [p + "_q"], name=p + "_q", axis=0),
-                helper.make_node("Gather", ["embed_q8_scales_2d", ids], [p + "_s"], name=p + "_s", axis=0),
-                helper.make_node("Unsqueeze", [p + "_s", "embed_q8_last_axis"], [p + "_s3"], name=p + "_s3"),
-                helper.make_node("Cast", [p + "_q"], [p + "_f"], name=p + "_f", to=TensorProto.FLOAT),
-                helper.make_node("Sub", [p + "_f", "embed_q8_zero"], [p + "_c"], name=p + "_c"),
-                helper.make_node("Mul", [p + "_c", p + "_s3"], [p + "_x"], name=p + "_x"),
-                helper.make_node("Reshape", [p + "_x", "embed_q8_row_shape"], [p + "_rows"], name=p + "_rows"),
-                helper.make_node("Transpose", [p + "_rows"], [out], name=p + "_t", perm=[1, 0])]
-
-    nodes = [m for n in g.node for m in (lookup(n) if n.op_type == "Gather" and n.input[0] == fp32 else [n])]
-    if any(fp32 in n.input for n in nodes):
-        raise RuntimeError(f"{fp32} is still read by another node; cannot drop it")
-    del g.node[:]
-    g.node.extend(nodes)
-    g.initializer.remove(inits[fp32])
-    onnx.save(model, str(path))
+share_table = blockwise.share_embedding  # the lookup reads the output projection's packed table (blockwise.py)
 
 
 def build(hf_model, out_dir: Path) -> dict:

@@ -141,6 +141,17 @@ def recipe_plan(hf_model, outliers, outlier_k: int) -> Plan:
     return Plan("recipe", levels, "", {}, sum(extra_bytes(by_name[k], v, outlier_k) for k, v in levels.items()))
 
 
+def blockwise_plan(hf_model, block_size: int) -> Plan:
+    """Plan "blockwise" (blockwise.py): every group but the convolutions in
+    8-bit blocks; its extra bytes are the blocks' FP32 scales. Not scored here."""
+    from .blockwise import extra_bytes as scale_bytes
+
+    gs = groups(hf_model)
+    levels = {g.name: "int8" for g in gs}
+    levels.update(FIXED)
+    return Plan("blockwise", levels, "", {}, sum(scale_bytes(g.params, block_size) for g in gs if levels[g.name] != "fp32"))
+
+
 def searched_plan(hf_model, samples: list[tuple], cfg, outliers=None) -> tuple[Plan, list[dict]]:
     """(plan, sensitivity table) on hold-out (mel, tokens, first) samples:
     each group's sensitivity (one scoring per group and level), then the search."""

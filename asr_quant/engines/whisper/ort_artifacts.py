@@ -7,7 +7,8 @@ Two kinds, from the same export (onnx_export.py):
 
 A folder `<kind>-<key>` holds encoder.onnx, decoder.onnx and manifest.json.
 The key covers everything that changes the files: the model's sha256, the
-quantization settings, the packaged calibration speech (its digest, or "none"
+quantization settings, the onnxruntime version (its quantizers write the
+INT8 graphs), the packaged calibration speech (its digest, or "none"
 when it is missing, so a degraded dynamic-only build never takes the full
 recipe's key) and a hash of the builder's own source. The manifest records
 what was built and why, each file's size and sha256 (checked on every load: a
@@ -47,7 +48,7 @@ _HERE = Path(__file__).parent
 # The code that decides what the files hold; editing any of it changes the key.
 BUILDER_SOURCES = ("ort_artifacts.py", "quant_config.py", "quantize.py", "quant_measure.py", "onnx_export.py",
                    "onnx_io.py", "calibration.py", "features.py", "ct2.py", "ct2_format.py",
-                   "sensitivity.py", "mixed_plan.py", "decoding.py", "torch_engine.py", "tokens.py")
+                   "sensitivity.py", "mixed_plan.py", "blockwise.py", "decoding.py", "torch_engine.py", "tokens.py")
 
 
 def builder_hash() -> str:
@@ -57,7 +58,9 @@ def builder_hash() -> str:
 def artifact_key(bundle: WhisperBundle, kind: str, quant: QuantConfig | None) -> str:
     spec = {"sha": bundle.sha256, "kind": kind, "code": builder_hash()}
     if kind == "int8":
-        spec.update(recipe=RECIPE_VERSION, quant=asdict(quant or QuantConfig()), calibration=calibration.digest())
+        # onnxruntime's own quantizers write the graphs: another version may write other ones
+        spec.update(recipe=RECIPE_VERSION, quant=asdict(quant or QuantConfig()), calibration=calibration.digest(),
+                    onnxruntime=_ort_version())
     return key_of(spec)
 
 

@@ -11,7 +11,8 @@ from . import calibration
 
 OUTLIER_CLIPS = 4  # calibration clips used to find the MLPs' outlier channels
 RECIPE_VERSION = 6  # bump when the recipe changes so old caches become misses
-PLANS = ("recipe", "search")  # see QuantConfig.plan
+PLANS = ("recipe", "search", "blockwise")  # see QuantConfig.plan
+BLOCK_SIZES = (16, 32, 64, 128, 256)  # plan "blockwise": what MatMulNBits takes
 DEFAULT_BUDGET = "kl=0.004"  # the search keeps FP32 up to the size cap when it cannot be met
 
 
@@ -59,9 +60,12 @@ class QuantConfig:
     # "recipe": every weight MatMul INT8 but the MLPs' outlier channels (above), encoder static or
     # dynamic by `mode`. "search": each group's INT8 sensitivity measured, then the smallest mix of
     # INT8 / outlier split / FP32 groups that meets `budget` (sensitivity.py, mixed_plan.py; encoder dynamic).
+    # "blockwise": every weight MatMul in 8-bit blocks of `block_size` inputs, activations int8 per row
+    # and block (blockwise.py); no calibration, no outlier split.
     plan: str = "recipe"
     budget: str = DEFAULT_BUDGET  # for plan "search"
     max_extra_mb: float = 20.0  # the search keeps no more FP32 than this above all-INT8
+    block_size: int = 16  # for plan "blockwise": inputs per weight scale and per activation scale
 
     @classmethod
     def from_settings(cls, settings) -> "QuantConfig":
@@ -86,6 +90,12 @@ class QuantConfig:
             raise ValueError(f"INT8 plan must be one of {', '.join(PLANS)}, not {self.plan!r}")
         if self.plan == "search" and self.mode == "static":
             raise ValueError("the searched INT8 plan quantizes the encoder dynamically; use mode auto or dynamic")
+        if self.plan == "blockwise":
+            if self.mode == "static":
+                raise ValueError("the blockwise INT8 plan quantizes activations at each call; use mode auto or dynamic")
+            object.__setattr__(self, "mode", "dynamic")  # one build, one cache key, however it was asked for
+        if self.block_size not in BLOCK_SIZES:
+            raise ValueError(f"block_size must be one of {', '.join(map(str, BLOCK_SIZES))}, not {self.block_size}")
         object.__setattr__(self, "budget", str(Budget.parse(self.budget)))
         if not 1 <= self.calib_size <= len(calibration.CALIBRATION):
             raise ValueError(f"calib_size must be 1..{len(calibration.CALIBRATION)}, not {self.calib_size}")

@@ -31,6 +31,10 @@ Recipe (each step answers a measured problem, see issue 3):
   mean KL divergence of next-token distributions under teacher forcing, decoded
   step by step as the engine decodes (quant_measure). The
   figures and the choice are written into the artifact's manifest.
+- Plan "blockwise" (blockwise.py) replaces all of the above: both graphs'
+  weight MatMuls as 8-bit MatMulNBits blocks with activations quantized per
+  row and block, so there is nothing to calibrate, split or choose; it is
+  measured on the hold-out clips like the recipe.
 """
 from __future__ import annotations
 
@@ -42,7 +46,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from . import calibration
+from . import blockwise, calibration
 from . import onnx_export
 from .quant_config import OUTLIER_CLIPS, RECIPE_VERSION, QuantConfig  # noqa: F401 - part of this module's API
 from .quant_measure import _session, choose, measure  # noqa: F401 - choose is part of this module's API
@@ -54,15 +58,15 @@ log = logging.getLogger(__name__)
 class BuildReport:
     """What was built and why; saved as manifest.json beside the graphs."""
 
-    encoder: str  # "static" | "dynamic"
-    decoder: str = "dynamic"
+    encoder: str  # "static" | "dynamic" | "blockwise"
+    decoder: str = "dynamic"  # | "blockwise"
     measured: dict = field(default_factory=dict)  # variant -> {"kl": .., "top1": ..}
     reason: str = ""
     static_nodes: int = 0  # encoder
     dynamic_nodes: int = 0  # encoder
     decoder_nodes: int = 0
     fp32_nodes: list[str] = field(default_factory=list)  # weight MatMul/Gemm left in FP32, both graphs
-    fc2: str = "fp32"  # what was done to fc2: "split" | "fp32"
+    fc2: str = "fp32"  # what was done to fc2: "split" | "fp32" | "blocks" (nothing apart: plan "blockwise")
     outliers: dict = field(default_factory=dict)  # "encoder"/"decoder" -> channel indices per layer
     outlier_clips: int = 0  # calibration clips the outlier channels were found on
     seconds: dict = field(default_factory=dict)
@@ -256,8 +260,9 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
     d = onnx_export.dims(hf_model.config)
     say = progress or (lambda message: None)
 
+    blocks = cfg.plan == "blockwise"  # needs no calibration and splits no outliers (blockwise.py)
     calib: list[tuple[np.ndarray, list[int]]] | None = None
-    if cfg.mode != "dynamic" or cfg.fc2 == "split":
+    if not blocks and (cfg.mode != "dynamic" or cfg.fc2 == "split"):
         say("making calibration speech")
         try:
             calib = [(features(a), prompt(u.text, u.language)[0])
@@ -284,7 +289,9 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
 
     keep = cfg.keep_fp32
     outliers = None
-    if cfg.fc2 == "split" and calib is not None:
+    if blocks:
+        report.fc2 = "blocks"
+    elif cfg.fc2 == "split" and calib is not None:
         t = time.perf_counter()
         say("finding outlier channels")
         # Outlier channels are a property of the weights: the same few show on
@@ -307,6 +314,8 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
         keep_enc, keep_dec, outliers, tokens_fp32 = mixed_plan.onnx_keep(plan, outliers)
         share, mode = not tokens_fp32, "dynamic"  # the search's scores are of dynamic INT8
         secs["plan"] = time.perf_counter() - t
+    elif blocks:
+        plan = mixed_plan.blockwise_plan(hf_model, cfg.block_size)
     else:
         plan = mixed_plan.recipe_plan(hf_model, outliers, cfg.outlier_channels)
     report.plan = asdict(plan)
@@ -318,20 +327,30 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
     t = time.perf_counter()
     dec8 = out_dir / "decoder.onnx"
     say("quantizing the decoder")
-    n_dec, dec_fp32 = quantize_dynamic_graph(dec32, dec8, per_channel=True, keep_fp32=keep_dec)
-    if share:
-        share_embedding(dec8)
+    if blocks:
+        n_dec, dec_fp32 = blockwise.quantize(dec32, dec8, cfg.block_size), []
+        blockwise.share_embedding(dec8)
+    else:
+        n_dec, dec_fp32 = quantize_dynamic_graph(dec32, dec8, per_channel=True, keep_fp32=keep_dec)
+        if share:
+            share_embedding(dec8)
     secs["decoder"] = time.perf_counter() - t
 
     candidates: dict[str, tuple[Path, Path]] = {}
     infos: dict[str, tuple[int, list[str]]] = {}
-    if mode in ("static", "auto") and calib is not None:
+    if blocks:
+        t = time.perf_counter()
+        say("quantizing the encoder (blockwise)")
+        infos["blockwise"] = blockwise.quantize(enc32, work / "encoder.blockwise.onnx", cfg.block_size), []
+        candidates["blockwise"] = (work / "encoder.blockwise.onnx", dec8)
+        secs["encoder_blockwise"] = time.perf_counter() - t
+    elif mode in ("static", "auto") and calib is not None:
         t = time.perf_counter()
         infos["static"] = quantize_encoder_static(enc32, work / "encoder.static.onnx", [m for m, _ in calib[:cfg.calib_size]],
                                                   cfg, work, keep_fp32=keep_enc, progress=say)
         candidates["static"] = (work / "encoder.static.onnx", dec8)
         secs["encoder_static"] = time.perf_counter() - t
-    if mode in ("dynamic", "auto") or not candidates:
+    if not blocks and (mode in ("dynamic", "auto") or not candidates):
         t = time.perf_counter()
         say("quantizing the encoder (dynamic)")
         infos["dynamic"] = quantize_dynamic_graph(enc32, work / "encoder.dynamic.onnx", per_channel=cfg.per_channel,
@@ -348,7 +367,7 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
     m = report.measured
     if len(candidates) == 1:
         choice = next(iter(candidates))
-        report.reason += (f"{choice} was requested" if cfg.mode == choice else
+        report.reason += (f"{choice} was requested" if cfg.mode == choice or blocks else
                           f"{choice} (the searched plan)" if cfg.plan == "search" else f"{choice} only")
         if m:
             report.reason += (f"; mean KL to FP32 {m[choice]['kl']:.4f}, top-1 agreement {m[choice]['top1']:.1%} "
@@ -362,6 +381,8 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
     if m:
         report.plan["measured"] = {**m[choice], "teacher": report.holdout_tokens}
     report.encoder = choice
+    if blocks:
+        report.decoder = "blockwise"
     n_enc, enc_fp32 = infos[choice]
     if choice == "static":
         report.static_nodes = n_enc
