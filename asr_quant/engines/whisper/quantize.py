@@ -236,6 +236,24 @@ def _counted(items: list, what: str, say: Callable[[str], None]):
         yield item
 
 
+def _holdout(cfg: QuantConfig, features, prompt, teacher, report: BuildReport, say) -> list[tuple[np.ndarray, list[int], int]]:
+    """The hold-out clips as (mel, tokens, first scored position), teacher-forced
+    on FP32's own tokens when `teacher` is given, else on the reference text
+    (`prompt`). Missing speech is said in the report, not raised."""
+    samples: list[tuple[np.ndarray, list[int], int]] = []
+    if cfg.holdout_size <= 0:
+        return samples
+    try:
+        say("making hold-out speech")
+        for utt, audio in calibration.holdout_clips(cfg.holdout_size):
+            mel = features(audio)
+            samples.append((mel, *(teacher(mel, utt.language) if teacher else prompt(utt.text, utt.language))))
+        report.holdout_tokens = "FP32's greedy tokens" if teacher else "reference text"
+    except calibration.CalibrationError as exc:
+        report.reason += f"no hold-out speech ({exc}); "
+    return samples
+
+
 def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndarray], np.ndarray],
           prompt: Callable[[str, str], tuple[list[int], int]], cache_dir: str | Path, threads: int = 2,
           progress: Callable[[str], None] | None = None,
@@ -260,9 +278,10 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
     d = onnx_export.dims(hf_model.config)
     say = progress or (lambda message: None)
 
-    blocks = cfg.plan == "blockwise"  # needs no calibration and splits no outliers (blockwise.py)
+    if cfg.plan == "blockwise":
+        return _build_blockwise(hf_model, out_dir, cfg, features, prompt, threads, say)
     calib: list[tuple[np.ndarray, list[int]]] | None = None
-    if not blocks and (cfg.mode != "dynamic" or cfg.fc2 == "split"):
+    if cfg.mode != "dynamic" or cfg.fc2 == "split":
         say("making calibration speech")
         try:
             calib = [(features(a), prompt(u.text, u.language)[0])
@@ -273,25 +292,13 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
             report.reason = f"no calibration speech ({exc}): dynamic, fc2 in FP32; "
         secs["calibration_audio"] = time.perf_counter() - t0
 
-    samples: list[tuple[np.ndarray, list[int], int]] = []
-    if cfg.holdout_size > 0:
-        t = time.perf_counter()
-        searched = cfg.plan == "search" and teacher is not None
-        try:
-            say("making hold-out speech")
-            for utt, audio in calibration.holdout_clips(cfg.holdout_size, cache_dir):
-                mel = features(audio)
-                samples.append((mel, *(teacher(mel, utt.language) if searched else prompt(utt.text, utt.language))))
-            report.holdout_tokens = "FP32's greedy tokens" if searched else "reference text"
-        except calibration.CalibrationError as exc:
-            report.reason += f"no hold-out speech ({exc}); "
-        secs["holdout"] = time.perf_counter() - t
+    t = time.perf_counter()
+    samples = _holdout(cfg, features, prompt, teacher if cfg.plan == "search" else None, report, say)
+    secs["holdout"] = time.perf_counter() - t
 
     keep = cfg.keep_fp32
     outliers = None
-    if blocks:
-        report.fc2 = "blocks"
-    elif cfg.fc2 == "split" and calib is not None:
+    if cfg.fc2 == "split" and calib is not None:
         t = time.perf_counter()
         say("finding outlier channels")
         # Outlier channels are a property of the weights: the same few show on
@@ -314,8 +321,6 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
         keep_enc, keep_dec, outliers, tokens_fp32 = mixed_plan.onnx_keep(plan, outliers)
         share, mode = not tokens_fp32, "dynamic"  # the search's scores are of dynamic INT8
         secs["plan"] = time.perf_counter() - t
-    elif blocks:
-        plan = mixed_plan.blockwise_plan(hf_model, cfg.block_size)
     else:
         plan = mixed_plan.recipe_plan(hf_model, outliers, cfg.outlier_channels)
     report.plan = asdict(plan)
@@ -327,30 +332,20 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
     t = time.perf_counter()
     dec8 = out_dir / "decoder.onnx"
     say("quantizing the decoder")
-    if blocks:
-        n_dec, dec_fp32 = blockwise.quantize(dec32, dec8, cfg.block_size), []
-        blockwise.share_embedding(dec8)
-    else:
-        n_dec, dec_fp32 = quantize_dynamic_graph(dec32, dec8, per_channel=True, keep_fp32=keep_dec)
-        if share:
-            share_embedding(dec8)
+    n_dec, dec_fp32 = quantize_dynamic_graph(dec32, dec8, per_channel=True, keep_fp32=keep_dec)
+    if share:
+        share_embedding(dec8)
     secs["decoder"] = time.perf_counter() - t
 
     candidates: dict[str, tuple[Path, Path]] = {}
     infos: dict[str, tuple[int, list[str]]] = {}
-    if blocks:
-        t = time.perf_counter()
-        say("quantizing the encoder (blockwise)")
-        infos["blockwise"] = blockwise.quantize(enc32, work / "encoder.blockwise.onnx", cfg.block_size), []
-        candidates["blockwise"] = (work / "encoder.blockwise.onnx", dec8)
-        secs["encoder_blockwise"] = time.perf_counter() - t
-    elif mode in ("static", "auto") and calib is not None:
+    if mode in ("static", "auto") and calib is not None:
         t = time.perf_counter()
         infos["static"] = quantize_encoder_static(enc32, work / "encoder.static.onnx", [m for m, _ in calib[:cfg.calib_size]],
                                                   cfg, work, keep_fp32=keep_enc, progress=say)
         candidates["static"] = (work / "encoder.static.onnx", dec8)
         secs["encoder_static"] = time.perf_counter() - t
-    if not blocks and (mode in ("dynamic", "auto") or not candidates):
+    if mode in ("dynamic", "auto") or not candidates:
         t = time.perf_counter()
         say("quantizing the encoder (dynamic)")
         infos["dynamic"] = quantize_dynamic_graph(enc32, work / "encoder.dynamic.onnx", per_channel=cfg.per_channel,
@@ -367,7 +362,7 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
     m = report.measured
     if len(candidates) == 1:
         choice = next(iter(candidates))
-        report.reason += (f"{choice} was requested" if cfg.mode == choice or blocks else
+        report.reason += (f"{choice} was requested" if cfg.mode == choice else
                           f"{choice} (the searched plan)" if cfg.plan == "search" else f"{choice} only")
         if m:
             report.reason += (f"; mean KL to FP32 {m[choice]['kl']:.4f}, top-1 agreement {m[choice]['top1']:.1%} "
@@ -381,8 +376,6 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
     if m:
         report.plan["measured"] = {**m[choice], "teacher": report.holdout_tokens}
     report.encoder = choice
-    if blocks:
-        report.decoder = "blockwise"
     n_enc, enc_fp32 = infos[choice]
     if choice == "static":
         report.static_nodes = n_enc
@@ -391,6 +384,50 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
     report.decoder_nodes = n_dec
     report.fp32_nodes = ["encoder" + n for n in enc_fp32] + ["decoder" + n for n in dec_fp32]
     candidates[choice][0].replace(out_dir / "encoder.onnx")
+    secs["total"] = time.perf_counter() - t0
+    report.seconds = {k: round(v, 2) for k, v in secs.items()}
+    shutil.rmtree(work, ignore_errors=True)
+    return report
+
+
+def _build_blockwise(hf_model, out_dir: Path, cfg: QuantConfig, features, prompt, threads: int, say) -> BuildReport:
+    """Plan "blockwise" (blockwise.py): export, both graphs' weight MatMuls to
+    8-bit blocks, the token table shared, measured on the hold-out clips
+    (teacher-forced on the reference text, as the recipe is)."""
+    import shutil
+
+    from . import mixed_plan
+
+    t0 = time.perf_counter()
+    secs: dict[str, float] = {}
+    report = BuildReport(encoder="blockwise", decoder="blockwise", fc2="blocks")
+    work = out_dir / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    samples = _holdout(cfg, features, prompt, None, report, say)
+    secs["holdout"] = time.perf_counter() - t0
+    report.plan = asdict(mixed_plan.blockwise_plan(hf_model, cfg.block_size))
+    t = time.perf_counter()
+    say("exporting ONNX")
+    enc32, dec32 = onnx_export.export(hf_model, work, outliers=None)
+    secs["export"] = time.perf_counter() - t
+    t = time.perf_counter()
+    say("quantizing the decoder and the encoder (blockwise)")
+    enc8, dec8 = out_dir / "encoder.onnx", out_dir / "decoder.onnx"
+    report.decoder_nodes = blockwise.quantize(dec32, dec8, cfg.block_size)
+    blockwise.share_embedding(dec8)
+    report.dynamic_nodes = blockwise.quantize(enc32, enc8, cfg.block_size)
+    secs["quantize"] = time.perf_counter() - t
+    report.reason += f"blockwise, blocks of {cfg.block_size}"
+    if samples:
+        t = time.perf_counter()
+        report.measured = measure((enc32, dec32), {"blockwise": (enc8, dec8)},
+                                  _counted(samples, "measuring hold-out clips", say), onnx_export.dims(hf_model.config),
+                                  threads)
+        secs["measure"] = time.perf_counter() - t
+        m = report.measured["blockwise"]
+        report.plan["measured"] = {**m, "teacher": report.holdout_tokens}
+        report.reason += (f"; mean KL to FP32 {m['kl']:.4f}, top-1 agreement {m['top1']:.1%} "
+                          f"on {cfg.holdout_size} hold-out clips")
     secs["total"] = time.perf_counter() - t0
     report.seconds = {k: round(v, 2) for k, v in secs.items()}
     shutil.rmtree(work, ignore_errors=True)
