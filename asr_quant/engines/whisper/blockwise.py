@@ -22,7 +22,8 @@ table is stored once in 8 bits as in the recipe.
 
 The CUDA recipe (cuda_recipe.py) writes its graphs with the same two
 functions, at accuracy level 0 (FP32 activations: its CUDA kernel
-dequantizes) and blocks of 128.
+dequantizes) and blocks of 128. `build` is the plan's part of
+quantize.build.
 """
 from __future__ import annotations
 
@@ -112,3 +113,52 @@ def share_embedding(path: Path) -> None:
 def extra_bytes(params: int, block_size: int) -> int:
     """Bytes above one a weight: each block's FP32 scale."""
     return 4 * params // block_size
+
+
+def build(hf_model, out_dir: Path, cfg, features, prompt, threads: int, say):
+    """Plan "blockwise", called by quantize.build: export, both graphs' weight
+    MatMuls to 8-bit blocks, the token table shared, measured on the hold-out
+    clips (teacher-forced on the reference text, as the recipe is). Returns
+    quantize.BuildReport."""
+    import shutil
+    import time
+    from dataclasses import asdict
+
+    from . import mixed_plan
+    from .quant_measure import measure
+    from .quantize import BuildReport, _counted, _holdout
+
+    t0 = time.perf_counter()
+    secs: dict[str, float] = {}
+    report = BuildReport(encoder="blockwise", decoder="blockwise", fc2="blocks")
+    work = out_dir / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    samples = _holdout(cfg, features, prompt, None, report, say)
+    secs["holdout"] = time.perf_counter() - t0
+    report.plan = asdict(mixed_plan.blockwise_plan(hf_model, cfg.block_size))
+    t = time.perf_counter()
+    say("exporting ONNX")
+    enc32, dec32 = onnx_export.export(hf_model, work, outliers=None)
+    secs["export"] = time.perf_counter() - t
+    t = time.perf_counter()
+    say("quantizing the decoder and the encoder (blockwise)")
+    enc8, dec8 = out_dir / "encoder.onnx", out_dir / "decoder.onnx"
+    report.decoder_nodes = quantize(dec32, dec8, cfg.block_size)
+    share_embedding(dec8)
+    report.dynamic_nodes = quantize(enc32, enc8, cfg.block_size)
+    secs["quantize"] = time.perf_counter() - t
+    report.reason += f"blockwise, blocks of {cfg.block_size}"
+    if samples:
+        t = time.perf_counter()
+        report.measured = measure((enc32, dec32), {"blockwise": (enc8, dec8)},
+                                  _counted(samples, "measuring hold-out clips", say), onnx_export.dims(hf_model.config),
+                                  threads)
+        secs["measure"] = time.perf_counter() - t
+        m = report.measured["blockwise"]
+        report.plan["measured"] = {**m, "teacher": report.holdout_tokens}
+        report.reason += (f"; mean KL to FP32 {m['kl']:.4f}, top-1 agreement {m['top1']:.1%} "
+                          f"on {cfg.holdout_size} hold-out clips")
+    secs["total"] = time.perf_counter() - t0
+    report.seconds = {k: round(v, 2) for k, v in secs.items()}
+    shutil.rmtree(work, ignore_errors=True)
+    return report

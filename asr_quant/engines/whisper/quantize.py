@@ -279,7 +279,7 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
     say = progress or (lambda message: None)
 
     if cfg.plan == "blockwise":
-        return _build_blockwise(hf_model, out_dir, cfg, features, prompt, threads, say)
+        return blockwise.build(hf_model, out_dir, cfg, features, prompt, threads, say)
     calib: list[tuple[np.ndarray, list[int]]] | None = None
     if cfg.mode != "dynamic" or cfg.fc2 == "split":
         say("making calibration speech")
@@ -389,46 +389,3 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
     shutil.rmtree(work, ignore_errors=True)
     return report
 
-
-def _build_blockwise(hf_model, out_dir: Path, cfg: QuantConfig, features, prompt, threads: int, say) -> BuildReport:
-    """Plan "blockwise" (blockwise.py): export, both graphs' weight MatMuls to
-    8-bit blocks, the token table shared, measured on the hold-out clips
-    (teacher-forced on the reference text, as the recipe is)."""
-    import shutil
-
-    from . import mixed_plan
-
-    t0 = time.perf_counter()
-    secs: dict[str, float] = {}
-    report = BuildReport(encoder="blockwise", decoder="blockwise", fc2="blocks")
-    work = out_dir / "work"
-    work.mkdir(parents=True, exist_ok=True)
-    samples = _holdout(cfg, features, prompt, None, report, say)
-    secs["holdout"] = time.perf_counter() - t0
-    report.plan = asdict(mixed_plan.blockwise_plan(hf_model, cfg.block_size))
-    t = time.perf_counter()
-    say("exporting ONNX")
-    enc32, dec32 = onnx_export.export(hf_model, work, outliers=None)
-    secs["export"] = time.perf_counter() - t
-    t = time.perf_counter()
-    say("quantizing the decoder and the encoder (blockwise)")
-    enc8, dec8 = out_dir / "encoder.onnx", out_dir / "decoder.onnx"
-    report.decoder_nodes = blockwise.quantize(dec32, dec8, cfg.block_size)
-    blockwise.share_embedding(dec8)
-    report.dynamic_nodes = blockwise.quantize(enc32, enc8, cfg.block_size)
-    secs["quantize"] = time.perf_counter() - t
-    report.reason += f"blockwise, blocks of {cfg.block_size}"
-    if samples:
-        t = time.perf_counter()
-        report.measured = measure((enc32, dec32), {"blockwise": (enc8, dec8)},
-                                  _counted(samples, "measuring hold-out clips", say), onnx_export.dims(hf_model.config),
-                                  threads)
-        secs["measure"] = time.perf_counter() - t
-        m = report.measured["blockwise"]
-        report.plan["measured"] = {**m, "teacher": report.holdout_tokens}
-        report.reason += (f"; mean KL to FP32 {m['kl']:.4f}, top-1 agreement {m['top1']:.1%} "
-                          f"on {cfg.holdout_size} hold-out clips")
-    secs["total"] = time.perf_counter() - t0
-    report.seconds = {k: round(v, 2) for k, v in secs.items()}
-    shutil.rmtree(work, ignore_errors=True)
-    return report
