@@ -126,7 +126,7 @@ def build(hf_model, out_dir: Path, cfg, features, prompt, threads: int, say):
 
     from . import mixed_plan
     from .quant_measure import measure
-    from .quantize import BuildReport, _counted, _holdout
+    from .quantize import BuildReport, _counted, _holdout, _measured_reason
 
     t0 = time.perf_counter()
     secs: dict[str, float] = {}
@@ -156,8 +156,7 @@ def build(hf_model, out_dir: Path, cfg, features, prompt, threads: int, say):
         secs["measure"] = time.perf_counter() - t
         m = report.measured["blockwise"]
         report.plan["measured"] = {**m, "teacher": report.holdout_tokens}
-        report.reason += (f"; mean KL to FP32 {m['kl']:.4f}, top-1 agreement {m['top1']:.1%} "
-                          f"on {cfg.holdout_size} hold-out clips")
+        report.reason += _measured_reason(m, cfg.holdout_size)
     secs["total"] = time.perf_counter() - t0
     report.seconds = {k: round(v, 2) for k, v in secs.items()}
     shutil.rmtree(work, ignore_errors=True)

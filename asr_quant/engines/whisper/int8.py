@@ -12,14 +12,14 @@ def describe(manifest: dict) -> str:
     """What runs in which precision, for `EngineInfo.details`."""
     r, q = manifest["report"], manifest["quant"]
     if r["encoder"] == "blockwise":
-        m = (r.get("plan") or {}).get("measured") or {}
+        from .mixed_plan import measured_sentence
+
         return (f"Plan 'blockwise': every weight MatMul ({r['dynamic_nodes']} in the encoder, {r['decoder_nodes']} in "
                 f"the decoder) as MatMulNBits, 8-bit weights in blocks of {q['block_size']} inputs with one FP32 "
                 f"scale each, activations quantized to int8 per row and block at each call (accuracy level 4); "
                 f"token table stored once in those blocks (lookup + output projection); no calibration, no "
                 f"outlier split; FP32: convolutions, LayerNorm, attention scores/softmax."
-                + (f" Measured in ONNX Runtime: mean KL {m['kl']:.4f}, top-1 {m['top1']:.1%} over "
-                   f"{m.get('positions', '?')} teacher-forced positions of hold-out speech." if m else ""))
+                + measured_sentence((r.get("plan") or {}).get("measured") or {}))
     if r["encoder"] == "static":
         langs = ", ".join(manifest.get("calibration_languages") or []) or "?"
         enc = (f"encoder static INT8 on {r['static_nodes']} {'/'.join(q['op_types'])} nodes (QDQ, "

@@ -208,7 +208,12 @@ def describe_plan(plan: dict) -> str:
             f"(+{plan.get('extra_bytes', 0) / 1e6:.1f} MB over all-INT8).")
     if sim:
         text += f" Simulated: mean KL {sim['kl']:.4f}, top-1 {sim['top1']:.1%}."
-    if meas:
-        text += (f" Measured in ONNX Runtime: mean KL {meas['kl']:.4f}, top-1 {meas['top1']:.1%} over "
-                 f"{meas.get('positions', '?')} teacher-forced positions of hold-out speech.")
-    return text
+    return text + measured_sentence(meas)
+
+
+def measured_sentence(m: dict) -> str:
+    """' Measured in ONNX Runtime: ...' for engine details, from a plan's measured figures ('' if none)."""
+    if not m:
+        return ""
+    return (f" Measured in ONNX Runtime: mean KL {m['kl']:.4f}, top-1 {m['top1']:.1%} over "
+            f"{m.get('positions', '?')} teacher-forced positions of hold-out speech.")

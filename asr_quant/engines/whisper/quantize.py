@@ -236,6 +236,11 @@ def _counted(items: list, what: str, say: Callable[[str], None]):
         yield item
 
 
+def _measured_reason(m: dict, clips: int) -> str:
+    """The build reason's figures for the one graph pair built."""
+    return f"; mean KL to FP32 {m['kl']:.4f}, top-1 agreement {m['top1']:.1%} on {clips} hold-out clips"
+
+
 def _holdout(cfg: QuantConfig, features, prompt, teacher, report: BuildReport, say) -> list[tuple[np.ndarray, list[int], int]]:
     """The hold-out clips as (mel, tokens, first scored position), teacher-forced
     on FP32's own tokens when `teacher` is given, else on the reference text
@@ -365,8 +370,7 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
         report.reason += (f"{choice} was requested" if cfg.mode == choice else
                           f"{choice} (the searched plan)" if cfg.plan == "search" else f"{choice} only")
         if m:
-            report.reason += (f"; mean KL to FP32 {m[choice]['kl']:.4f}, top-1 agreement {m[choice]['top1']:.1%} "
-                              f"on {cfg.holdout_size} hold-out clips")
+            report.reason += _measured_reason(m[choice], cfg.holdout_size)
     elif m:
         choice, why = choose(m)
         report.reason += f"{why} ({cfg.holdout_size} hold-out clips)"
