@@ -1,0 +1,167 @@
+"""How fast this machine's ONNX Runtime runs the matrix products behind each INT8 plan.
+
+    python scripts/int8_kernels.py [--threads 2] [--rounds 12]
+
+Why: the two Whisper INT8 plans trade agreement with FP32 against speed, and
+the trade is set by kernels, not by the plans. The recipe's MatMulInteger
+(one activation scale per call, one weight scale per column) is ONNX Runtime's
+fast u8s8 GEMM; the blockwise plan's MatMulNBits (8-bit weights and int8
+activations in blocks of 16 inputs, accuracy level 4) runs whatever MLAS has
+for this CPU. Each product here is one weight MatMul of Whisper base at the
+shapes the engine runs: the encoder's MLP over 1500 frames and the decoder's
+MLP and output projection for one token. Products run interleaved, their
+order rotated every round, in the engines' own session options; the table
+gives median milliseconds and the ratio to FP32 on the same shape.
+
+Per row is a third way, not a plan: activations scaled per frame
+(QuantizeLinear per axis) into the same u8s8 GEMM (MatMulIntegerToFloat),
+then one Mul for the row scales. Measured in docs/int8-blockwise.md.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from asr_quant.engines import runtime_policy  # noqa: E402
+from asr_quant.engines.whisper import blockwise  # noqa: E402
+
+# (name, rows, inputs, outputs): Whisper base, one 30 s window / one decoded token
+SHAPES = [("encoder fc1", 1500, 512, 2048), ("encoder fc2", 1500, 2048, 512),
+          ("decoder fc1, one token", 1, 512, 2048), ("output projection, one token", 1, 512, 51865)]
+KERNELS = ("FP32 MatMul", "recipe: MatMulInteger", "per row: MatMulIntegerToFloat",
+           "blockwise: MatMulNBits, blocks of 16", "MatMulNBits, blocks of 128")
+
+
+def _model(nodes, inits, m: int, k: int):
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, m, k])],
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(np.asarray(v), n) for n, v in inits.items()])
+    return helper.make_model(graph, ir_version=9, opset_imports=[helper.make_opsetid("", 17),
+                                                                 helper.make_opsetid("com.microsoft", 1)])
+
+
+def fp32_model(w: np.ndarray, m: int):
+    from onnx import helper
+
+    return _model([helper.make_node("MatMul", ["X", "W"], ["Y"])], {"W": w}, m, w.shape[0])
+
+
+def recipe_model(w: np.ndarray, m: int, tmp: Path):
+    """onnxruntime's quantize_dynamic as the recipe calls it (per-channel int8 weights)."""
+    import logging
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    onnx.save(fp32_model(w, m), str(tmp / "f.onnx"))
+    logging.getLogger().setLevel(logging.ERROR)  # quantize_dynamic's advice to pre-process, once a graph
+    quantize_dynamic(str(tmp / "f.onnx"), str(tmp / "q.onnx"), op_types_to_quantize=["MatMul"], per_channel=True,
+                     weight_type=QuantType.QInt8, extra_options={"MatMulConstBOnly": True})
+    return onnx.load(str(tmp / "q.onnx"))
+
+
+def per_row_model(w: np.ndarray, m: int):
+    """Symmetric int8 per frame (as uint8 + 128), per-channel int8 weights."""
+    from onnx import helper
+
+    ws = np.maximum(np.abs(w).max(0), 1e-12) / 127
+    inits = {"Wq": np.clip(np.round(w / ws), -127, 127).astype(np.int8), "ws": ws.astype(np.float32),
+             "inv127": np.float32(1 / 127), "tiny": np.float32(1e-12), "flat": np.array([-1], np.int64),
+             "one": np.float32(1.0), "zp": np.uint8(128), "zps": np.full([m], 128, np.uint8)}
+    h = helper.make_node
+    nodes = [h("Abs", ["X"], ["a"]), h("ReduceMax", ["a"], ["mx"], axes=[-1], keepdims=1),
+             h("Mul", ["mx", "inv127"], ["s0"]), h("Max", ["s0", "tiny"], ["s"]), h("Reshape", ["s", "flat"], ["s1"]),
+             h("QuantizeLinear", ["X", "s1", "zps"], ["q"], axis=1),
+             h("MatMulIntegerToFloat", ["q", "Wq", "one", "ws", "zp"], ["y"], domain="com.microsoft"),
+             h("Mul", ["y", "s"], ["Y"])]
+    return _model(nodes, inits, m, w.shape[0])
+
+
+def nbits_model(w: np.ndarray, m: int, block: int):
+    """MatMulNBits as blockwise.quantize writes it (8 bits, symmetric, accuracy level 4)."""
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    q = MatMulNBitsQuantizer(fp32_model(w, m), bits=blockwise.BITS, block_size=block, is_symmetric=True,
+                             accuracy_level=blockwise.ACCURACY_LEVEL, op_types_to_quantize=("MatMul",))
+    q.process()
+    return q.model.model
+
+
+def models(w: np.ndarray, m: int, tmp: Path) -> dict:
+    """One graph per kernel of KERNELS, all computing x @ w."""
+    import logging
+
+    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
+    return dict(zip(KERNELS, (fp32_model(w, m), recipe_model(w, m, tmp), per_row_model(w, m),
+                              nbits_model(w, m, 16), nbits_model(w, m, 128))))
+
+
+def measure(shapes, threads: int, rounds: int, tmp: Path, seed: int = 0) -> list[dict]:
+    """Per shape and kernel: median ms over `rounds`, kernels interleaved and
+    rotated; and the output's RMS error relative to FP32's (a check that every
+    graph computes the same product)."""
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for name, m, k, n in shapes:
+        w = (rng.standard_normal((k, n)) / np.sqrt(k)).astype(np.float32)
+        x = rng.standard_normal((1, m, k)).astype(np.float32)
+        so = runtime_policy.ort_session_options(threads)
+        sessions = {kn: ort.InferenceSession(g.SerializeToString(), so, providers=["CPUExecutionProvider"])
+                    for kn, g in models(w, m, tmp).items()}
+        ref = x @ w
+        times: dict[str, list[float]] = {kn: [] for kn in sessions}
+        err = {}
+        for kn, s in sessions.items():  # warm-up, and the check
+            y = s.run(None, {"X": x})[0]
+            err[kn] = float(np.sqrt(np.mean((y - ref) ** 2)) / np.sqrt(np.mean(ref ** 2)))
+        names = list(sessions)
+        for r in range(rounds):
+            for kn in names[r % len(names):] + names[:r % len(names)]:
+                t = time.perf_counter()
+                sessions[kn].run(None, {"X": x})
+                times[kn].append(time.perf_counter() - t)
+        fp32 = float(np.median(times[KERNELS[0]]))
+        for kn in names:
+            med = float(np.median(times[kn]))
+            rows.append({"shape": name, "m": m, "k": k, "n": n, "kernel": kn, "ms": med * 1000,
+                         "vs_fp32": med / fp32, "rel_error": err[kn]})
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    out = ["| product (rows x inputs -> outputs) | kernel | median ms | vs FP32 | output error vs FP32 (RMS) |",
+           "|---|---|---|---|---|"]
+    out += [f"| {r['shape']} ({r['m']} x {r['k']} -> {r['n']}) | {r['kernel']} | {r['ms']:.2f} | "
+            f"{r['vs_fp32']:.2f}x | {r['rel_error']:.2%} |" for r in rows]
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    import tempfile
+
+    import onnxruntime as ort
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=12)
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = measure(SHAPES, args.threads, args.rounds, Path(tmp))
+    print(f"ONNX Runtime {ort.__version__}, {args.threads} threads, {args.rounds} rounds, interleaved and rotated\n")
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
