@@ -52,20 +52,20 @@ def _model(nodes, inits, m: int, k: int):
 def fp32_model(w: np.ndarray, m: int):
     from onnx import helper
 
-    return _model([helper.make_node("MatMul", ["X", "W"], ["Y"])], {"W": w}, m, w.shape[0])
+    return _model([helper.make_node("MatMul", ["X", "W"], ["Y"], name="matmul")], {"W": w}, m, w.shape[0])
 
 
 def recipe_model(w: np.ndarray, m: int, tmp: Path):
-    """onnxruntime's quantize_dynamic as the recipe calls it (per-channel int8 weights)."""
+    """The recipe's own writer (quantize.quantize_dynamic_graph: per-channel int8 weights)."""
     import logging
 
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from asr_quant.engines.whisper.quantize import quantize_dynamic_graph
 
     onnx.save(fp32_model(w, m), str(tmp / "f.onnx"))
     logging.getLogger().setLevel(logging.ERROR)  # quantize_dynamic's advice to pre-process, once a graph
-    quantize_dynamic(str(tmp / "f.onnx"), str(tmp / "q.onnx"), op_types_to_quantize=["MatMul"], per_channel=True,
-                     weight_type=QuantType.QInt8, extra_options={"MatMulConstBOnly": True})
+    quantize_dynamic_graph(tmp / "f.onnx", tmp / "q.onnx", per_channel=True)
     return onnx.load(str(tmp / "q.onnx"))
 
 
@@ -87,20 +87,12 @@ def per_row_model(w: np.ndarray, m: int):
 
 
 def nbits_model(w: np.ndarray, m: int, block: int):
-    """MatMulNBits as blockwise.quantize writes it (8 bits, symmetric, accuracy level 4)."""
-    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
-
-    q = MatMulNBitsQuantizer(fp32_model(w, m), bits=blockwise.BITS, block_size=block, is_symmetric=True,
-                             accuracy_level=blockwise.ACCURACY_LEVEL, op_types_to_quantize=("MatMul",))
-    q.process()
-    return q.model.model
+    """The blockwise plan's own writer (blockwise.quantize_model: 8 bits, symmetric, accuracy level 4)."""
+    return blockwise.quantize_model(fp32_model(w, m), block)
 
 
 def models(w: np.ndarray, m: int, tmp: Path) -> dict:
     """One graph per kernel of KERNELS, all computing x @ w."""
-    import logging
-
-    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
     return dict(zip(KERNELS, (fp32_model(w, m), recipe_model(w, m, tmp), per_row_model(w, m),
                               nbits_model(w, m, 16), nbits_model(w, m, 128))))
 

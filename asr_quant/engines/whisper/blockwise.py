@@ -36,17 +36,24 @@ ACCURACY_LEVEL = 4  # MatMulNBits on the CPU: int8 activations, integer products
 BITS = 8
 
 
-def quantize(fp32: Path, out: Path, block_size: int, accuracy_level: int | None = ACCURACY_LEVEL) -> int:
-    """Every MatMul with a constant weight -> MatMulNBits (8 bits, symmetric,
-    blocks of `block_size` inputs). Returns how many nodes were quantized."""
-    import onnx
+def quantize_model(model, block_size: int, accuracy_level: int | None = ACCURACY_LEVEL):
+    """An ONNX model with every MatMul of a constant weight as MatMulNBits
+    (8 bits, symmetric, blocks of `block_size` inputs); scripts/int8_kernels.py
+    times the same kernel."""
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
     logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)  # a line a node
-    q = MatMulNBitsQuantizer(onnx.load(str(fp32)), bits=BITS, block_size=block_size, is_symmetric=True,
+    q = MatMulNBitsQuantizer(model, bits=BITS, block_size=block_size, is_symmetric=True,
                              accuracy_level=accuracy_level, op_types_to_quantize=("MatMul",))
     q.process()
-    model = q.model.model
+    return q.model.model
+
+
+def quantize(fp32: Path, out: Path, block_size: int, accuracy_level: int | None = ACCURACY_LEVEL) -> int:
+    """`quantize_model` from file to file. Returns how many nodes were quantized."""
+    import onnx
+
+    model = quantize_model(onnx.load(str(fp32)), block_size, accuracy_level)
     n = sum(node.op_type == "MatMulNBits" for node in model.graph.node)
     if n == 0:
         raise RuntimeError(f"no weight MatMul of {fp32.name} became MatMulNBits")
