@@ -64,8 +64,13 @@ def recipe_model(w: np.ndarray, m: int, tmp: Path):
     from asr_quant.engines.whisper.quantize import quantize_dynamic_graph
 
     onnx.save(fp32_model(w, m), str(tmp / "f.onnx"))
-    logging.getLogger().setLevel(logging.ERROR)  # quantize_dynamic's advice to pre-process, once a graph
-    quantize_dynamic_graph(tmp / "f.onnx", tmp / "q.onnx", per_channel=True)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # quantize_dynamic's advice to pre-process, once a graph
+    try:
+        quantize_dynamic_graph(tmp / "f.onnx", tmp / "q.onnx", per_channel=True)
+    finally:
+        root.setLevel(level)
     return onnx.load(str(tmp / "q.onnx"))
 
 

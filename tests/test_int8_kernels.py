@@ -37,3 +37,14 @@ def test_every_kernel_computes_the_product(tmp_path):
         assert all(by[(name, kn)]["ms"] > 0 for kn in k.KERNELS)
     text = k.table(rows)
     assert text.count("\n") == len(rows) + 1 and "blockwise: MatMulNBits, blocks of 16" in text
+
+
+def test_leaves_the_root_logger_as_it_found_it(tmp_path):
+    import logging
+
+    import numpy as np
+
+    root = logging.getLogger()
+    before = root.level
+    _script().recipe_model(np.eye(16, dtype=np.float32), 4, tmp_path)
+    assert root.level == before
