@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from asr_quant import audio, metrics  # noqa: E402
+from asr_quant.bench.run import rotated  # noqa: E402
 from asr_quant.engines import load_engines  # noqa: E402
 from asr_quant.examples import read_examples  # noqa: E402
 from asr_quant.settings import Settings  # noqa: E402
@@ -88,8 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for rep in range(args.reps):
         for name, clip, lang, _ in data:
-            order = engines[rep % len(engines):] + engines[:rep % len(engines)]
-            for e in order:
+            for e in rotated(engines, rep):
                 runs[e.info.name][name].append(e.transcribe(clip, lang))
 
     base = "FP32" if "FP32" in runs else engines[0].info.name

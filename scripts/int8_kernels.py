@@ -29,6 +29,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from asr_quant.bench.run import rotated  # noqa: E402
 from asr_quant.engines import runtime_policy  # noqa: E402
 from asr_quant.engines.whisper import blockwise  # noqa: E402
 
@@ -124,7 +125,7 @@ def measure(shapes, threads: int, rounds: int, tmp: Path, seed: int = 0) -> list
             err[kn] = float(np.sqrt(np.mean((y - ref) ** 2)) / np.sqrt(np.mean(ref ** 2)))
         names = list(sessions)
         for r in range(rounds):
-            for kn in names[r % len(names):] + names[:r % len(names)]:
+            for kn in rotated(names, r):
                 t = time.perf_counter()
                 sessions[kn].run(None, {"X": x})
                 times[kn].append(time.perf_counter() - t)

@@ -392,4 +392,3 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
     report.seconds = {k: round(v, 2) for k, v in secs.items()}
     shutil.rmtree(work, ignore_errors=True)
     return report
-
