@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from asr_quant.bench.run import rotated  # noqa: E402
 from asr_quant.engines import runtime_policy  # noqa: E402
-from asr_quant.engines.whisper import blockwise  # noqa: E402
+from asr_quant.engines.whisper.plans import blockwise  # noqa: E402
 
 # (name, rows, inputs, outputs): Whisper base, one 30 s window / one decoded token
 SHAPES = [("encoder fc1", 1500, 512, 2048), ("encoder fc2", 1500, 2048, 512),
@@ -62,7 +62,7 @@ def recipe_model(w: np.ndarray, m: int, tmp: Path):
 
     import onnx
 
-    from asr_quant.engines.whisper.quantize import quantize_dynamic_graph
+    from asr_quant.engines.whisper.plans.recipe import quantize_dynamic_graph
 
     onnx.save(fp32_model(w, m), str(tmp / "f.onnx"))
     root = logging.getLogger()

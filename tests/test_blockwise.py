@@ -10,14 +10,21 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from asr_quant.engines.whisper.quant_config import QuantConfig
+from asr_quant.engines.whisper.plans.config import QuantConfig
 
 
 def test_blockwise_settings_have_one_key_each():
     a = QuantConfig(plan="blockwise")
     assert a.mode == "dynamic"  # activations are quantized at each call; "auto" is the same build
-    assert a.key("x") == QuantConfig(plan="blockwise", mode="dynamic").key("x")
-    assert a.key("x") != QuantConfig(plan="blockwise", block_size=32).key("x") != QuantConfig().key("x")
+    from types import SimpleNamespace
+
+    from asr_quant.engines.whisper import ort_artifacts
+
+    def key(cfg):
+        return ort_artifacts.artifact_key(SimpleNamespace(sha256="x"), "int8", cfg)
+
+    assert key(a) == key(QuantConfig(plan="blockwise", mode="dynamic"))
+    assert key(a) != key(QuantConfig(plan="blockwise", block_size=32)) != key(QuantConfig())
     with pytest.raises(ValueError, match="dynamic"):
         QuantConfig(plan="blockwise", mode="static")
     with pytest.raises(ValueError, match="block_size"):

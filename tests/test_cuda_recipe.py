@@ -136,7 +136,7 @@ def test_cuda_recipe_gives_the_cpu_int8_tokens_on_the_english_examples(cuda_engi
 @pytest.mark.model
 def test_cuda_recipe_has_its_own_cache_key(bundle, artifacts):
     from asr_quant.engines.whisper import ort_artifacts
-    from asr_quant.engines.whisper.quant_config import QuantConfig
+    from asr_quant.engines.whisper.plans.config import QuantConfig
 
     folder, manifest = artifacts
     assert folder.name.startswith("int8cuda-") and folder != ort_artifacts.artifact_dir(bundle, "int8", QuantConfig())

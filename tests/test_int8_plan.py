@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asr_quant.engines.whisper import mixed_plan, sensitivity
-from asr_quant.engines.whisper.quant_config import DEFAULT_BUDGET, Budget, QuantConfig
+from asr_quant.engines.whisper.plans import search as mixed_plan, sensitivity
+from asr_quant.engines.whisper.plans.config import DEFAULT_BUDGET, Budget, QuantConfig
 
 
 # --------------------------------------------------------------------------- no model needed
@@ -30,7 +30,9 @@ def test_plan_and_budget_enter_the_artifact_key_and_are_checked():
 
     from asr_quant.engines.whisper import ort_artifacts
 
-    assert {"sensitivity.py", "mixed_plan.py", "decoding.py", "torch_engine.py"} <= set(ort_artifacts.BUILDER_SOURCES)
+    names = {f"{p.parent.name}/{p.name}" for p in ort_artifacts.builder_sources()}
+    assert {"plans/sensitivity.py", "plans/search.py", "plans/recipe.py", "plans/rows.py", "whisper/decoding.py",
+            "whisper/torch_engine.py", "asr_quant/memory.py"} <= names
     bundle = SimpleNamespace(sha256="sha")
 
     def akey(**q):
@@ -38,11 +40,8 @@ def test_plan_and_budget_enter_the_artifact_key_and_are_checked():
 
     assert akey(plan="search") != akey() and akey(plan="search", budget="kl=0.001") != akey(plan="search")
     assert akey(plan="search", budget="kl=4e-3") == akey(plan="search", budget="kl=0.004")
-    key = QuantConfig().key("sha")
-    assert QuantConfig().plan == "recipe"  # the default build is the fast recipe
-    assert QuantConfig(plan="search").key("sha") != key
-    assert QuantConfig(plan="search", budget="kl=0.001").key("sha") != QuantConfig(plan="search").key("sha")
-    assert QuantConfig(budget=DEFAULT_BUDGET).key("sha") == key
+    assert QuantConfig().plan == "recipe"  # a bare QuantConfig is the recipe; the app's default is "auto"
+    assert akey(budget=DEFAULT_BUDGET) == akey()
     with pytest.raises(ValueError, match="plan"):
         QuantConfig(plan="magic")
     with pytest.raises(ValueError, match="budget"):
@@ -57,9 +56,13 @@ def test_the_app_settings_choose_the_plan():
     s = Settings.from_env({"ASRQ_INT8_PLAN": "search", "ASRQ_INT8_BUDGET": "top1=0.97"})
     q = QuantConfig.from_settings(s)
     assert (q.plan, q.budget) == ("search", "top1=0.97")
-    assert QuantConfig.from_settings(Settings()) == QuantConfig()
-    # the recipe has no budget: another budget is the same recipe (same key), not a rebuild
-    assert QuantConfig.from_settings(Settings(int8_budget="kl=0.5")) == QuantConfig()
+    from asr_quant import host
+    from asr_quant.engines.whisper.plans import default
+
+    assert QuantConfig.from_settings(Settings()) == QuantConfig(plan=default.choose(host.detect().level)[0])
+    assert QuantConfig.from_settings(Settings(int8_plan="recipe")) == QuantConfig()
+    # only the search has a budget: another budget is the same recipe (same key), not a rebuild
+    assert QuantConfig.from_settings(Settings(int8_plan="recipe", int8_budget="kl=0.5")) == QuantConfig()
 
 
 def test_memory_alone_measures_the_plan_the_app_built():

@@ -52,9 +52,10 @@ def test_rounded_weights_alone_move_the_output_less_than_simulated_int8(rounded,
     the study row relies on to split INT8's error in two."""
     import torch
 
-    from asr_quant.engines.whisper import calibration, features, sensitivity
+    from asr_quant.engines.whisper import calibration, features
+    from asr_quant.engines.whisper.plans import sensitivity
     from asr_quant.engines.whisper.ort_artifacts import _teacher_fn
-    from asr_quant.engines.whisper.quant_measure import compare
+    from asr_quant.engines.whisper.plans.measure import compare
 
     fp32, model, _ = rounded
     bundle = whisper_engines.by_name("FP32").bundle

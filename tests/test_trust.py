@@ -85,7 +85,7 @@ def test_the_benchmark_rotates_engine_order_per_clip_and_run():
 
 def test_int8_key_follows_calibration_speech_builder_code_and_settings(monkeypatch, tmp_path):
     from asr_quant.engines.whisper import calibration, ort_artifacts
-    from asr_quant.engines.whisper.quant_config import QuantConfig
+    from asr_quant.engines.whisper.plans.config import QuantConfig
 
     class B:
         sha256, cache_dir = "abc", tmp_path

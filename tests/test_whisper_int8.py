@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from asr_quant import audio
-from asr_quant.engines.whisper import calibration, quantize
+from asr_quant.engines.whisper import calibration
+from asr_quant.engines.whisper.plans import recipe as quantize
 
 REPO = Path(__file__).resolve().parents[1]
 SPEECH = REPO.parent / "shared" / "speech"
@@ -35,14 +36,16 @@ def _measured(kl_static, kl_dynamic, enc_static, enc_dynamic):
     (_measured(0.010, 0.050, 0.9, 0.5), "static", "lower mean KL"),
     # 0.0111 is 11 % above 0.0100: outside the 10 % tie, so still the lower error
     (_measured(0.0100, 0.0111, 0.9, 0.5), "static", "lower mean KL"),
-    # within 10 % of each other: the faster encoder, whichever has the lower error
-    (_measured(0.0100, 0.0105, 0.9, 0.5), "dynamic", "faster encoder"),
-    (_measured(0.0105, 0.0100, 0.5, 0.9), "static", "faster encoder"),
-    (_measured(0.0100, 0.0100, 0.7, 0.6), "dynamic", "faster encoder"),
+    # within 10 % of each other: static, whatever the build's timings said (they vary with the host's load,
+    # and one cache key must not hold either graph by chance)
+    (_measured(0.0100, 0.0105, 0.9, 0.5), "static", "no per-call range pass"),
+    (_measured(0.0105, 0.0100, 0.5, 0.9), "static", "no per-call range pass"),
+    (_measured(0.0100, 0.0100, 0.7, 0.6), "static", "no per-call range pass"),
+    (_measured(0.0100, 0.0100, 0.6, 0.7), "static", "no per-call range pass"),
 ])
-def test_choose_picks_lower_error_and_breaks_ties_by_speed(measured, expected, rule):
+def test_choose_picks_lower_error_and_breaks_ties_without_timings(measured, expected, rule):
     """quant_measure.choose on made-up measurements: no model, nothing skipped."""
-    from asr_quant.engines.whisper import quant_measure
+    from asr_quant.engines.whisper.plans import measure as quant_measure
 
     choice, why = quant_measure.choose(measured)
     assert choice == expected and rule in why
@@ -56,8 +59,16 @@ def test_quant_config_rejects_bad_settings_and_keys_differ():
         quantize.QuantConfig(calib_size=0)
     with pytest.raises(ValueError):
         quantize.QuantConfig(fc2="int4")
-    a, b = quantize.QuantConfig(calib_size=4), quantize.QuantConfig(calib_size=8)
-    assert a.key("x") != b.key("x") and a.key("x") != a.key("y") and a.key("x") == quantize.QuantConfig(calib_size=4).key("x")
+    from types import SimpleNamespace
+
+    from asr_quant.engines.whisper import ort_artifacts
+
+    def key(sha, **q):  # the key the cache really uses (QuantConfig has no key of its own)
+        return ort_artifacts.artifact_key(SimpleNamespace(sha256=sha), "int8", quantize.QuantConfig(**q))
+
+    assert key("x", calib_size=4) != key("x", calib_size=8) and key("x", calib_size=4) != key("y", calib_size=4)
+    assert key("x", calib_size=4) == key("x", calib_size=4)
+    assert not hasattr(quantize.QuantConfig, "key")
 
 
 def _norm(text: str) -> str:
@@ -164,7 +175,8 @@ def test_the_build_measures_the_decoder_as_the_engine_decodes(int8):
     (the start sequence in one call, then one token per call, each with its own
     dynamic activation scale), not one call over all tokens, which quantizes
     every token with one shared scale and differs."""
-    from asr_quant.engines.whisper import calibration, features, onnx_io, quant_measure
+    from asr_quant.engines.whisper import calibration, features, onnx_io
+    from asr_quant.engines.whisper.plans import measure as quant_measure
 
     d = onnx_io.dims(int8.bundle.config)
     sm = int8.step_model

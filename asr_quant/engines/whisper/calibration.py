@@ -122,12 +122,26 @@ def _index() -> dict[tuple[str, int], dict]:
 
 
 def digest() -> str:
-    """Hash of the packaged speech (its index lists every file's sha256), or
-    "none" when it is missing: part of the INT8 cache key."""
+    """Part of the INT8 cache key: a hash of the packaged speech as it is on
+    disk (the index and the bytes of every file it lists), "none" when the
+    index is missing. A missing or damaged clip gives another digest, ending in
+    "-degraded", so a build that fell back without it never takes the key of a
+    full build, and the full build's key comes back when the files do."""
     try:
-        return hashlib.sha256(INDEX.read_bytes()).hexdigest()[:16]
-    except OSError:
+        index = INDEX.read_bytes()
+        rows = list(_index().values())
+    except (OSError, CalibrationError):
         return "none"
+    h = hashlib.sha256(index)
+    intact = True
+    for row in rows:
+        try:
+            got = hashlib.sha256((SPEECH_DIR / row["file"]).read_bytes()).hexdigest()
+        except OSError:
+            got = "missing"
+        intact = intact and got == row["sha256"]
+        h.update(f"{row['file']}={got};".encode())
+    return h.hexdigest()[:16] + ("" if intact else "-degraded")
 
 
 def _clips(kind: str, utts: tuple[Utterance, ...], n: int) -> list[tuple[Utterance, np.ndarray]]:

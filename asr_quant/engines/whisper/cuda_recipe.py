@@ -32,7 +32,8 @@ from pathlib import Path
 
 
 from ...cache import build_dir, key_of, sha256_file, source_hash
-from . import blockwise, onnx_export
+from . import onnx_export
+from .plans import blockwise
 
 BITS = 8
 BLOCK_SIZE = 128  # along K; d_model 512 / 2048 are multiples, so no padding

@@ -1,46 +1,12 @@
-"""Whisper INT8 in ONNX Runtime: the quantized graphs of quantize.build (cached
+"""Whisper INT8 in ONNX Runtime: the quantized graphs of a plan (plans/) (cached
 by ort_artifacts.py) behind the shared `decoding` loop, so only precision
 differs from the ORT-FP32 engine and the runtime too from PyTorch FP32."""
 from __future__ import annotations
 
 from .ort_engine import OrtWhisperEngine
 from .model import WhisperBundle
-from .quant_config import QuantConfig
-
-
-def describe(manifest: dict) -> str:
-    """What runs in which precision, for `EngineInfo.details`."""
-    r, q = manifest["report"], manifest["quant"]
-    if r["encoder"] == "blockwise":
-        from .mixed_plan import measured_sentence
-
-        return (f"Plan 'blockwise': every weight MatMul ({r['dynamic_nodes']} in the encoder, {r['decoder_nodes']} in "
-                f"the decoder) as MatMulNBits, 8-bit weights in blocks of {q['block_size']} inputs with one FP32 "
-                f"scale each, activations quantized to int8 per row and block at each call (accuracy level 4); "
-                f"token table stored once in those blocks (lookup + output projection); no calibration, no "
-                f"outlier split; FP32: convolutions, LayerNorm, attention scores/softmax."
-                + measured_sentence((r.get("plan") or {}).get("measured") or {}))
-    if r["encoder"] == "static":
-        langs = ", ".join(manifest.get("calibration_languages") or []) or "?"
-        enc = (f"encoder static INT8 on {r['static_nodes']} {'/'.join(q['op_types'])} nodes (QDQ, "
-               f"{q['calib_method']} calibration on {q['calib_size']} packaged synthesized clips in {langs}, "
-               f"{'per-channel' if q['per_channel'] else 'per-tensor'} weights)")
-    else:
-        enc = f"encoder dynamic INT8 on {r['dynamic_nodes']} MatMul nodes"
-    if r["fc2"] == "split":
-        fc2 = (f"MLPs INT8 except their {q['outlier_channels']} outlier hidden channels each (found on "
-               f"{r.get('outlier_clips', '?')} synthesized clips), computed apart in FP32")
-    else:
-        fc2 = f"fc2 layers ({len(r['fp32_nodes'])}, outlier GELU activations) kept in FP32"
-    plan = r.get("plan") or {}
-    if plan.get("name") == "search":
-        from .mixed_plan import describe_plan
-
-        return (f"{enc}; decoder dynamic INT8 on {r['decoder_nodes']} MatMul nodes; FP32: convolutions, LayerNorm, "
-                f"attention scores/softmax. " + describe_plan(plan))
-    return (f"Plan 'recipe': {enc}; decoder dynamic INT8 on {r['decoder_nodes']} MatMul nodes; token table stored "
-            f"once in INT8 (lookup + output projection); {fc2}; FP32: convolutions, LayerNorm, attention "
-            f"scores/softmax. Encoder {r['encoder']}: {r['reason']}.")
+from . import plans
+from .plans.config import QuantConfig
 
 
 class WhisperInt8Engine(OrtWhisperEngine):
@@ -56,7 +22,7 @@ class WhisperInt8Engine(OrtWhisperEngine):
         self.info.quant = {"plan": r.get("plan") or {}, "sensitivity": r.get("sensitivity") or []}
 
     def describe(self, manifest: dict) -> str:
-        return describe(manifest)
+        return plans.describe(manifest)
 
     @property
     def encoder_mode(self) -> str:

@@ -33,12 +33,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
+from ... import host
 from ...cache import build_dir, key_of, sha256_file, source_hash
 from ...memory import onnx_initializer_bytes
 from ..base import EngineError
 from . import calibration
 from .model import WhisperBundle
-from .quant_config import RECIPE_VERSION, QuantConfig
+from .plans.config import RECIPE_VERSION, QuantConfig
 
 log = logging.getLogger(__name__)
 FILES = ("encoder.onnx", "decoder.onnx")
@@ -46,21 +47,45 @@ KINDS = ("int8", "fp32")
 BUILDS = 0  # artifacts built in this process (tests check the cache is reused)
 _HERE = Path(__file__).parent
 # The code that decides what the files hold; editing any of it changes the key.
-BUILDER_SOURCES = ("ort_artifacts.py", "quant_config.py", "quantize.py", "quant_measure.py", "onnx_export.py",
-                   "onnx_io.py", "calibration.py", "features.py", "ct2.py", "ct2_format.py",
-                   "sensitivity.py", "mixed_plan.py", "blockwise.py", "decoding.py", "torch_engine.py", "tokens.py")
+# (every plan module, plans/*.py, is in it too: a new plan changes the key without a list to keep)
+BUILDER_SOURCES = ("ort_artifacts.py", "onnx_export.py", "onnx_io.py", "calibration.py", "features.py", "ct2.py",
+                   "ct2_format.py", "decoding.py", "torch_engine.py", "tokens.py")
+
+
+def builder_sources() -> list[Path]:
+    """These, every plan module and memory.py (it counts the manifest's weight bytes)."""
+    return ([_HERE / f for f in BUILDER_SOURCES] + sorted((_HERE / "plans").glob("*.py"))
+            + [_HERE.parents[1] / "memory.py"])
 
 
 def builder_hash() -> str:
-    return source_hash(*(_HERE / f for f in BUILDER_SOURCES if (_HERE / f).exists()))
+    return source_hash(*builder_sources())
+
+
+def library_versions() -> dict[str, str]:
+    """The libraries that write the graphs: torch.onnx.export (with transformers'
+    modules) writes the FP32 graphs, onnx serializes them, onnxruntime's
+    quantizers rewrite them. Read from package metadata: no import."""
+    import importlib.metadata as md
+
+    out = {}
+    for dist in ("torch", "transformers", "onnx", "onnxruntime-gpu", "onnxruntime"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            pass
+    return out
 
 
 def artifact_key(bundle: WhisperBundle, kind: str, quant: QuantConfig | None) -> str:
-    spec = {"sha": bundle.sha256, "kind": kind, "code": builder_hash()}
+    """Everything that changes the files: the weights, the builder's source, the
+    libraries that write the graphs and, for INT8, the plan's settings, the
+    packaged calibration speech as it is on disk and the host's instruction-set
+    level (QuantConfig.isa: the plan is built for it, host.py)."""
+    spec = {"sha": bundle.sha256, "kind": kind, "code": builder_hash(), "libraries": library_versions()}
     if kind == "int8":
-        # onnxruntime's own quantizers write the graphs: another version may write other ones
-        spec.update(recipe=RECIPE_VERSION, quant=asdict(quant or QuantConfig()), calibration=calibration.digest(),
-                    onnxruntime=_ort_version())
+        quant = quant or QuantConfig()
+        spec.update(recipe=RECIPE_VERSION, quant=asdict(quant), calibration=calibration.digest())
     return key_of(spec)
 
 
@@ -101,7 +126,8 @@ def ensure(bundle: WhisperBundle, kind: str, quant: QuantConfig | None, threads:
         report = _build_in_child(bundle, kind, quant, threads, cache_root, tmp, progress)
         manifest = {
             "kind": kind, "model": bundle.name, "model_sha256": bundle.sha256, "key": final.name,
-            "builder": builder_hash(), "ort_quantization": _ort_version(),
+            "builder": builder_hash(), "ort_quantization": _ort_version(), "libraries": library_versions(),
+            "host": host.detect().as_dict(),
             **({"quant": asdict(quant), "calibration_speech": calibration.digest()} if kind == "int8" else {}),
             **report,
             "files": {n: {"bytes": (tmp / n).stat().st_size, "sha256": sha256_file(tmp / n)} for n in FILES},
@@ -200,14 +226,14 @@ def _child(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
         report["report"] = {"precision": "fp32", "what": "the exported graphs, not quantized"}
     else:
-        from .quantize import build
+        from .plans import BuildContext, build
 
         quant = QuantConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(a.quant).items()})
         tokens = TokenizerInfo.from_ct2_dir(a.ct2_dir, vocab_size=cfg.vocab_size,
                                             max_positions=cfg.max_target_positions)
         n_mels = cfg.num_mel_bins
-        built = build(model, out, quant, lambda x: features.windows(x, n_mels)[0].mel, _prompt_fn(tokens),
-                      a.cache_dir, a.threads, progress=_say, teacher=_teacher_fn(model, tokens))
+        built = build(BuildContext(model, out, quant, lambda x: features.windows(x, n_mels)[0].mel, _prompt_fn(tokens),
+                                   a.cache_dir, a.threads, say=_say, teacher=_teacher_fn(model, tokens)))
         report["report"] = asdict(built)
         report["calibration_languages"] = calibration.languages(calibration.CALIBRATION, quant.calib_size)
         report["holdout_languages"] = calibration.languages(calibration.HOLDOUT, quant.holdout_size)

@@ -20,7 +20,7 @@ from .. import runtime_policy
 from ..base import Engine, EngineError, EngineInfo, RawResult
 from . import decoding, onnx_io, ort_artifacts
 from .model import WhisperBundle
-from .quant_config import QuantConfig
+from .plans.config import QuantConfig
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ def rounded_copy(hf_model):
 
     import torch
 
-    from .sensitivity import _fq_weight
+    from .plans.sensitivity import _fq_weight
 
     model = copy.deepcopy(hf_model).eval()
     n = 0

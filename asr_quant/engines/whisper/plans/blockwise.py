@@ -23,14 +23,16 @@ table is stored once in 8 bits as in the recipe.
 The CUDA recipe (cuda_recipe.py) writes its graphs with the same two
 functions, at accuracy level 0 (FP32 activations: its CUDA kernel
 dequantizes) and blocks of 128. `build` is the plan's part of
-quantize.build.
+recipe.build.
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from . import onnx_export
+from .common import FIXED, BuildContext, BuildReport, Plan, counted, holdout, measured_reason, measured_sentence
+from .measure import measure
+from .sensitivity import groups
 
 ACCURACY_LEVEL = 4  # MatMulNBits on the CPU: int8 activations, integer products (0 dequantizes to FP32)
 BITS = 8
@@ -66,6 +68,7 @@ def share_embedding(path: Path) -> None:
     `embed_tokens_t`) at the output projection's packed INT8 table, then drop
     the FP32 table. Packed layout: [vocab, K/block, block] uint8, value
     q + 128 (symmetric 8-bit, MatMulNBits' default zero point), scales [vocab, K/block]."""
+    from .. import onnx_export
     import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -122,27 +125,36 @@ def extra_bytes(params: int, block_size: int) -> int:
     return 4 * params // block_size
 
 
-def build(hf_model, out_dir: Path, cfg, features, prompt, threads: int, say):
-    """Plan "blockwise", called by quantize.build: export, both graphs' weight
+def blockwise_plan(hf_model, block_size: int) -> Plan:
+    """Plan "blockwise" (blockwise.py): every group but the convolutions in
+    8-bit blocks; its extra bytes are the blocks' FP32 scales. Not scored here."""
+    gs = groups(hf_model)
+    levels = {g.name: "int8" for g in gs}
+    levels.update(FIXED)
+    return Plan("blockwise", levels, "", {}, sum(extra_bytes(g.params, block_size) for g in gs if levels[g.name] != "fp32"))
+
+
+def build(ctx: BuildContext) -> BuildReport:
+    """Plan "blockwise": export, both graphs' weight
     MatMuls to 8-bit blocks, the token table shared, measured on the hold-out
     clips (teacher-forced on the reference text, as the recipe is). Returns
-    quantize.BuildReport."""
+    common.BuildReport."""
+    from .. import onnx_export
     import shutil
     import time
     from dataclasses import asdict
 
-    from . import mixed_plan
-    from .quant_measure import measure
-    from .quantize import BuildReport, _counted, _holdout, _measured_reason
+    hf_model, out_dir, cfg, features, prompt = ctx.hf_model, ctx.out_dir, ctx.cfg, ctx.features, ctx.prompt
+    threads, say = ctx.threads, ctx.say
 
     t0 = time.perf_counter()
     secs: dict[str, float] = {}
     report = BuildReport(encoder="blockwise", decoder="blockwise", fc2="blocks")
     work = out_dir / "work"
     work.mkdir(parents=True, exist_ok=True)
-    samples = _holdout(cfg, features, prompt, None, report, say)
+    samples = holdout(cfg, features, prompt, None, report, say)
     secs["holdout"] = time.perf_counter() - t0
-    report.plan = asdict(mixed_plan.blockwise_plan(hf_model, cfg.block_size))
+    report.plan = asdict(blockwise_plan(hf_model, cfg.block_size))
     t = time.perf_counter()
     say("exporting ONNX")
     enc32, dec32 = onnx_export.export(hf_model, work, outliers=None)
@@ -158,13 +170,24 @@ def build(hf_model, out_dir: Path, cfg, features, prompt, threads: int, say):
     if samples:
         t = time.perf_counter()
         report.measured = measure((enc32, dec32), {"blockwise": (enc8, dec8)},
-                                  _counted(samples, "measuring hold-out clips", say), onnx_export.dims(hf_model.config),
+                                  counted(samples, "measuring hold-out clips", say), onnx_export.dims(hf_model.config),
                                   threads)
         secs["measure"] = time.perf_counter() - t
         m = report.measured["blockwise"]
         report.plan["measured"] = {**m, "teacher": report.holdout_tokens}
-        report.reason += _measured_reason(m, cfg.holdout_size)
+        report.reason += measured_reason(m, cfg.holdout_size)
     secs["total"] = time.perf_counter() - t0
     report.seconds = {k: round(v, 2) for k, v in secs.items()}
     shutil.rmtree(work, ignore_errors=True)
     return report
+
+
+def describe(manifest: dict) -> str:
+    """What runs in which precision, for `EngineInfo.details`."""
+    r, q = manifest["report"], manifest["quant"]
+    return (f"Plan 'blockwise': every weight MatMul ({r['dynamic_nodes']} in the encoder, {r['decoder_nodes']} in "
+            f"the decoder) as MatMulNBits, 8-bit weights in blocks of {q['block_size']} inputs with one FP32 "
+            f"scale each, activations quantized to int8 per row and block at each call (accuracy level 4); "
+            f"token table stored once in those blocks (lookup + output projection); no calibration, no "
+            f"outlier split; FP32: convolutions, LayerNorm, attention scores/softmax."
+            + measured_sentence((r.get("plan") or {}).get("measured") or {}))

@@ -29,7 +29,7 @@ Recipe (each step answers a measured problem, see issue 3):
 - mode "auto" builds both encoders and keeps the one whose full INT8 model
   (with the INT8 decoder) is closer to FP32 on hold-out clips, measured as the
   mean KL divergence of next-token distributions under teacher forcing, decoded
-  step by step as the engine decodes (quant_measure). The
+  step by step as the engine decodes (measure.py). The
   figures and the choice are written into the artifact's manifest.
 - Plan "blockwise" (blockwise.py) replaces all of the above: both graphs'
   weight MatMuls as 8-bit MatMulNBits blocks with activations quantized per
@@ -40,40 +40,20 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 
-from . import blockwise, calibration
-from . import onnx_export
-from .quant_config import OUTLIER_CLIPS, RECIPE_VERSION, QuantConfig  # noqa: F401 - part of this module's API
-from .quant_measure import _session, choose, measure  # noqa: F401 - choose is part of this module's API
+from .. import calibration
+from . import search
+from .common import FIXED, BuildContext, BuildReport, Plan, counted, holdout, measured_reason
+from .config import OUTLIER_CLIPS, QuantConfig
+from .measure import choose, measure
+from .sensitivity import groups
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class BuildReport:
-    """What was built and why; saved as manifest.json beside the graphs."""
-
-    encoder: str  # "static" | "dynamic" | "blockwise"
-    decoder: str = "dynamic"  # | "blockwise"
-    measured: dict = field(default_factory=dict)  # variant -> {"kl": .., "top1": ..}
-    reason: str = ""
-    static_nodes: int = 0  # encoder
-    dynamic_nodes: int = 0  # encoder
-    decoder_nodes: int = 0
-    fp32_nodes: list[str] = field(default_factory=list)  # weight MatMul/Gemm left in FP32, both graphs
-    fc2: str = "fp32"  # what was done to fc2: "split" | "fp32" | "blocks" (nothing apart: plan "blockwise")
-    outliers: dict = field(default_factory=dict)  # "encoder"/"decoder" -> channel indices per layer
-    outlier_clips: int = 0  # calibration clips the outlier channels were found on
-    seconds: dict = field(default_factory=dict)
-    # name, budget, level per group, extra bytes, simulated/measured error, the search's path (mixed_plan.Plan)
-    plan: dict = field(default_factory=dict)
-    sensitivity: list = field(default_factory=list)  # plan "search": one row per group and level
-    holdout_tokens: str = "reference text"  # what the hold-out measurements are teacher-forced on
 
 
 # --------------------------------------------------------------------------- pieces
@@ -159,6 +139,7 @@ def share_embedding(path: Path) -> None:
     """Point the decoder's token lookup at the INT8 table the output projection
     already uses (Gather of int8 columns, then DequantizeLinear with the
     gathered per-column scales), and drop the FP32 copy. Saves ~100 MB for base."""
+    from .. import onnx_export
     import onnx
     from onnx import helper
 
@@ -229,51 +210,33 @@ def outlier_channels(amax: dict[str, list], k: int) -> dict[str, list]:
 
 # --------------------------------------------------------------------------- build
 
-def _counted(items: list, what: str, say: Callable[[str], None]):
-    """`items`, saying "what i/n" as each is taken (progress of a loop we don't own)."""
-    for i, item in enumerate(items, 1):
-        say(f"{what} {i}/{len(items)}")
-        yield item
+def recipe_plan(hf_model, outliers, outlier_k: int) -> Plan:
+    """The fixed recipe as a plan: every group INT8, the MLPs split where
+    outlier channels were found (else FP32, recipe.build's fallback). Not
+    scored here: its error is what the build measures in ONNX Runtime."""
+    gs = groups(hf_model)
+    mlp = "split" if outliers else "fc2-fp32"  # recipe.build keeps fc2 FP32 when no outliers were found
+    levels = {g.name: (mlp if g.kind == "mlp" else "int8") for g in gs}
+    levels.update(FIXED)
+    by_name = {g.name: g for g in gs}
+    return Plan("recipe", levels, "", {}, sum(search.extra_bytes(by_name[k], v, outlier_k) for k, v in levels.items()))
 
 
-def _measured_reason(m: dict, clips: int) -> str:
-    """The build reason's figures for the one graph pair built."""
-    return f"; mean KL to FP32 {m['kl']:.4f}, top-1 agreement {m['top1']:.1%} on {clips} hold-out clips"
-
-
-def _holdout(cfg: QuantConfig, features, prompt, teacher, report: BuildReport, say) -> list[tuple[np.ndarray, list[int], int]]:
-    """The hold-out clips as (mel, tokens, first scored position), teacher-forced
-    on FP32's own tokens when `teacher` is given, else on the reference text
-    (`prompt`). Missing speech is said in the report, not raised."""
-    samples: list[tuple[np.ndarray, list[int], int]] = []
-    if cfg.holdout_size <= 0:
-        return samples
-    try:
-        say("making hold-out speech")
-        for utt, audio in calibration.holdout_clips(cfg.holdout_size):
-            mel = features(audio)
-            samples.append((mel, *(teacher(mel, utt.language) if teacher else prompt(utt.text, utt.language))))
-        report.holdout_tokens = "FP32's greedy tokens" if teacher else "reference text"
-    except calibration.CalibrationError as exc:
-        report.reason += f"no hold-out speech ({exc}); "
-    return samples
-
-
-def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndarray], np.ndarray],
-          prompt: Callable[[str, str], tuple[list[int], int]], cache_dir: str | Path, threads: int = 2,
-          progress: Callable[[str], None] | None = None,
-          teacher: Callable[[np.ndarray, str], tuple[list[int], int]] | None = None) -> BuildReport:
-    """Export, quantize, plan and (mode auto) choose; writes encoder.onnx and
-    decoder.onnx into out_dir (the caller adds the manifest and makes it atomic).
+def build(ctx: BuildContext) -> BuildReport:
+    """Plans "recipe" and "search": export, quantize, plan and (mode auto)
+    choose; writes encoder.onnx and decoder.onnx into out_dir (the caller adds
+    the manifest and makes it atomic).
 
     features: audio float32 16 kHz -> mel [1, n_mels, 3000] (the engines' own).
     prompt: (text, language) -> (token ids: start sequence + text, index of the
     first scored position). progress: hears each step ("exporting ONNX", "calibrating 3/8").
     teacher: (mel, language) -> the same with FP32's own greedy tokens, which
     plan "search" scores and measures on (agreement with FP32 is its goal)."""
+    from .. import onnx_export
     import shutil
 
-    from . import mixed_plan
+    hf_model, out_dir, cfg, features, prompt = ctx.hf_model, ctx.out_dir, ctx.cfg, ctx.features, ctx.prompt
+    cache_dir, threads, say, teacher = ctx.cache_dir, ctx.threads, ctx.say, ctx.teacher
 
     t0 = time.perf_counter()
     secs: dict[str, float] = {}
@@ -281,10 +244,7 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
     work = out_dir / "work"
     work.mkdir(parents=True, exist_ok=True)
     d = onnx_export.dims(hf_model.config)
-    say = progress or (lambda message: None)
 
-    if cfg.plan == "blockwise":
-        return blockwise.build(hf_model, out_dir, cfg, features, prompt, threads, say)
     calib: list[tuple[np.ndarray, list[int]]] | None = None
     if cfg.mode != "dynamic" or cfg.fc2 == "split":
         say("making calibration speech")
@@ -298,7 +258,7 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
         secs["calibration_audio"] = time.perf_counter() - t0
 
     t = time.perf_counter()
-    samples = _holdout(cfg, features, prompt, teacher if cfg.plan == "search" else None, report, say)
+    samples = holdout(cfg, features, prompt, teacher if cfg.plan == "search" else None, report, say)
     secs["holdout"] = time.perf_counter() - t
 
     keep = cfg.keep_fp32
@@ -322,12 +282,12 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
     if cfg.plan == "search" and samples:
         t = time.perf_counter()
         say(f"measuring each group's INT8 sensitivity, then searching a plan for {cfg.budget}")
-        plan, report.sensitivity = mixed_plan.searched_plan(hf_model, samples, cfg, outliers)
-        keep_enc, keep_dec, outliers, tokens_fp32 = mixed_plan.onnx_keep(plan, outliers)
+        plan, report.sensitivity = search.searched_plan(hf_model, samples, cfg, outliers)
+        keep_enc, keep_dec, outliers, tokens_fp32 = search.onnx_keep(plan, outliers)
         share, mode = not tokens_fp32, "dynamic"  # the search's scores are of dynamic INT8
         secs["plan"] = time.perf_counter() - t
     else:
-        plan = mixed_plan.recipe_plan(hf_model, outliers, cfg.outlier_channels)
+        plan = recipe_plan(hf_model, outliers, cfg.outlier_channels)
     report.plan = asdict(plan)
     t = time.perf_counter()
     say("exporting ONNX")
@@ -360,7 +320,7 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
 
     if samples:
         t = time.perf_counter()
-        report.measured = measure((enc32, dec32), candidates, _counted(samples, "measuring hold-out clips", say),
+        report.measured = measure((enc32, dec32), candidates, counted(samples, "measuring hold-out clips", say),
                                   d, threads)
         secs["measure"] = time.perf_counter() - t
 
@@ -370,7 +330,7 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
         report.reason += (f"{choice} was requested" if cfg.mode == choice else
                           f"{choice} (the searched plan)" if cfg.plan == "search" else f"{choice} only")
         if m:
-            report.reason += _measured_reason(m[choice], cfg.holdout_size)
+            report.reason += measured_reason(m[choice], cfg.holdout_size)
     elif m:
         choice, why = choose(m)
         report.reason += f"{why} ({cfg.holdout_size} hold-out clips)"
@@ -392,3 +352,27 @@ def build(hf_model, out_dir: Path, cfg: QuantConfig, features: Callable[[np.ndar
     report.seconds = {k: round(v, 2) for k, v in secs.items()}
     shutil.rmtree(work, ignore_errors=True)
     return report
+
+
+def describe(manifest: dict) -> str:
+    """What runs in which precision, for `EngineInfo.details` (plans "recipe" and "search")."""
+    r, q = manifest["report"], manifest["quant"]
+    if r["encoder"] == "static":
+        langs = ", ".join(manifest.get("calibration_languages") or []) or "?"
+        enc = (f"encoder static INT8 on {r['static_nodes']} {'/'.join(q['op_types'])} nodes (QDQ, "
+               f"{q['calib_method']} calibration on {q['calib_size']} packaged synthesized clips in {langs}, "
+               f"{'per-channel' if q['per_channel'] else 'per-tensor'} weights)")
+    else:
+        enc = f"encoder dynamic INT8 on {r['dynamic_nodes']} MatMul nodes"
+    if r["fc2"] == "split":
+        fc2 = (f"MLPs INT8 except their {q['outlier_channels']} outlier hidden channels each (found on "
+               f"{r.get('outlier_clips', '?')} synthesized clips), computed apart in FP32")
+    else:
+        fc2 = f"fc2 layers ({len(r['fp32_nodes'])}, outlier GELU activations) kept in FP32"
+    plan = r.get("plan") or {}
+    if plan.get("name") == "search":
+        return (f"{enc}; decoder dynamic INT8 on {r['decoder_nodes']} MatMul nodes; FP32: convolutions, LayerNorm, "
+                f"attention scores/softmax. " + search.describe_plan(plan))
+    return (f"Plan 'recipe': {enc}; decoder dynamic INT8 on {r['decoder_nodes']} MatMul nodes; token table stored "
+            f"once in INT8 (lookup + output projection); {fc2}; FP32: convolutions, LayerNorm, attention "
+            f"scores/softmax. Encoder {r['encoder']}: {r['reason']}.")

@@ -1,17 +1,16 @@
 """How the INT8 engine is built (`QuantConfig`), without torch: the runtime and
-the artifact cache read it; quantize.py, which imports torch, carries it out."""
+the artifact cache read it; the plans, which import torch, carries it out."""
 from __future__ import annotations
 
-import hashlib
 import math
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 
-from . import calibration
+from .... import host
+from .. import calibration
 
 OUTLIER_CLIPS = 4  # calibration clips used to find the MLPs' outlier channels
 RECIPE_VERSION = 6  # bump when the recipe changes so old caches become misses
-PLANS = ("recipe", "search", "blockwise")  # see QuantConfig.plan
+PLANS = ("recipe", "search", "blockwise", "rows")  # see QuantConfig.plan; "auto" picks one (default.py)
 BLOCK_SIZES = (16, 32, 64, 128, 256)  # plan "blockwise": what MatMulNBits takes
 DEFAULT_BUDGET = "kl=0.004"  # the search keeps FP32 up to the size cap when it cannot be met
 
@@ -59,21 +58,29 @@ class QuantConfig:
     holdout_size: int = 4  # clips used to measure static vs dynamic (mode "auto") and to score plans
     # "recipe": every weight MatMul INT8 but the MLPs' outlier channels (above), encoder static or
     # dynamic by `mode`. "search": each group's INT8 sensitivity measured, then the smallest mix of
-    # INT8 / outlier split / FP32 groups that meets `budget` (sensitivity.py, mixed_plan.py; encoder dynamic).
+    # INT8 / outlier split / FP32 groups that meets `budget` (sensitivity.py, search.py; encoder dynamic).
     # "blockwise": every weight MatMul in 8-bit blocks of `block_size` inputs, activations int8 per row
     # and block (blockwise.py); no calibration, no outlier split.
     plan: str = "recipe"
     budget: str = DEFAULT_BUDGET  # for plan "search"
     max_extra_mb: float = 20.0  # the search keeps no more FP32 than this above all-INT8
     block_size: int = 16  # for plan "blockwise": inputs per weight scale and per activation scale
+    # The instruction-set level the graphs are built for (host.LEVELS): plan "rows" rounds the encoder's
+    # weights to 7 bits where u8s8 products saturate (no VNNI). This host's, unless a test asks for another.
+    isa: str = field(default_factory=lambda: host.detect().level)
 
     @classmethod
     def from_settings(cls, settings) -> "QuantConfig":
-        """The app's INT8 build: the plan and, for "search", the budget it was told
-        (Settings.int8_plan, int8_budget); the recipe has no budget, so it is not in its key."""
-        if settings.int8_plan == "search":
+        """The app's INT8 build: the plan it was told (Settings.int8_plan; "auto":
+        the plan default.py names for this host's instruction set) and, for
+        "search", the budget (Settings.int8_budget); the other plans have no
+        budget, so it is not in their key."""
+        from .default import resolve
+
+        plan = resolve(settings.int8_plan, host.detect().level)
+        if plan == "search":
             return cls(plan="search", budget=settings.int8_budget)
-        return cls(plan=settings.int8_plan)
+        return cls(plan=plan)
 
     @property
     def keep_fp32(self) -> tuple[str, ...]:
@@ -90,17 +97,14 @@ class QuantConfig:
             raise ValueError(f"INT8 plan must be one of {', '.join(PLANS)}, not {self.plan!r}")
         if self.plan == "search" and self.mode == "static":
             raise ValueError("the searched INT8 plan quantizes the encoder dynamically; use mode auto or dynamic")
-        if self.plan == "blockwise":
+        if self.plan in ("blockwise", "rows"):
             if self.mode == "static":
-                raise ValueError("the blockwise INT8 plan quantizes activations at each call; use mode auto or dynamic")
+                raise ValueError(f"the {self.plan} INT8 plan quantizes activations at each call; use mode auto or dynamic")
             object.__setattr__(self, "mode", "dynamic")  # one build, one cache key, however it was asked for
+        if self.isa not in host.LEVELS:
+            raise ValueError(f"isa must be one of {', '.join(host.LEVELS)}, not {self.isa!r}")
         if self.block_size not in BLOCK_SIZES:
             raise ValueError(f"block_size must be one of {', '.join(map(str, BLOCK_SIZES))}, not {self.block_size}")
         object.__setattr__(self, "budget", str(Budget.parse(self.budget)))
         if not 1 <= self.calib_size <= len(calibration.CALIBRATION):
             raise ValueError(f"calib_size must be 1..{len(calibration.CALIBRATION)}, not {self.calib_size}")
-
-    def key(self, model_sha256: str) -> str:
-        """Cache key: model weights + recipe + these settings."""
-        blob = json.dumps({"sha": model_sha256, "recipe": RECIPE_VERSION, **asdict(self)}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -1,4 +1,4 @@
-"""How much INT8 in each part of Whisper moves its output (mixed_plan.py decides what to keep FP32).
+"""How much INT8 in each part of Whisper moves its output (search.py decides what to keep FP32).
 
 Groups: the encoder's convolutions, each encoder layer's attention and MLP;
 each decoder layer's self-attention, cross-attention (its query/output and the
@@ -17,7 +17,7 @@ Scoring all tokens with one scale instead, as one teacher-forced call would,
 overstated the recipe's error by ~40 % (docs/int8-plans.md). One FP32 model answers for
 every plan in seconds instead of one ONNX build per candidate. The plan the
 search returns is then built in ONNX Runtime and measured again
-(quantize.build); both figures go to the manifest.
+(recipe.build); both figures go to the manifest.
 
 Levels per group: "int8" (everything INT8), "split" (MLPs only: the outlier
 hidden channels in FP32, the rest INT8, see onnx_export._SplitMLP), "fp32".
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .quant_measure import compare
+from .measure import compare
 
 LEVELS = ("int8", "split", "fp32")
 

@@ -3,18 +3,18 @@ their MLP outlier channels FP32) to meet a budget on hold-out speech, at the
 smallest size; and what such a plan means for the ONNX graphs.
 
 Scores come from sensitivity.Scorer (simulated INT8, teacher-forced on FP32's
-tokens); quantize.build then builds the plan in ONNX Runtime and measures it.
+tokens); plans.recipe then builds the plan in ONNX Runtime and measures it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from .quant_config import Budget
+from .common import FIXED, Plan, measured_sentence
+from .config import Budget
 from .sensitivity import Group, Sample, Scorer, groups, sensitivity
 
+
 def onnx_patterns(g: Group) -> dict[str, list[str]]:
-    """Node-name patterns (quantize._matches) of a group kept in FP32, per graph.
-    The token table is matched by its initializer (quantize.py), not by name."""
+    """Node-name patterns (recipe._matches) of a group kept in FP32, per graph.
+    The token table is matched by its initializer (recipe.py), not by name."""
     i = g.layer
     if g.kind == "attn":
         return {"encoder": [f"layers.{i}/{p}" for p in ("q_proj", "k_proj", "v_proj", "out_proj")]}
@@ -37,19 +37,6 @@ def extra_bytes(g: Group, level: str, outlier_k: int) -> int:
     if level == "fc2-fp32":  # the recipe without outlier channels: fc2 (half the MLP's weights) FP32
         return 3 * g.params // 2
     return 0
-
-
-@dataclass
-class Plan:
-    name: str
-    levels: dict[str, str]  # group -> "int8" | "split" | "fp32"
-    budget: str = ""
-    simulated: dict = field(default_factory=dict)  # {"kl", "top1", "positions"} of the whole plan
-    extra_bytes: int = 0
-    steps: list[dict] = field(default_factory=list)  # the search's path: every scoring, kept or undone
-
-    def kept(self, level: str = "fp32") -> list[str]:
-        return [g for g, lv in self.levels.items() if lv == level]
 
 
 def better(budget: Budget, a: dict, b: dict) -> bool:
@@ -126,30 +113,6 @@ def search(scorer: Scorer, gs: list[Group], table: list[dict], budget: Budget, o
 
 # --------------------------------------------------------------------------- the build's entry points
 
-FIXED = {"enc.conv": "fp32"}  # the ONNX recipe quantizes weight MatMuls; the convolutions stay FP32
-
-
-def recipe_plan(hf_model, outliers, outlier_k: int) -> Plan:
-    """The fixed recipe as a plan: every group INT8, the MLPs split where
-    outlier channels were found (else FP32, quantize.build's fallback). Not
-    scored here: its error is what the build measures in ONNX Runtime."""
-    gs = groups(hf_model)
-    mlp = "split" if outliers else "fc2-fp32"  # quantize.build keeps fc2 FP32 when no outliers were found
-    levels = {g.name: (mlp if g.kind == "mlp" else "int8") for g in gs}
-    levels.update(FIXED)
-    by_name = {g.name: g for g in gs}
-    return Plan("recipe", levels, "", {}, sum(extra_bytes(by_name[k], v, outlier_k) for k, v in levels.items()))
-
-
-def blockwise_plan(hf_model, block_size: int) -> Plan:
-    """Plan "blockwise" (blockwise.py): every group but the convolutions in
-    8-bit blocks; its extra bytes are the blocks' FP32 scales. Not scored here."""
-    from .blockwise import extra_bytes as scale_bytes
-
-    gs = groups(hf_model)
-    levels = {g.name: "int8" for g in gs}
-    levels.update(FIXED)
-    return Plan("blockwise", levels, "", {}, sum(scale_bytes(g.params, block_size) for g in gs if levels[g.name] != "fp32"))
 
 
 def searched_plan(hf_model, samples: list[tuple], cfg, outliers=None) -> tuple[Plan, list[dict]]:
@@ -172,10 +135,10 @@ def _group(name: str) -> Group:
 
 
 def onnx_keep(plan: Plan, outliers: dict | None):
-    """What quantize.build needs for a plan: (encoder FP32 patterns, decoder FP32
+    """What recipe.build needs for a plan: (encoder FP32 patterns, decoder FP32
     patterns, outlier channels per MLP (None where that MLP is not split),
     whether the token table stays FP32)."""
-    from .onnx_export import EMBED_NAME
+    from ..onnx_export import EMBED_NAME
 
     keep: dict[str, list[str]] = {"encoder": [], "decoder": []}
     split = {side: [None] * len(layers) for side, layers in (outliers or {}).items()}
@@ -209,11 +172,3 @@ def describe_plan(plan: dict) -> str:
     if sim:
         text += f" Simulated: mean KL {sim['kl']:.4f}, top-1 {sim['top1']:.1%}."
     return text + measured_sentence(meas)
-
-
-def measured_sentence(m: dict) -> str:
-    """' Measured in ONNX Runtime: ...' for engine details, from a plan's measured figures ('' if none)."""
-    if not m:
-        return ""
-    return (f" Measured in ONNX Runtime: mean KL {m['kl']:.4f}, top-1 {m['top1']:.1%} over "
-            f"{m.get('positions', '?')} teacher-forced positions of hold-out speech.")

@@ -1,0 +1,80 @@
+"""Which INT8 plan `--int8-plan auto` (the default) builds on a host, and why.
+
+The rule (issue 22): the plan with the best agreement with FP32 among those no
+slower than faster-whisper int8 (what a user would pick instead) on this kind
+of host; ties go to the faster. `pick` is the rule, pure. EVIDENCE holds, per
+instruction-set level (host.LEVELS), the benchmark figures the rule was
+applied to and the command that measured them; a level with no run of its
+own takes the nearest measured level's figures and says so. Torch-free: the
+engine and the cache key read it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Score:
+    """One plan in one benchmark run: share of recorded clips identical to FP32
+    and median per-clip latency ratio to the peer (faster-whisper int8)."""
+
+    identical: float
+    vs_peer: float
+
+
+@dataclass(frozen=True)
+class Evidence:
+    host: str  # the CPU and its label (host.Isa.describe) the run was on
+    command: str  # the benchmark command that measured it
+    clips: int
+    scores: dict[str, Score] = field(default_factory=dict)
+
+
+def pick(scores: dict[str, Score]) -> tuple[str, str]:
+    """(plan, why): the best agreement among plans no slower than the peer
+    (vs_peer <= 1), ties to the faster; if none is, the fastest, and it says so."""
+    if not scores:
+        raise ValueError("no plan scores to choose from")
+    fast = {k: s for k, s in scores.items() if s.vs_peer <= 1.0}
+    if fast:
+        best = max(fast, key=lambda k: (fast[k].identical, -fast[k].vs_peer, k))
+        why = "the best agreement with FP32 among the plans no slower than faster-whisper int8"
+    else:
+        best = min(scores, key=lambda k: (scores[k].vs_peer, k))
+        why = "no plan was as fast as faster-whisper int8, so the fastest"
+    table = ", ".join(f"{k} {s.identical:.0%} identical at {s.vs_peer:.2f}x" for k, s in sorted(scores.items()))
+    return best, f"{why} ({table} faster-whisper int8's time)"
+
+
+# Filled from the benchmark runs in docs/int8-plans.md (see there for the full table).
+EVIDENCE: dict[str, Evidence] = {}
+# Levels with no run of their own: the nearest measured level (VNNI hosts share MLAS's u8s8 kernels;
+# hosts without VNNI get 7-bit encoder weights in plan "rows", see rows.py).
+NEAREST = {"amx": ("amx", "avx512-vnni"), "avx512-vnni": ("avx512-vnni", "amx"), "avx-vnni": ("avx512-vnni", "amx"),
+           "avx512": ("avx512-vnni", "amx"), "avx2": ("avx512-vnni", "amx"), "x86": ("avx512-vnni", "amx"),
+           "arm-i8mm": ("avx512-vnni", "amx"), "arm-dotprod": ("avx512-vnni", "amx"), "arm": ("avx512-vnni", "amx"),
+           "other": ("avx512-vnni", "amx")}
+FALLBACK = "rows"  # when no level has evidence at all (a fresh checkout before any run)
+
+
+def evidence_for(isa: str) -> tuple[str | None, Evidence | None]:
+    """(level whose run applies, its evidence) for a host level."""
+    for level in NEAREST.get(isa, ()):
+        if level in EVIDENCE:
+            return level, EVIDENCE[level]
+    return None, None
+
+
+def choose(isa: str) -> tuple[str, str]:
+    """(plan, why) for a host's instruction-set level."""
+    level, ev = evidence_for(isa)
+    if ev is None:
+        return FALLBACK, f"no benchmark run applies to instruction set {isa}; plan '{FALLBACK}' by default"
+    plan, why = pick(ev.scores)
+    where = "on this instruction set" if level == isa else f"on {level} (no run on {isa} yet)"
+    return plan, f"{why}, measured {where} over {ev.clips} recorded clips: {ev.command}"
+
+
+def resolve(plan: str, isa: str) -> str:
+    """The concrete plan for a Settings.int8_plan value ("auto" or a plan name)."""
+    return choose(isa)[0] if plan == "auto" else plan

@@ -1,0 +1,168 @@
+"""The pieces of INT8 plan "rows" and of the default-plan rule, without the
+real model: SmoothQuant folding, the per-row product, the host's weight grid,
+the rule that names the default plan, and the cache key's inputs."""
+from __future__ import annotations
+
+import shutil
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from asr_quant.engines.whisper.plans import default, rows, rowwise
+from asr_quant.engines.whisper.plans.config import QuantConfig
+
+
+def _tiny_whisper(seed: int = 0):
+    import torch
+    from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+    torch.manual_seed(seed)
+    cfg = WhisperConfig(vocab_size=96, num_mel_bins=8, encoder_layers=2, decoder_layers=2, d_model=32,
+                        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
+                        max_source_positions=16, max_target_positions=16, pad_token_id=0, bos_token_id=1,
+                        eos_token_id=2, decoder_start_token_id=1)
+    model = WhisperForConditionalGeneration(cfg).eval()
+    with torch.no_grad():  # loud input channels, as Whisper's LayerNorms and GELUs have
+        for layer in list(model.model.encoder.layers) + list(model.model.decoder.layers):
+            layer.final_layer_norm.weight[:3] *= 20
+            layer.self_attn_layer_norm.weight[-2:] *= 15
+    return model
+
+
+def test_smoothquant_folding_leaves_the_fp32_output_unchanged():
+    import copy
+
+    import torch
+
+    from asr_quant.engines.whisper.plans import smooth
+
+    model = _tiny_whisper()
+    rng = np.random.default_rng(0)
+    batches = [(rng.standard_normal((1, 8, 32)).astype(np.float32), [1, 5, 7, 9]) for _ in range(3)]
+    folded = copy.deepcopy(model)
+    amax = smooth.input_amax(folded, batches, smooth.linears(folded))
+    done = smooth.fold(folded, amax, {"encoder": 0.8, "decoder": 0.95})
+    assert done.products and max(v[0] for v in done.products.values()) > 1.5  # it did move something
+    with torch.inference_mode():
+        for mel, tokens in batches + [(rng.standard_normal((1, 8, 32)).astype(np.float32), [1, 3, 4])]:
+            a = model(input_features=torch.from_numpy(mel), decoder_input_ids=torch.tensor([tokens])).logits
+            b = folded(input_features=torch.from_numpy(mel), decoder_input_ids=torch.tensor([tokens])).logits
+            assert torch.allclose(a, b, rtol=1e-4, atol=1e-4 * float(a.abs().max()))
+    # and the activations it smoothed are flatter: the largest channel over the median, before and after
+    after = smooth.input_amax(folded, batches, smooth.linears(folded))
+    before_ratio = float(amax["encoder.0.fc1"].max() / amax["encoder.0.fc1"].median())
+    after_ratio = float(after["encoder.0.fc1"].max() / after["encoder.0.fc1"].median())
+    assert after_ratio < before_ratio / 2
+
+
+def _matmul_model(w: np.ndarray, m: int):
+    from onnx import TensorProto, helper, numpy_helper
+
+    g = helper.make_graph([helper.make_node("MatMul", ["X", "W"], ["Y"], name="/layers.0/fc1/MatMul")], "g",
+                          [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, m, w.shape[0]])],
+                          [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
+                          [numpy_helper.from_array(w, "W")])
+    return helper.make_model(g, ir_version=9, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _run(model, x):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"X": x})[0]
+
+
+def test_per_row_product_keeps_quiet_frames_that_one_scale_per_tensor_loses(tmp_path):
+    from asr_quant.engines.whisper.plans.recipe import quantize_dynamic_graph
+
+    rng = np.random.default_rng(1)
+    w = (rng.standard_normal((64, 48)) * 0.05).astype(np.float32)
+    x = rng.standard_normal((1, 40, 64)).astype(np.float32) * 0.05
+    x[0, 7] *= 400  # one loud frame
+    ref = x[0] @ w
+    model = _matmul_model(w, 40)
+    assert rowwise.rewrite(model, lambda name: True) == 1
+    assert not any(i.name == "W" for i in model.graph.initializer)  # the FP32 copy is gone
+    got = _run(model, x)[0]
+    import onnx
+
+    onnx.save(_matmul_model(w, 40), str(tmp_path / "f.onnx"))
+    quantize_dynamic_graph(tmp_path / "f.onnx", tmp_path / "q.onnx", per_channel=True)
+    recipe = _run(onnx.load(str(tmp_path / "q.onnx")), x)[0]
+    quiet = np.arange(40) != 7
+
+    def rel(a):
+        return float(np.linalg.norm(a[quiet] - ref[quiet]) / np.linalg.norm(ref[quiet]))
+
+    assert rel(got) < 0.02  # 8-bit rounding of weights and of each row
+    assert rel(recipe) > 4 * rel(got)  # the loud frame coarsens every frame's grid under one scale
+
+
+def test_weights_are_7_bit_where_u8s8_pair_sums_can_saturate():
+    assert rows.weight_qmax("avx2") == rows.QMAX_7BIT == 63 and rows.weight_qmax("avx512") == 63
+    for isa in ("amx", "avx512-vnni", "avx-vnni", "arm-dotprod"):
+        assert rows.weight_qmax(isa) == 127
+    assert 2 * 255 * rows.QMAX_7BIT < 2 ** 15 <= 2 * 255 * 127  # why 63: vpmaddubsw adds two u8 x s8 in int16
+    rng = np.random.default_rng(2)
+    wq, scale = rowwise.int8_columns(rng.standard_normal((32, 8)).astype(np.float32), rows.QMAX_7BIT)
+    assert np.abs(wq).max() == 63 and scale.shape == (8,)
+    with pytest.raises(ValueError):
+        QuantConfig(isa="avx9000")
+
+
+@pytest.mark.parametrize("isa", ["amx", "avx512-vnni", "avx-vnni", "avx2", "arm-dotprod", "other"])
+def test_every_instruction_set_gets_a_plan_and_the_reason(isa, monkeypatch):
+    plan, why = default.choose(isa)
+    assert plan in ("recipe", "blockwise", "rows", "search") and why
+    ev = {"avx512-vnni": default.Evidence("h", "cmd", 10, {"recipe": default.Score(0.7, 0.6),
+                                                          "blockwise": default.Score(0.9, 1.2),
+                                                          "rows": default.Score(0.85, 0.8)})}
+    monkeypatch.setattr(default, "EVIDENCE", ev)
+    plan, why = default.choose(isa)
+    assert plan == "rows"
+    assert ("no run on" in why) == (isa != "avx512-vnni")
+
+
+def test_the_rule_picks_the_best_agreement_no_slower_than_the_peer():
+    s = default.Score
+    assert default.pick({"recipe": s(0.77, 0.6), "blockwise": s(0.92, 1.1), "rows": s(0.84, 0.7)})[0] == "rows"
+    assert default.pick({"recipe": s(0.77, 0.6), "blockwise": s(0.92, 0.95), "rows": s(0.84, 0.7)})[0] == "blockwise"
+    assert default.pick({"a": s(0.8, 0.9), "b": s(0.8, 0.7)})[0] == "b"  # a tie goes to the faster
+    plan, why = default.pick({"a": s(0.9, 1.3), "b": s(0.5, 1.1)})
+    assert plan == "b" and "no plan was as fast" in why
+    assert default.resolve("blockwise", "amx") == "blockwise" and default.resolve("auto", "amx") == default.choose("amx")[0]
+
+
+def test_the_artifact_key_covers_the_host_the_libraries_and_the_calibration_files(tmp_path, monkeypatch):
+    from asr_quant.engines.whisper import calibration, ort_artifacts
+
+    bundle = SimpleNamespace(sha256="sha")
+
+    def key(**q):
+        return ort_artifacts.artifact_key(bundle, "int8", QuantConfig(**q))
+
+    assert key(plan="rows", isa="amx") != key(plan="rows", isa="avx2")
+    assert key(plan="rows") != key(plan="blockwise")
+    versions = ort_artifacts.library_versions()
+    assert {"torch", "transformers", "onnx"} <= set(versions)
+    before = key(plan="rows", isa="amx")
+    monkeypatch.setattr(ort_artifacts, "library_versions", lambda: {**versions, "torch": "0.0"})
+    assert key(plan="rows", isa="amx") != before
+    monkeypatch.undo()
+
+    # a damaged or missing calibration clip gives another digest, and the full one comes back with the files
+    speech = tmp_path / "speech"
+    shutil.copytree(calibration.SPEECH_DIR, speech)
+    monkeypatch.setattr(calibration, "SPEECH_DIR", speech)
+    monkeypatch.setattr(calibration, "INDEX", speech / calibration.INDEX.name)
+    full = calibration.digest()
+    assert not full.endswith("-degraded") and full != "none"
+    clip = sorted(speech.glob("*.flac"))[3]
+    good = clip.read_bytes()
+    clip.write_bytes(good[:-100] + bytes(100))
+    damaged = calibration.digest()
+    clip.unlink()
+    missing = calibration.digest()
+    assert damaged.endswith("-degraded") and missing.endswith("-degraded") and len({full, damaged, missing}) == 3
+    clip.write_bytes(good)
+    assert calibration.digest() == full
