@@ -358,3 +358,24 @@ def test_family_hooks_are_the_families_functions_or_none():
         assert isinstance(fn, types.FunctionType), name
         assert family_hook("FunAudioLLM/Fun-ASR-MLT-Nano-2512", name) is None
     assert family_hook("base", "peers") is None  # a module, not a hook
+
+
+# --- the run order -----------------------------------------------------------------
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 6, 7])
+def test_run_order_is_a_balanced_latin_square(n):
+    """Over a full cycle (n orders, 2n for odd n) every engine holds every
+    position, and follows every other engine, equally often."""
+    from collections import Counter
+
+    from asr_quant.bench.run import rotated
+
+    names = [f"e{i}" for i in range(n)]
+    cycle = n if n % 2 == 0 else 2 * n
+    orders = [rotated(names, k) for k in range(cycle)]
+    assert all(sorted(o) == names for o in orders)
+    positions = Counter((i, e) for o in orders for i, e in enumerate(o))
+    assert set(positions.values()) == {cycle // n} and len(positions) == n * n
+    follows = Counter((a, b) for o in orders for a, b in zip(o, o[1:]))
+    assert len(follows) == n * (n - 1) and set(follows.values()) == {cycle // n}
+    assert rotated(names, cycle + 1) == orders[1]  # k wraps around

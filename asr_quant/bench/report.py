@@ -185,8 +185,9 @@ def _speed_section(res: dict, h: str) -> str:
         ["engine", "latency median (ms)", "article mean (ms)", "RTF", "article", "throughput (clips/s)",
          "vs PyTorch FP32", "vs ORT-FP32 (same runtime)", "article vs FP32"], rows)
         + "\n\nRatios: the median of per-clip ratios over the same clips and runs, [p10–p90] of those ratios, "
-          "and the ratio of summed times beside. Engines ran interleaved in one process, their order rotated "
-          f"by one at every clip and run; threads: {threads}; no runtime spins while idle (ONNX Runtime "
+          "and the ratio of summed times beside. Engines ran interleaved in one process, their order the next "
+          "row of a balanced Latin square (Williams design) at every clip and run, so each engine runs in each "
+          f"position and after each other engine equally often; threads: {threads}; no runtime spins while idle (ONNX Runtime "
           "allow_spinning=0, PyTorch OMP_WAIT_POLICY=PASSIVE). *vs PyTorch FP32* mixes runtime and precision "
           "(what the seed article compared); *vs ORT-FP32* is INT8 against the same exported graph in the same "
           "runtime: precision alone. RTF = total compute time / total audio time.\n\n")
