@@ -55,7 +55,7 @@ def test_every_ort_session_gets_the_same_threads_and_no_spinning():
     assert "no spinning" in runtime_policy.describe(3)
 
 
-def test_the_benchmark_rotates_engine_order_per_clip_and_run():
+def test_the_benchmark_runs_engines_in_a_balanced_latin_square():
     from asr_quant.bench.run import interleave
 
     from fake_engines import FakeEngine
@@ -76,11 +76,15 @@ def test_the_benchmark_rotates_engine_order_per_clip_and_run():
         def __init__(self, i):
             self.id, self.row, self.language, self.text = f"c{i}", "en (x)", "en", "a"
 
-    interleave(engines, [(U(0), clip), (U(1), clip)], runs=2, warmup=0)
-    calls = [order[i:i + 3] for i in range(0, 12, 3)]
-    assert calls == [["FP32", "FP16", "INT8"], ["FP16", "INT8", "FP32"], ["INT8", "FP32", "FP16"],
-                     ["FP32", "FP16", "INT8"]]
-    assert {c[0] for c in calls} == {"FP32", "FP16", "INT8"}  # each engine runs first at some point
+    interleave(engines, [(U(0), clip), (U(1), clip), (U(2), clip)], runs=2, warmup=0)
+    calls = [order[i:i + 3] for i in range(0, 18, 3)]  # 3 engines: a cycle of 6 orders (the pair of squares)
+    assert calls[:4] == [["FP32", "FP16", "INT8"], ["FP16", "INT8", "FP32"], ["INT8", "FP32", "FP16"],
+                         ["INT8", "FP16", "FP32"]]
+    from collections import Counter
+
+    assert set(Counter((i, e) for c in calls for i, e in enumerate(c)).values()) == {2}  # every position
+    follows = Counter((a, b) for c in calls for a, b in zip(c, c[1:]))
+    assert len(follows) == 6 and set(follows.values()) == {2}  # every neighbour, equally often
 
 
 def test_int8_key_follows_calibration_speech_builder_code_and_settings(monkeypatch, tmp_path):
