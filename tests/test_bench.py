@@ -448,3 +448,17 @@ def test_run_order_is_a_balanced_latin_square(n):
     follows = Counter((a, b) for o in orders for a, b in zip(o, o[1:]))
     assert len(follows) == n * (n - 1) and set(follows.values()) == {cycle // n}
     assert rotated(names, cycle + 1) == orders[1]  # k wraps around
+
+
+def test_the_recorded_command_runs_from_a_clean_clone(tmp_path):
+    from asr_quant.bench.cli import portable_args
+
+    repo = tmp_path / "clone"
+    (repo / "docs").mkdir(parents=True)
+    argv = ["--corpus", "prompts-es", "--corpus", str(tmp_path / "shared" / "speech"), "--out",
+            str(tmp_path / "bench" / "all"), f"--docs={repo / 'docs' / 'benchmark.md'}", "--cache-dir", "/var/x"]
+    assert portable_args(argv, repo) == ["--corpus", "prompts-es", "--corpus", "../shared/speech", "--out",
+                                         "../bench/all", "--docs=docs/benchmark.md", "--cache-dir", "/var/x"]
+    res = _fake_results(int8_time=0.8, fw_time=1.5)
+    page = docs.docs_markdown([res], res["command"], res["date"])
+    assert "bash .ci/run" in page and "/usr/share/asterisk/sounds/es" in page

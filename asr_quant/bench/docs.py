@@ -29,6 +29,11 @@ def docs_markdown(results: list[dict], command: str, date: str, previous: str | 
         command,
         "```",
         "",
+        "Run it from the repository root after the installs of `bash .ci/run` (`--corpus prompts-es` is Debian's "
+        "asterisk-core-sounds-es at /usr/share/asterisk/sounds/es; a folder given to `--corpus`, such as "
+        "`../shared/speech` beside the clone, is read as it is: audio with same-named .txt files or a "
+        "manifest.tsv). It rewrites this page and keeps the hand-written notes block.",
+        "",
         f"Machine: {cpu_text(m)}, {m['logical_cores']} logical cores, {m['ram_gb']:.0f} GB RAM, "
         + (f"GPU {gpu}." if gpu else "**no GPU: CPU only**.")
         + f" Threads: {results[0]['threads']['summary']}. The machine is shared, so absolute times drift; "
