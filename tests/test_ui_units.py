@@ -180,6 +180,8 @@ def test_memory_chart_leads_with_peak_alone_in_decimal_mb():
                                             "weights as stored", "on disk"]
     assert [list(tr.y) for tr in fig.data] == [[856, 0], [40, 0], [290, 76], [290, 80]]
     assert list(fig.data[2].text) == ["290 MB", "76 MB"]  # the page's formatter, MB = 10^6 bytes
+    ts[0].memory.alone_clip, ts[0].memory.alone_clip_s = "weather_en.flac", 6.14
+    assert charts.memory_figure(ts).data[1].name == "working memory of a call (alone, on weather_en.flac, 6.1 s)"
 
 
 def test_history_chart_has_latency_per_engine_and_error_only_with_reference():

@@ -74,9 +74,12 @@ def memory_figure(transcripts: Sequence[Transcript]) -> go.Figure:
     clip, weights as stored and size on disk (the alone figures absent until
     measured; docs/memory.md). None of them depends on load order."""
     names = [t.engine for t in transcripts]
+    clips = sorted({(t.memory.alone_clip, t.memory.alone_clip_s) for t in transcripts if t.memory.alone_clip})
+    on = "; ".join(c + ("" if s is None else f", {s:.1f} s") for c, s in clips)
     series = [
         ("peak RSS alone (to provision)", [t.memory.peak_rss_alone or 0 for t in transcripts], "#54a24b"),
-        ("working memory of a call (alone)", [t.memory.working_bytes or 0 for t in transcripts], "#f58518"),
+        ("working memory of a call (alone" + (f", on {on})" if on else ")"),
+         [t.memory.working_bytes or 0 for t in transcripts], "#f58518"),
         ("weights as stored", [t.memory.weights_bytes for t in transcripts], "#4c78a8"),
         ("on disk", [t.memory.disk_bytes for t in transcripts], "#9ecae9"),
     ]
