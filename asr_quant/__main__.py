@@ -153,23 +153,34 @@ def _explain(engines, model: str, clip, language, rows) -> dict[str, tuple[dict 
 
 
 def format_table(result: dict[str, Any], source: str = "") -> str:
+    from .units import fmt_bytes
+
     clip = result["clip"]
+    host = result.get("host") or {}
     lines = [f"model: {result['model']}" + (f"  ({source})" if source else ""),
-             f"clip:  {clip['path']}  {clip['duration_s']:.2f} s, {clip['sample_rate_in']} Hz in", ""]
+             f"clip:  {clip['path']}  {clip['duration_s']:.2f} s, {clip['sample_rate_in']} Hz in",
+             f"CPU:   {host.get('cpu') or '?'}, {host.get('label') or '?'} (INT8's figures depend on it)", ""]
     head = f"{'engine':8} {'runtime':22} {'device':21} {'lang':5} {'tok':>4} {'latency':>8} {'RTF':>6} " \
-           f"{'disk MB':>8} {'weights MB':>10} {'work MB':>8}"
+           f"{'on disk':>8} {'peak alone':>10} {'work':>8} {'weights':>8}"
     lines += [head, "-" * len(head)]
+    clips = set()
     for r in result["engines"]:
         if r["error"]:
             lines.append(f"{r['name']:8} {r['runtime'][:22]:22} {r['device'][:21]:21} error: {r['error']}")
             continue
         rtf = f"{r['rtf']:.3f}" if r["rtf"] is not None else "-"
-        work = f"{r['working_bytes'] / 1e6:>8.1f}" if r["working_bytes"] is not None else f"{'-':>8}"
+        if r.get("working_clip"):
+            c = r["working_clip"]
+            clips.add(f"{c['name']}" + (f", {c['duration_s']:.1f} s" if c.get("duration_s") is not None else ""))
         lines.append(f"{r['name']:8} {r['runtime'][:22]:22} {r['device'][:21]:21} {r['language'] or '-':5} "
-                     f"{r['tokens']:>4} {r['latency_s']:>7.2f}s {rtf:>6} {r['disk_bytes'] / 1e6:>8.1f} "
-                     f"{r['weights_bytes'] / 1e6:>10.1f} {work}")
-    lines.append("weights: exact tensor bytes held; work: a call's working memory, measured with the engine alone "
-                 "(- = not measured yet: --measure-memory)")
+                     f"{r['tokens']:>4} {r['latency_s']:>7.2f}s {rtf:>6} {fmt_bytes(r['disk_bytes']):>8} "
+                     f"{fmt_bytes(r.get('peak_rss_alone_bytes'), '-'):>10} {fmt_bytes(r['working_bytes'], '-'):>8} "
+                     f"{fmt_bytes(r['weights_bytes']):>8}")
+    lines.append("peak alone: peak RSS of the engine alone in a fresh process, what a machine must provision; work: "
+                 "the working memory of a call, in that process" + (f", on {'; '.join(sorted(clips))}" if clips
+                                                                    else "")
+                 + "; weights: weights as stored (- = not measured yet: --measure-memory; MB = 10^6 bytes; "
+                   "docs/memory.md)")
     lines.append("")
     for r in result["engines"]:
         if not r["error"]:

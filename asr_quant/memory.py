@@ -1,10 +1,14 @@
 """Memory figures, one definition on every machine (engines/base.py `Memory`).
 
-- Weights in memory: exact tensor bytes an engine holds, computed by the
-  engine from its tensors (torch) or its graphs' initializers (ONNX); they do
-  not depend on load order.
-- Working memory of a call: measured with the engine alone in a fresh process
-  (engines/alone.py), so no other engine's heap or arena can move it.
+- Weights as stored: bytes of an engine's weight tensors at their stored
+  types, computed by the engine from its tensors (torch) or its graphs'
+  initializers (ONNX); they do not depend on load order, and are not what a
+  runtime holds beside them (ONNX Runtime's prepacked copies and arena).
+- Peak RSS alone (what to provision) and the working memory of a call, on a
+  named clip: measured with the engine alone in a fresh process
+  (engines/alone.py), so no other engine's heap or arena can move them.
+- The labels and definitions, for the page, the CLI and the benchmark alike:
+  docs/memory.md.
 - The process: total RSS on CPU (`rss_bytes`), device memory in use via NVML
   on CUDA (`nvml_used_bytes`), labelled as the whole process or device.
 
@@ -211,8 +215,8 @@ class LoadMeter:
 
 # --------------------------------------------------------------------------- CUDA (issue 14)
 # One definition for every engine on a GPU:
-# - weights in memory: exact bytes of the tensors the engine holds on the device
-#   (torch: parameters + buffers; ONNX Runtime: the graphs' initializers);
+# - weights as stored: bytes of the engine's weight tensors at their stored types
+#   (torch: parameters + buffers on the device; ONNX Runtime: the graphs' initializers);
 # - peak during a call: torch's allocator peak for torch engines; for ONNX
 #   Runtime, which has no allocator statistics in Python, the rise of NVML's
 #   device memory in use during the call (its CUDA arena growing), sampled;

@@ -18,7 +18,7 @@ the CUDA recipe (weight-only MatMulNBits) in ONNX Runtime, on CUDA when the
 provider is there; FP16 (TensorRT) when the TensorRT provider and libraries
 are. Per engine: load time, median latency of --calls calls after --warmup
 (CUDA synchronized), encoder time and decoding time per token, the memory
-figures (weights in memory: exact tensor bytes; peak during a call: torch
+figures (weights as stored: tensor bytes at their stored types; peak during a call: torch
 allocator peak / NVML rise for ONNX Runtime; device memory in use: NVML, whole
 device), nodes ONNX Runtime placed on the CPU, NaN/inf in the logits, and with
 real weights whether the tokens equal FP32's. Writes gpu_check.json and
@@ -246,7 +246,7 @@ def fmt_mb(n) -> str:
 
 
 def table(report: dict) -> str:
-    rows = ["| engine | runtime · device | load | latency (median) | encoder | per token | weights in memory | "
+    rows = ["| engine | runtime · device | load | latency (median) | encoder | per token | weights as stored | "
             "peak during call | nodes on CPU | finite | tokens = FP32 |", "|" + "---|" * 11]
     for r in report["engines"]:
         if "error" in r:

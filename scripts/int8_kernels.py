@@ -10,7 +10,7 @@ activations in blocks of 16 inputs, accuracy level 4) runs whatever MLAS has
 for this CPU. Each product here is one weight MatMul of Whisper base at the
 shapes the engine runs: the encoder's MLP over 1500 frames and the decoder's
 MLP and output projection for one token. Products run interleaved, their
-order rotated every round, in the engines' own session options; the table
+order a new row of a balanced Latin square every round, in the engines' own session options; the table
 gives median milliseconds and the ratio to FP32 on the same shape.
 
 Per row is a third way, not a plan: activations scaled per frame
@@ -156,7 +156,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         rows = measure(SHAPES, args.threads, args.rounds, Path(tmp))
-    print(f"ONNX Runtime {ort.__version__}, {args.threads} threads, {args.rounds} rounds, interleaved and rotated\n")
+    print(f"ONNX Runtime {ort.__version__}, {args.threads} threads, {args.rounds} rounds, interleaved, order balanced (Williams)\n")
     print(table(rows))
     return 0
 

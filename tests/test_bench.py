@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asr_quant import metrics
+from asr_quant import host, metrics
 from asr_quant.bench import charts as bench_charts, docs, report
+from asr_quant.bench.targets import INT8_TARGETS
 from asr_quant.bench.stats import Record, error_tallies, paired_latency_ratio, percentile, ratios_to, spread, summarize
 from asr_quant.engines.base import EngineInfo, Memory, Timings, Transcript
 
@@ -143,7 +144,7 @@ def test_real_metrics_per_language_aggregation():
 # --- the report -------------------------------------------------------------------
 
 def _fake_results(int8_time: float, fw_time: float, int8_text: str = "a b c d", ort_time: float = 1.6,
-                  int8_peak_alone: int = 300e6) -> dict:
+                  int8_peak_alone: int = 300e6, drop: tuple[str, ...] = ()) -> dict:
     from asr_quant.bench.run import PAIRS, head_to_head, ratios_against
 
     recs = {
@@ -158,15 +159,18 @@ def _fake_results(int8_time: float, fw_time: float, int8_text: str = "a b c d", 
     infos = {"FP32": info("FP32", 290e6, 400e6), "ORT-FP32": info("ORT-FP32", 290e6, 350e6),
              "FP16": info("FP16", 145e6, 200e6),
              "INT8": info("INT8", 100e6, 150e6), "faster-whisper int8": info("faster-whisper int8", 145e6, 100e6)}
+    recs = {k: v for k, v in recs.items() if k not in drop}
     sums = [summarize(infos[k], v, "peer" if k.startswith("faster") else "engine", error_fn=word_edits)
             for k, v in recs.items()]
     by = {s["name"]: s for s in sums}
-    ratios = {k: ratios_to(by[k], by["FP32"], recs[k], recs["FP32"]) for k in recs if k != "FP32"}
+    ratios = ratios_against(sums, recs, "FP32")
     by["INT8"]["memory"]["alone"] = dict(peak_rss=int8_peak_alone, working_bytes=50e6)
-    by["faster-whisper int8"]["memory"]["alone"] = dict(peak_rss=330e6, working_bytes=60e6)
+    if "faster-whisper int8" in by:
+        by["faster-whisper int8"]["memory"]["alone"] = dict(peak_rss=330e6, working_bytes=60e6)
     res = dict(date="2026-01-01T00:00:00+00:00", command="python -m asr_quant.bench --quick",
                model=dict(name="Whisper test"), runs=1, warmup=1,
-               machine=dict(cpu="Test CPU", logical_cores=2, physical_cores=1, ram_gb=24.0, gpu=None, os="x"),
+               machine=dict(cpu="Test CPU", isa=dict(level="avx2", label="AVX2 + FMA (no VNNI)", cpu="Test CPU",
+                                                      flags=["avx2", "fma"]), logical_cores=2, physical_cores=1, ram_gb=24.0, gpu=None, os="x"),
                versions={"torch": "2.13.0"}, threads=dict(summary="PyTorch 2, ONNX Runtime 2"),
                corpus=dict(clips=2, audio_s=20.0, rows={"en (espeak-ng)": {}}, notes=["synthetic"]),
                engines=sums, ratios=ratios, ratios_ort=ratios_against(sums, recs, "ORT-FP32"),
@@ -176,27 +180,91 @@ def _fake_results(int8_time: float, fw_time: float, int8_text: str = "a b c d", 
     return res
 
 
-LAT = "INT8 latency <= 0.5x PyTorch FP32 (median per clip)"
-SAME = "INT8 latency <= 0.6x ORT-FP32 (precision alone, median per clip)"
-FW = "INT8 no slower than faster-whisper int8 (same weights, median per clip)"
-MEM = "INT8 peak RSS alone <= faster-whisper int8's (fresh process each)"
+def _judged(res) -> dict:
+    return {t["key"]: t for t in report.targets(res)}
 
 
-def test_targets_verdicts_follow_the_measured_ratios():
-    res = _fake_results(int8_time=0.8, fw_time=1.0)
-    t = {x["target"]: x for x in report.targets(res)}
-    assert t[LAT]["measured"] == pytest.approx(0.4) and t[LAT]["met"] is True
-    assert t[SAME]["measured"] == pytest.approx(0.5) and t[SAME]["met"] is True
-    assert t[FW]["measured"] == pytest.approx(0.8) and t[FW]["met"] is True
-    assert t[MEM]["measured"] == pytest.approx(300 / 330) and t[MEM]["met"] is True
-    slow = {x["target"]: x for x in report.targets(_fake_results(int8_time=1.2, fw_time=1.0, int8_text="a b",
-                                                                 int8_peak_alone=400e6))}
-    assert slow[LAT]["met"] is False and slow[SAME]["met"] is False and slow[FW]["met"] is False
-    assert slow[MEM]["met"] is False
+def test_targets_verdicts_follow_the_measured_figures():
+    t = _judged(_fake_results(int8_time=0.8, fw_time=1.5))
+    assert t["vs_fp32"]["measured"] == pytest.approx(0.4) and t["vs_fp32"]["met"] is True
+    assert t["vs_ort"]["measured"] == pytest.approx(0.5) and t["vs_ort"]["met"] is True
+    assert t["vs_peer"]["measured"] == pytest.approx(0.8 / 1.5) and t["vs_peer"]["met"] is True
+    assert t["disk"]["measured"] == pytest.approx(100) and t["disk"]["met"] is True
+    assert t["peak_alone"]["measured"] == pytest.approx(300 / 330) and t["peak_alone"]["met"] is True
+    slow = _judged(_fake_results(int8_time=1.2, fw_time=1.0, int8_text="a b", int8_peak_alone=400e6))
+    assert [slow[k]["met"] for k in ("vs_fp32", "vs_ort", "vs_peer", "peak_alone")] == [False] * 4
     # the rows here are synthetic (espeak-ng): INT8's +50 points are shown, but not judged
-    (werr,) = [x for k, x in slow.items() if "error rate" in k]
-    assert "on recorded speech" in werr["target"] and werr["met"] is None
+    for k in ("identical", "wer_delta"):
+        assert slow[k]["met"] is None and slow[k]["shown"] == "not judged (no recorded clips in this run)"
     assert "+50.00" in report.results_markdown(_fake_results(int8_time=1.2, fw_time=1.0, int8_text="a b"))
+
+
+def test_the_targets_judged_are_the_targets_printed(monkeypatch):
+    """Issue 22's INT8 targets, exactly; each printed from the same row that
+    judges it, so a changed threshold changes the text and the verdict alike."""
+    from dataclasses import replace
+
+    from asr_quant.bench import targets
+
+    assert [(t.key, t.comparator, t.threshold, t.against) for t in targets.INT8_TARGETS] == [
+        ("identical", ">=", 92, "share of recorded clips"),
+        ("wer_delta", "<=", 0.3, "recorded clips, paired bootstrap"),
+        ("vs_peer", "<=", 0.65, "faster-whisper int8"), ("vs_ort", "<=", 0.6, "ORT-FP32"),
+        ("vs_fp32", "<=", 0.40, "PyTorch FP32"), ("disk", "<=", 100, ""),
+        ("peak_alone", "<=", 1.0, "faster-whisper int8")]
+    res = _fake_results(int8_time=0.8, fw_time=1.5)
+    md, page = report.results_markdown(res), docs.docs_markdown([res], res["command"], res["date"])
+    for t in targets.INT8_TARGETS:
+        assert t.text in md and t.text in page
+    assert "INT8 latency, median of per-clip ratios <= 0.65x faster-whisper int8" in md
+    assert "0.5x PyTorch FP32" not in md and "no slower than faster-whisper" not in md  # the old targets
+    assert _judged(res)["vs_fp32"]["met"] is True
+    tighter = tuple(replace(t, threshold=0.3) if t.key == "vs_fp32" else t for t in targets.INT8_TARGETS)
+    monkeypatch.setattr(targets, "INT8_TARGETS", tighter)
+    md = report.results_markdown(res)
+    line = next(x for x in md.splitlines() if "<= 0.3x PyTorch FP32" in x)
+    assert line.endswith("| **missed** |") and "0.4x PyTorch FP32" not in md
+    assert _judged(res)["vs_fp32"]["met"] is False
+
+
+def test_a_target_without_its_row_is_not_judged():
+    res = _fake_results(int8_time=0.8, fw_time=1.5, drop=("faster-whisper int8", "ORT-FP32"))
+    t = _judged(res)
+    assert t["vs_peer"]["met"] is None and t["vs_peer"]["shown"] == "not judged (no faster-whisper int8 in this run)"
+    assert t["peak_alone"]["shown"] == "not judged (no faster-whisper int8 in this run)"
+    assert t["vs_ort"]["shown"] == "not judged (no ORT-FP32 in this run)"
+    assert t["vs_fp32"]["met"] is True  # the rows it needs are here
+    assert "not judged (no ORT-FP32 in this run) | — |" in report.results_markdown(res)
+
+
+def test_a_report_without_fp32_prints_no_ratio_to_it():
+    res = _fake_results(int8_time=0.8, fw_time=1.5, drop=("FP32",))
+    table = docs.summary_table([res])
+    rows = {line.split(" | ")[1]: line.split(" | ") for line in table.splitlines()[2:]}
+    assert set(rows) == {"ORT-FP32", "FP16", "INT8 (AVX2 + FMA (no VNNI))", "faster-whisper int8"}
+    for name, cells in rows.items():
+        assert cells[3] == "—", name  # vs PyTorch FP32
+        assert cells[-1] == "— |", name  # no "(reference)" for any of them
+    assert rows["ORT-FP32"][4] == "1.00x" and rows["INT8 (AVX2 + FMA (no VNNI))"][4] == "0.50x"
+    assert "1.00x" not in "".join(c[3] for c in rows.values())
+    t = _judged(res)
+    assert t["vs_fp32"]["shown"] == "not judged (no FP32 in this run)"
+    with_fp32 = {line.split(" | ")[1]: line.split(" | ") for line in docs.summary_table(
+        [_fake_results(int8_time=0.8, fw_time=1.5)]).splitlines()[2:]}
+    assert with_fp32["FP32"][3] == "1.00x" and with_fp32["FP32"][-1] == "(reference) |"
+
+
+def test_report_names_the_instruction_set_and_derives_the_synthetic_sentence():
+    res = _fake_results(int8_time=0.8, fw_time=1.5, int8_text="a b")
+    md = report.results_markdown(res)
+    assert "on Test CPU, AVX2 + FMA (no VNNI) (2 logical cores" in md  # the machine line
+    assert "- CPU: Test CPU, AVX2 + FMA (no VNNI) (level avx2)" in md
+    assert "50-150" not in md
+    assert "FP32's error rate on them in this run: 0-0 %" in md  # FP32 reads the fake clips right
+    page = docs.docs_markdown([res], res["command"], res["date"])
+    assert "Machine: Test CPU, AVX2 + FMA (no VNNI)" in page
+    old = dict(res, machine={k: v for k, v in res["machine"].items() if k != "isa"})
+    assert "instruction set not recorded" in report.results_markdown(old)  # an older results.json
 
 
 def test_results_markdown_has_article_columns_and_measured_values(tmp_path):
@@ -290,7 +358,8 @@ def test_bench_on_two_clips(tmp_path, whisper_engines):
     assert res["ratios"]["INT8"]["disk"] < 1 and res["ratios"]["INT8"]["latency"]["pairs"] == 2
     assert math.isfinite(res["ratios"]["FP16"]["latency"]["of_totals"])
     assert len(res["records"]["INT8"]) == 2
-    assert {t["target"] for t in res["targets"]} >= {LAT, FW}
+    assert {t["key"] for t in res["targets"]} == {t.key for t in INT8_TARGETS}
+    assert m["isa"]["label"] == host.detect().label
     assert res["order"] == "rotated per clip and run" and "INT8 / FP32" in res["pairs"]
     (out / "results.md").unlink()
     assert bench.main(["--report", str(out / "results.json")]) == 0
@@ -358,3 +427,38 @@ def test_family_hooks_are_the_families_functions_or_none():
         assert isinstance(fn, types.FunctionType), name
         assert family_hook("FunAudioLLM/Fun-ASR-MLT-Nano-2512", name) is None
     assert family_hook("base", "peers") is None  # a module, not a hook
+
+
+# --- the run order -----------------------------------------------------------------
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 6, 7])
+def test_run_order_is_a_balanced_latin_square(n):
+    """Over a full cycle (n orders, 2n for odd n) every engine holds every
+    position, and follows every other engine, equally often."""
+    from collections import Counter
+
+    from asr_quant.bench.run import rotated
+
+    names = [f"e{i}" for i in range(n)]
+    cycle = n if n % 2 == 0 else 2 * n
+    orders = [rotated(names, k) for k in range(cycle)]
+    assert all(sorted(o) == names for o in orders)
+    positions = Counter((i, e) for o in orders for i, e in enumerate(o))
+    assert set(positions.values()) == {cycle // n} and len(positions) == n * n
+    follows = Counter((a, b) for o in orders for a, b in zip(o, o[1:]))
+    assert len(follows) == n * (n - 1) and set(follows.values()) == {cycle // n}
+    assert rotated(names, cycle + 1) == orders[1]  # k wraps around
+
+
+def test_the_recorded_command_runs_from_a_clean_clone(tmp_path):
+    from asr_quant.bench.cli import portable_args
+
+    repo = tmp_path / "clone"
+    (repo / "docs").mkdir(parents=True)
+    argv = ["--corpus", "prompts-es", "--corpus", str(tmp_path / "shared" / "speech"), "--out",
+            str(tmp_path / "bench" / "all"), f"--docs={repo / 'docs' / 'benchmark.md'}", "--cache-dir", "/var/x"]
+    assert portable_args(argv, repo) == ["--corpus", "prompts-es", "--corpus", "../shared/speech", "--out",
+                                         "../bench/all", "--docs=docs/benchmark.md", "--cache-dir", "/var/x"]
+    res = _fake_results(int8_time=0.8, fw_time=1.5)
+    page = docs.docs_markdown([res], res["command"], res["date"])
+    assert "bash .ci/run" in page and "/usr/share/asterisk/sounds/es" in page

@@ -23,7 +23,8 @@ from asr_quant.settings import Settings  # noqa: E402
 from fake_engines import FakeEngine, fake_set, unavailable  # noqa: E402
 
 JSON_KEYS = {"name", "precision", "runtime", "device", "text", "language", "tokens", "latency_s", "rtf",
-             "disk_bytes", "weights_bytes", "working_bytes", "working_measured_at", "process_bytes", "process_kind",
+             "disk_bytes", "weights_bytes", "peak_rss_alone_bytes", "working_bytes", "working_clip",
+             "working_measured_at", "process_bytes", "process_kind",
              "load_growth_bytes", "rss_bytes", "peak_bytes", "error"}  # the CLI's --json shape (engines/results.py)
 
 

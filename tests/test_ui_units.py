@@ -152,9 +152,10 @@ def test_history_is_bounded():
 
 # -- charts -------------------------------------------------------------------------
 
-def _t(name, total, ok=True, disk=0, weights=0, working=None, audio_s=10.0):
+def _t(name, total, ok=True, disk=0, weights=0, working=None, audio_s=10.0, peak_alone=None):
     return Transcript(engine=name, text="x" if ok else "", audio_s=audio_s, timings=Timings(total_s=total),
-                      memory=Memory(disk_bytes=disk, weights_bytes=weights, working_bytes=working),
+                      memory=Memory(disk_bytes=disk, weights_bytes=weights, working_bytes=working,
+                                    peak_rss_alone=peak_alone),
                       error=None if ok else "boom")
 
 
@@ -171,14 +172,16 @@ def test_latency_chart_without_fp32_answer_shows_seconds():
     assert charts.ratio_labels([_t("FP32", 1.0, ok=False), _t("INT8", 0.75)]) == ["error", "0.75 s"]
 
 
-def test_memory_chart_has_disk_weights_and_working_memory_in_mib():
-    mib = 1024 * 1024
-    ts = [_t("FP32", 1, disk=290 * mib, weights=277 * mib, working=40 * mib),
-          _t("INT8", 1, disk=80 * mib, weights=76 * mib, working=None)]  # not measured yet: no bar
+def test_memory_chart_leads_with_peak_alone_in_decimal_mb():
+    ts = [_t("FP32", 1, disk=290e6, weights=290e6, working=40e6, peak_alone=856e6),
+          _t("INT8", 1, disk=80e6, weights=76e6, working=None)]  # not measured yet: no bar
     fig = charts.memory_figure(ts)
-    assert [tr.name for tr in fig.data] == ["weights on disk", "weights in memory",
-                                            "working memory of a call (alone)"]
-    assert [list(tr.y) for tr in fig.data] == [[290, 80], [277, 76], [40, 0]]
+    assert [tr.name for tr in fig.data] == ["peak RSS alone (to provision)", "working memory of a call (alone)",
+                                            "weights as stored", "on disk"]
+    assert [list(tr.y) for tr in fig.data] == [[856, 0], [40, 0], [290, 76], [290, 80]]
+    assert list(fig.data[2].text) == ["290 MB", "76 MB"]  # the page's formatter, MB = 10^6 bytes
+    ts[0].memory.alone_clip, ts[0].memory.alone_clip_s = "weather_en.flac", 6.14
+    assert charts.memory_figure(ts).data[1].name == "working memory of a call (alone, on weather_en.flac, 6.1 s)"
 
 
 def test_history_chart_has_latency_per_engine_and_error_only_with_reference():
@@ -202,6 +205,76 @@ def test_model_card_names_model_and_marks_unavailable_engine():
     assert "Fake model" in card and "tests" in card and "1000 parameters" in card
     assert "FP32 - Fake 1.0, cpu" in card
     assert "unavailable: onnx export failed: disk full" in card
+
+
+def _measured_int8():
+    """An INT8 engine whose figures in bytes are FP32 Whisper base's (277 MiB =
+    290.5 MB), with its alone probe on a named clip."""
+    e = FakeEngine("INT8")
+    e.info.disk_bytes = e.info.weights_bytes = 277 * 2**20
+    e.info.alone = dict(working_bytes=58_000_000, peak_rss=670_000_000, clip="weather_en.flac", clip_s=6.14,
+                        measured_at="2026-12-01T00:00:00+00:00")
+    return e
+
+
+def test_page_and_cli_print_the_same_mb_for_the_same_bytes():
+    from asr_quant.__main__ import format_table
+    from asr_quant.engines.results import engine_row, run_result
+
+    e = _measured_int8()
+    card = present.model_card(fake_set(e))
+    t = e.transcribe(Clip(np.zeros(16000, np.float32), 16000, 16000, "x.wav"), "en")
+    shown = present.figures(compare_result(t))
+    table = format_table(run_result("m", "x.wav", 1.0, 16000, [engine_row(e.info, t)]))
+    for text in (card, shown, table):
+        assert "290 MB" in text and "277 MB" not in text  # MB = 10^6 bytes on the page as in the CLI
+        assert "670 MB" in text and "58 MB" in text
+
+
+def test_memory_figures_name_the_probe_clip_and_lead_with_peak_alone():
+    e = _measured_int8()
+    card = present.model_card(fake_set(e))
+    assert "peak RSS alone (to provision)" in card and "weights as stored" in card
+    assert "weights in memory" not in card
+    row = next(line for line in card.splitlines() if line.startswith("| **INT8**"))
+    assert row.index("670 MB") < row.index("58 MB") < row.rindex("290 MB")  # the figure to provision first
+    assert "on weather\\_en.flac, 6.1 s" in row
+    t = e.transcribe(Clip(np.zeros(16000, np.float32), 16000, 16000, "x.wav"), "en")
+    shown = present.figures(compare_result(t))
+    assert "peak RSS alone 670 MB" in shown and "58 MB (alone, on weather\\_en.flac, 6.1 s)" in shown
+    fresh = FakeEngine("FP32")
+    assert "peak RSS alone not measured yet" in present.figures(compare_result(fresh.transcribe(
+        Clip(np.zeros(16000, np.float32), 16000, 16000, "x.wav"), "en")))
+    assert "| not measured yet | not measured yet |" in present.model_card(fake_set(fresh))
+
+
+def test_model_card_cli_and_json_name_the_cpus_instruction_set(monkeypatch, capsys):
+    from asr_quant import host
+    from asr_quant.__main__ import format_table
+    from asr_quant.engines.results import engine_row, run_result
+
+    isa = host.Isa(level="avx2", cpu="AMD EPYC 7B13", flags=("avx2", "fma"))
+    monkeypatch.setattr(host, "detect", lambda: isa)
+    e = _measured_int8()
+    card = present.model_card(fake_set(e, FakeEngine("FP32")))
+    assert "CPU: AMD EPYC 7B13, AVX2 + FMA (no VNNI)" in card
+    assert "· for AVX2 + FMA (no VNNI)" in next(ln for ln in card.splitlines() if ln.startswith("| **INT8**"))
+    assert "for AVX2" not in next(ln for ln in card.splitlines() if ln.startswith("| **FP32**"))
+    assert "for AVX2 + FMA (no VNNI)" in present.engine_header(e.info)
+    t = e.transcribe(Clip(np.zeros(16000, np.float32), 16000, 16000, "x.wav"), "en")
+    result = run_result("m", "x.wav", 1.0, 16000, [engine_row(e.info, t)])
+    assert result["host"] == {"level": "avx2", "label": "AVX2 + FMA (no VNNI)", "cpu": "AMD EPYC 7B13",
+                              "flags": ["avx2", "fma"]}
+    assert "AMD EPYC 7B13, AVX2 + FMA (no VNNI)" in format_table(result)
+    row = result["engines"][0]
+    assert row["peak_rss_alone_bytes"] == 670_000_000 and row["weights_bytes"] == 277 * 2**20
+    assert row["working_clip"] == {"name": "weather_en.flac", "duration_s": 6.14}
+
+
+def compare_result(t):
+    from asr_quant.app import compare
+
+    return compare.compare(t, None, None, "en")
 
 
 def test_escape_keeps_user_text_inert():

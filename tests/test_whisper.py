@@ -291,12 +291,14 @@ def test_cli_json_shape(whisper_engines, monkeypatch):
     code, out, err = _cli(["transcribe", str(example.path), "--json"], whisper_engines, monkeypatch)
     assert code == 0, err
     data = json.loads(out)
-    assert set(data) == {"model", "clip", "engines"}
+    assert set(data) == {"model", "clip", "host", "engines"}
+    assert data["host"]["label"] and data["host"]["level"]  # the CPU's instruction set (asr_quant.host)
     assert data["model"] == whisper_engines.model.name
     assert set(data["clip"]) == {"path", "duration_s", "sample_rate_in"}
     assert data["clip"]["duration_s"] == pytest.approx(audio.load(example.path).duration_s, abs=1e-3)
     keys = {"name", "precision", "runtime", "device", "text", "language", "tokens", "latency_s", "rtf",
-            "disk_bytes", "weights_bytes", "working_bytes", "working_measured_at", "process_bytes", "process_kind",
+            "disk_bytes", "weights_bytes", "peak_rss_alone_bytes", "working_bytes", "working_clip",
+             "working_measured_at", "process_bytes", "process_kind",
             "load_growth_bytes", "rss_bytes", "peak_bytes", "error"}
     assert [e["name"] for e in data["engines"]] == [e.info.name for e in whisper_engines.engines]
     for row in data["engines"]:

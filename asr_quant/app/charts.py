@@ -11,11 +11,11 @@ from typing import Sequence
 
 import plotly.graph_objects as go
 
+from .. import units
 from ..engines.base import Transcript
 from .history import History
 
 BASELINE = "FP32"
-_MB = 1024 * 1024
 # One colour per engine, the same in every chart.
 ENGINE_COLORS = {"FP32": "#4C78A8", "FP16": "#F58518", "INT8": "#54A24B", "BF16": "#B279A2"}
 _FALLBACK = ["#E45756", "#72B7B2", "#EECA3B", "#9D755D"]
@@ -69,22 +69,27 @@ def latency_figure(transcripts: Sequence[Transcript], baseline: str = BASELINE) 
 
 
 def memory_figure(transcripts: Sequence[Transcript]) -> go.Figure:
-    """Per engine (MiB): weights on disk, weights in memory (exact tensor
-    bytes) and the working memory of a call measured with the engine alone
-    (absent until measured). None of them depends on load order."""
+    """Per engine (MB = 10^6 bytes, as everywhere): peak RSS of the engine
+    alone (what to provision), the working memory of a call on the probe's
+    clip, weights as stored and size on disk (the alone figures absent until
+    measured; docs/memory.md). None of them depends on load order."""
     names = [t.engine for t in transcripts]
+    clips = sorted({(t.memory.alone_clip, t.memory.alone_clip_s) for t in transcripts if t.memory.alone_clip})
+    on = "; ".join(c + ("" if s is None else f", {s:.1f} s") for c, s in clips)
     series = [
-        ("weights on disk", [t.memory.disk_bytes for t in transcripts], "#9ecae9"),
-        ("weights in memory", [t.memory.weights_bytes for t in transcripts], "#4c78a8"),
-        ("working memory of a call (alone)", [t.memory.working_bytes or 0 for t in transcripts], "#f58518"),
+        ("peak RSS alone (to provision)", [t.memory.peak_rss_alone or 0 for t in transcripts], "#54a24b"),
+        ("working memory of a call (alone" + (f", on {on})" if on else ")"),
+         [t.memory.working_bytes or 0 for t in transcripts], "#f58518"),
+        ("weights as stored", [t.memory.weights_bytes for t in transcripts], "#4c78a8"),
+        ("on disk", [t.memory.disk_bytes for t in transcripts], "#9ecae9"),
     ]
-    traces = [dict(type="bar", name=label, x=names, y=[v / _MB for v in values], marker={"color": col},
-                   text=[f"{v / _MB:.0f}" if v else "" for v in values], textposition="outside",
-                   hovertemplate="%{x}: %{y:.1f} MiB<extra>" + label + "</extra>")
+    traces = [dict(type="bar", name=label, x=names, y=[v / units.MB for v in values], marker={"color": col},
+                   text=[units.fmt_bytes(v) if v else "" for v in values], textposition="outside",
+                   hovertemplate="%{x}: %{y:.1f} MB<extra>" + label + "</extra>")
               for label, values, col in series]
-    top = max([v for _, values, _ in series for v in values] or [1]) / _MB
+    top = max([v for _, values, _ in series for v in values] or [1]) / units.MB
     return _figure(traces, "Memory per engine", barmode="group",
-                   yaxis={"title": {"text": "MiB"}, "range": [0, max(top, 1.0) * 1.2]})
+                   yaxis={"title": {"text": "MB"}, "range": [0, max(top, 1.0) * 1.2]})
 
 
 def history_figure(history: History) -> go.Figure:

@@ -9,6 +9,7 @@ import html
 import re
 from typing import TYPE_CHECKING, Sequence
 
+from .. import host, units
 from ..engines import EngineInfo, EngineSet
 
 if TYPE_CHECKING:
@@ -55,11 +56,15 @@ def language_code(choice: str | None) -> str | None:
 
 
 def fmt_bytes(n: int | None) -> str:
-    if not n:
-        return "0 MB" if n == 0 else "n/a"
-    if n >= 1024 ** 3:
-        return f"{n / 1024 ** 3:.2f} GB"
-    return f"{n / 1024 ** 2:.0f} MB"
+    """The one byte formatter (asr_quant.units: MB = 10^6 bytes, as the CLI and
+    the benchmark print); "not measured yet" for None."""
+    return units.fmt_bytes(n, missing="not measured yet")
+
+
+def num(text: str) -> str:
+    """A figure in a table cell that must not wrap (a narrow column would break
+    "102.6 s" digit by digit)."""
+    return f'<span style="white-space:nowrap">{text}</span>'
 
 
 def fmt_params(n: int) -> str:
@@ -84,34 +89,61 @@ def model_card(es: EngineSet) -> str:
     lines.append(" · ".join(facts))
     if m.notes:
         lines.append(f"\n{m.notes}")
+    isa = host.detect()
+    lines.append(f"\nCPU: {escape(isa.describe())}. INT8's speed, and even its agreement with FP32, depend on "
+                 "this instruction set: figures measured on another CPU do not carry over.")
     lines.append("")
-    lines.append("| engine | precision · runtime · device | on disk | weights in memory | working memory of a call "
-                 "(alone) | load | what runs how |")
-    lines.append("|---|---|---|---|---|---|---|")
+    lines.append("| engine | precision · runtime · device | on disk | peak RSS alone (to provision) | "
+                 "working memory of a call (alone) | weights as stored | load | what runs how |")
+    lines.append("|---|---|---|---|---|---|---|---|")
     for e in es.engines:
         i = e.info
         if not i.available:
-            lines.append(f"| **{i.name}** | unavailable: {_cell(i.error or 'unknown reason')} | | | | | |")
+            lines.append(f"| **{i.name}** | unavailable: {_cell(i.error or 'unknown reason')} | | | | | | |")
             continue
         threads = f", {i.threads} threads" if i.threads else ""
-        lines.append(f"| **{i.name}** | {_cell(i.label)}{threads} | {fmt_bytes(i.disk_bytes)} | "
-                     f"{fmt_bytes(i.weights_bytes)} | {working(i)} | {i.load_s:.1f} s | "
-                     f"{_cell(i.details)}{placement(i)} |")
-    lines.append("\n_Weights in memory_: exact bytes of the tensors each engine holds. _Working memory of a "
-                 "call_: what one call needs on top, measured with that engine alone in a fresh process "
-                 "(measured once per model and settings, then cached; the date says when).")
+        cpu = f" · for {_cell(isa.label)}" if i.precision == "int8" else ""
+        lines.append(f"| **{i.name}** | {_cell(i.label)}{threads}{cpu} | {num(fmt_bytes(i.disk_bytes))} | "
+                     f"{peak_alone(i)} | {working(i)} | {num(fmt_bytes(i.weights_bytes))} | "
+                     f"{num(f'{i.load_s:.1f} s')} | {_cell(i.details)}{placement(i)} |")
+    lines.append("\n" + MEMORY_NOTE)
     return "\n".join(lines)
 
 
-def working(info: EngineInfo) -> str:
-    """The working memory of a call measured alone, with its date, or why there is none yet."""
+MEMORY_NOTE = ("_Peak RSS alone_: the most memory a fresh process holding only that engine reached while it loaded "
+               "and ran twice on the clip named beside it: what a machine must have to serve it. _Working memory of "
+               "a call_: the largest rise during one call on that clip (a longer clip needs more). _Weights as "
+               "stored_: bytes of the weight tensors at their stored types; ONNX Runtime may hold prepacked copies "
+               "and an arena on top. Measured once per model and settings, then cached; MB = 10^6 bytes "
+               "(docs/memory.md).")
+
+
+def alone_clip(clip: str, seconds: float | None) -> str:
+    """'on weather_en.flac, 6.1 s': the clip the alone figures are for."""
+    if not clip:
+        return ""
+    return f"on {escape(clip)}" + (f", {seconds:.1f} s" if seconds is not None else ", length not recorded")
+
+
+def peak_alone(info: EngineInfo) -> str:
+    """Peak RSS of the engine alone (the figure to provision), or why there is none yet."""
     a = info.alone
     if not a:
         return "not measured yet"
     if a.get("error"):
         return f"not measured: {_cell(a['error'][:120])}"
-    return f"{fmt_bytes(a.get('working_bytes'))} (peak RSS alone {fmt_bytes(a.get('peak_rss'))}, " \
-           f"{(a.get('measured_at') or '?')[:10]})"
+    return num(fmt_bytes(a.get("peak_rss")))
+
+
+def working(info: EngineInfo) -> str:
+    """The working memory of a call measured alone, with its clip and date, or why there is none yet."""
+    a = info.alone
+    if not a:
+        return "not measured yet"
+    if a.get("error"):
+        return "not measured"
+    return (f"{num(fmt_bytes(a.get('working_bytes')))} ({alone_clip(a.get('clip') or '?', a.get('clip_s'))}, "
+            f"{num((a.get('measured_at') or '?')[:10])})")
 
 
 def placement(info: EngineInfo) -> str:
@@ -125,7 +157,8 @@ def placement(info: EngineInfo) -> str:
 
 
 def engine_header(info: EngineInfo) -> str:
-    head = f"### {info.name}\n{info.runtime} · {info.device}"
+    cpu = f" · for {host.detect().label}" if info.precision == "int8" else ""  # INT8's figures depend on it
+    head = f"### {info.name}\n{info.runtime} · {info.device}{cpu}"
     if not info.available:
         head += f"\n\n**unavailable:** {escape(info.error or 'unknown reason')}"
     return head
@@ -165,10 +198,13 @@ def figures(result: "EngineResult") -> str:
         lines.append(f"**{s.kind.upper()}** {s.rate:.1%} (S {s.substitutions} · D {s.deletions} · "
                      f"I {s.insertions} of {s.ref_len} {unit})")
     m = t.memory
-    work = fmt_bytes(m.working_bytes) if m.working_bytes is not None else "not measured yet"
-    lines.append(f"**memory** weights {fmt_bytes(m.weights_bytes)} · working memory of a call {work} (alone) · "
-                 f"disk {fmt_bytes(m.disk_bytes)} · {m.process_kind} now {fmt_bytes(m.process_bytes)} · "
-                 f"peak +{fmt_bytes(m.peak_delta_bytes)} during this call ({MEMORY_SCOPE.get(m.kind, 'process')})")
+    where = alone_clip(m.alone_clip, m.alone_clip_s)
+    work = (f"{fmt_bytes(m.working_bytes)} (alone, {where})" if m.working_bytes is not None and where
+            else fmt_bytes(m.working_bytes))
+    lines.append(f"**memory** peak RSS alone {fmt_bytes(m.peak_rss_alone)} · working memory of a call {work} · "
+                 f"weights as stored {fmt_bytes(m.weights_bytes)} · disk {fmt_bytes(m.disk_bytes)} · "
+                 f"{m.process_kind} now {fmt_bytes(m.process_bytes)} · peak +{fmt_bytes(m.peak_delta_bytes)} "
+                 f"during this call ({MEMORY_SCOPE.get(m.kind, 'process')})")
     if t.language:
         lines.append(f"**language** {t.language}")
     for w in t.warnings:

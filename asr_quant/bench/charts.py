@@ -31,7 +31,7 @@ def charts(res: dict, out_dir: Path) -> list[Path]:
     if any(a.get("peak_rss") for a in alone):
         mem_series = [("on disk", [e["memory"]["disk_bytes"] for e in eng]),
                       ("RSS after load (alone)", [a.get("rss_after_load") for a in alone]),
-                      ("peak RSS (alone)", [a.get("peak_rss") for a in alone])]
+                      ("peak RSS alone (to provision)", [a.get("peak_rss") for a in alone])]
     else:  # no per-engine probe: the shared run's figures
         mem_series = [("on disk", [e["memory"]["disk_bytes"] for e in eng]),
                       ("load growth (shared run)", [e["memory"]["resident_bytes"] for e in eng]),

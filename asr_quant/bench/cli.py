@@ -142,13 +142,33 @@ def gather_corpus(args, cache_dir: str, log) -> tuple[list[_corpus.Utterance], l
     return utts, notes
 
 
+def portable_args(argv: list[str], cwd: str | Path | None = None) -> list[str]:
+    """The command's paths as a clean clone can run them: an absolute path
+    inside the repository (the working folder) or beside it (e.g. the
+    recordings folder ../shared/speech) becomes relative to it; others stay."""
+    root = Path(cwd or Path.cwd()).resolve()
+
+    def one(arg: str) -> str:
+        key, eq, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
+        if not value.startswith("/"):
+            return arg
+        path = Path(value).resolve()
+        for base, prefix in ((root, ""), (root.parent, "../")):
+            if path == base or base in path.parents:
+                rel = prefix + str(path.relative_to(base)) if path != base else (prefix.rstrip("/") or ".")
+                return f"{key}{eq}{rel}" if eq else rel
+        return arg
+
+    return [one(a) for a in argv]
+
+
 def main(argv: list[str] | None = None) -> int:
     from ..engines.runtime_policy import prepare
 
     prepare()  # before anything imports torch
     args = build_parser().parse_args(argv)
     argv_list = sys.argv[1:] if argv is None else list(argv)
-    command = "python -m asr_quant.bench " + shlex.join(argv_list)
+    command = "python -m asr_quant.bench " + shlex.join(portable_args(argv_list))
     log = (lambda m: print(m, file=sys.stderr, flush=True))
     if args.quick:
         args.runs = 1

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from .paired_report import READ_ME, interval, paired_of
-from .report import _engines, _table, mb, num, pct, results_markdown, targets, times
+from .report import _engines, _table, cpu_text, isa_text, mb, num, pct, results_markdown, targets, times
+from .run import ORT_REFERENCE, REFERENCE
+from .targets import VERDICT
 
 NOTES_BEGIN, NOTES_END = "<!-- BEGIN HAND-WRITTEN NOTES -->", "<!-- END HAND-WRITTEN NOTES -->"
 
@@ -27,11 +29,19 @@ def docs_markdown(results: list[dict], command: str, date: str, previous: str | 
         command,
         "```",
         "",
-        f"Machine: {m['cpu']}, {m['logical_cores']} logical cores, {m['ram_gb']:.0f} GB RAM, "
+        "Run it from the repository root after the installs of `bash .ci/run` (`--corpus prompts-es` is Debian's "
+        "asterisk-core-sounds-es at /usr/share/asterisk/sounds/es; a folder given to `--corpus`, such as "
+        "`../shared/speech` beside the clone, is read as it is: audio with same-named .txt files or a "
+        "manifest.tsv). It rewrites this page and keeps the hand-written notes block.",
+        "",
+        f"Machine: {cpu_text(m)}, {m['logical_cores']} logical cores, {m['ram_gb']:.0f} GB RAM, "
         + (f"GPU {gpu}." if gpu else "**no GPU: CPU only**.")
         + f" Threads: {results[0]['threads']['summary']}. The machine is shared, so absolute times drift; "
           "the engines run interleaved clip by clip so that drift hits all of them alike, and the ratios "
           "are the figures to read.",
+        "",
+        f"INT8's figures are for this instruction set ({isa_text(m)}): its speed, and even its agreement with "
+        "FP32, change with the CPU. Memory figures are defined in [memory.md](memory.md); MB = 10^6 bytes.",
         "",
         "Summary, from this one run:",
         "",
@@ -42,8 +52,7 @@ def docs_markdown(results: list[dict], command: str, date: str, previous: str | 
     head.append("")
     for res in results:
         for t in targets(res):
-            verdict = {True: "met", False: "**missed**", None: "—"}[t["met"]]
-            head.append(f"- {res['model']['name']}: {t['target']}: {t['shown']} ({verdict})")
+            head.append(f"- {res['model']['name']}: {t['target']}: {t['shown']} ({VERDICT[t['met']]})")
     head.append("")
     notes = NOTES_BEGIN + "\n" + NOTES_END
     if previous and NOTES_BEGIN in previous and NOTES_END in previous:
@@ -53,34 +62,38 @@ def docs_markdown(results: list[dict], command: str, date: str, previous: str | 
 
 
 def summary_table(results: list[dict]) -> str:
-    """One row per model and engine: the figures the issue asks to report."""
+    """One row per model and engine: the figures the issue asks to report. A
+    ratio to an engine the run lacks is —, never 1.00x."""
     rows = []
     for res in results:
+        isa = isa_text(res["machine"])
         for e in _engines(res):
             r = res["ratios"].get(e["name"], {})
             alone = e["memory"].get("alone") or {}
             rec = ((paired_of(res).get("engines") or {}).get(e["name"]) or {}).get("recorded") or {}
-            rows.append([res["model"]["name"], e["name"], num(e["latency_ms"]["median"]),
-                         times((r.get("latency") or {}).get("median_paired")) if r else "1.00x",
-                         times(((res.get("ratios_ort") or {}).get(e["name"], {}).get("latency") or {}).get(
-                             "median_paired")) if e["name"] != "ORT-FP32" else "1.00x",
-                         num(e["rtf"], "{:.3f}"), mb(e["memory"]["disk_bytes"]), mb(e["memory"].get("weights_bytes")),
-                         mb(alone.get("working_bytes")), mb(alone.get("peak_rss")),
+            ort = (res.get("ratios_ort") or {}).get(e["name"], {})
+            name = f"{e['name']} ({isa})" if e.get("precision") == "int8" else e["name"]
+            rows.append([res["model"]["name"], name, num(e["latency_ms"]["median"]),
+                         "1.00x" if e["name"] == REFERENCE else times((r.get("latency") or {}).get("median_paired")),
+                         "1.00x" if e["name"] == ORT_REFERENCE else times((ort.get("latency") or {}).get(
+                             "median_paired")),
+                         num(e["rtf"], "{:.3f}"), mb(e["memory"]["disk_bytes"]), mb(alone.get("peak_rss")),
+                         mb(alone.get("working_bytes")), mb(e["memory"].get("weights_bytes")),
                          pct((e.get("errors_by_row") or {}).get("overall_mean")),
                          num(None if not r or (r.get("error_rate_delta") or {}).get("overall_mean") is None
                              else 100 * r["error_rate_delta"]["overall_mean"], "{:+.2f}"),
-                         _recorded_cells(rec, r)])
+                         _recorded_cells(e["name"], rec, r)])
     return _table(["model", "engine", "latency median (ms)", "vs PyTorch FP32 (median per clip)",
-                   "vs ORT-FP32 (median per clip)", "RTF", "size on disk", "weights in memory",
-                   "working memory of a call (alone)", "peak RSS (alone)", "error, mean of all rows %",
+                   "vs ORT-FP32 (median per clip)", "RTF", "size on disk", "peak RSS alone (to provision)",
+                   "working memory of a call (alone)", "weights as stored", "error, mean of all rows %",
                    "vs FP32 (points)", "recorded rows: identical to FP32 / delta (points) [95 % interval], clips"],
                   rows)
 
 
-def _recorded_cells(rec: dict, ratio: dict) -> str:
-    if not ratio:
+def _recorded_cells(name: str, rec: dict, ratio: dict) -> str:
+    if name == REFERENCE:
         return "(reference)"
-    if not rec.get("clips"):
+    if not ratio or not rec.get("clips"):
         return "—"
     return (f"{100 * rec['identical']:.0f} % / {100 * rec['delta']:+.2f} {interval(rec)}, {rec['clips']}"
             if rec.get("delta") is not None else "—")

@@ -11,13 +11,14 @@ import subprocess
 
 import psutil
 
-from .. import __version__
+from .. import __version__, host
 from ..engines.base import Engine
 from . import corpus as _corpus
 
 
 def machine() -> dict:
-    """CPU model, cores, RAM, GPU (or None), OS."""
+    """CPU model, its instruction-set level (`isa`: level, label, flags, from
+    asr_quant.host; INT8's figures depend on it), cores, RAM, GPU (or None), OS."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -34,7 +35,7 @@ def machine() -> dict:
             gpu = "; ".join(out.splitlines()) or None
         except (OSError, subprocess.SubprocessError):
             gpu = None
-    return dict(cpu=cpu, logical_cores=os.cpu_count(), physical_cores=psutil.cpu_count(logical=False),
+    return dict(cpu=cpu, isa=host.detect().as_dict(), logical_cores=os.cpu_count(), physical_cores=psutil.cpu_count(logical=False),
                 ram_gb=psutil.virtual_memory().total / 1e9, gpu=gpu, os=platform.platform(),
                 python=platform.python_version())
 

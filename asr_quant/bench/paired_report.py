@@ -1,11 +1,10 @@
-"""The paired statistics (bench.paired) in results.md, and the accuracy
-verdict, judged on recorded speech only with the upper end of the interval."""
+"""The paired statistics (bench.paired) in results.md; the accuracy targets
+that judge them are in bench.targets (recorded speech only, upper end of the
+interval)."""
 from __future__ import annotations
 
 from .paired import from_results, recorded_rows
 
-DELTA_LIMIT_POINTS = 1.0  # the issue's "within +1.0 point of FP32"
-MIN_ROW_CLIPS = 10  # a row with fewer clips is shown but not judged on its own
 READ_ME = ("Recorded rows are real people's speech (a recorded corpus or a folder of recordings); synthetic rows "
            "are espeak-ng speech, which Whisper base mishears even at FP32, so they show how far a precision "
            "moves the output, not how well anything hears, and stay out of the accuracy verdict.")
@@ -78,30 +77,3 @@ def paired_section(res: dict, h: str, table) -> str:
                "window by window, which faster-whisper does its own way (seeking by timestamps), so there a "
                "peer's text moves for a reason that is not its precision. The verdict is judged on all "
                "recorded clips." if longer else "") + "\n")
-
-
-def error_targets(res: dict) -> list[dict]:
-    """INT8 within +1.0 point of FP32 on recorded speech: the upper end of the
-    pooled interval, and of each recorded row with enough clips."""
-    e8 = (paired_of(res).get("engines") or {}).get("INT8")
-    lim = DELTA_LIMIT_POINTS / 100
-    name = f"INT8 error rate within +{DELTA_LIMIT_POINTS:.1f} point of FP32 on recorded speech (upper end of the 95 % interval)"
-    pool = e8 and e8["recorded"]
-    if not pool or not pool["clips"]:
-        return [dict(target=name, measured=None, shown="no recorded rows in this run (synthetic rows are not judged)",
-                     met=None)]
-    hi = pool["ci_high"]
-    out = [dict(target=name, measured=hi,
-                shown=f"{_pts(pool['delta'])} points, interval {interval(pool)}, {pool['clips']} clips",
-                met=None if hi is None else hi <= lim)]
-    real = [(row, s) for row, s in e8["rows"].items() if row in recorded_rows(res)]
-    judged = [(row, s) for row, s in real if s["clips"] >= MIN_ROW_CLIPS and s["ci_high"] is not None]
-    if len(real) > 1 and judged:
-        row, s = max(judged, key=lambda x: x[1]["ci_high"])
-        small = [r for r, s_ in real if s_["clips"] < MIN_ROW_CLIPS]
-        out.append(dict(target=f"... and in every recorded row of {MIN_ROW_CLIPS}+ clips", measured=s["ci_high"],
-                        shown=f"worst {row}: {_pts(s['delta'])} points, interval {interval(s)}"
-                              + (f"; not judged alone (too few clips): {', '.join(small)}" if small else ""),
-                        met=s["ci_high"] <= lim))
-    return out
-

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 
+from .. import units
 from . import divergences, quant_report
+from . import targets as _targets
 from .paired import recorded_rows
-from .paired_report import error_targets, paired_section
+from .paired_report import paired_section
 
 # The seed article's claims (Fun-ASR-MLT-Nano-2512, NVIDIA A100 40GB, batch 1,
 # 100 clips of ~10 s), sections 5.1-5.3. WER in percent.
@@ -27,15 +29,25 @@ ARTICLE = {
 }
 ARTICLE_ROWS = {"zh": "Mandarin (quiet)", "zh-noisy": "Mandarin (noisy)", "en": "English", "yue": "Cantonese",
                 "ja": "Japanese", "ko": "Korean"}
-TARGETS = dict(int8_latency_ratio=0.5, int8_vs_ort_fp32=0.6, int8_wer_delta_points=1.0)
 
 
 # --- formatting --------------------------------------------------------------------
 
 def mb(n) -> str:
-    if not n:
-        return "—"
-    return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
+    """units.fmt_bytes (MB = 10^6 bytes, as on the page and in the CLI); 0 or None: —."""
+    return units.fmt_bytes(n or None)
+
+
+def isa_text(m: dict) -> str:
+    """The CPU's instruction-set label a run's INT8 figures depend on (results
+    of older versions did not record it)."""
+    isa = m.get("isa") or {}
+    return isa.get("label") or "instruction set not recorded"
+
+
+def cpu_text(m: dict) -> str:
+    """'Intel(R) Xeon(R) Processor, AVX512-VNNI + AVX-VNNI + AMX'."""
+    return f"{m['cpu']}, {isa_text(m)}"
 
 
 def num(x, fmt="{:.0f}") -> str:
@@ -77,8 +89,11 @@ def results_markdown(res: dict, level: int = 1) -> str:
     eng = _engines(res)
     parts = [f"{h} Benchmark: {res['model']['name']}, " + " / ".join(e["name"] for e in eng), ""]
     parts.append(
-        f"Measured {res['date']} on {m['cpu']} ({m['logical_cores']} logical cores, {m['ram_gb']:.0f} GB RAM), "
+        f"Measured {res['date']} on {cpu_text(m)} ({m['logical_cores']} logical cores, {m['ram_gb']:.0f} GB RAM), "
         f"GPU: {gpu}" + ("" if m.get("gpu") else " — CPU only") + f"; threads: {res['threads']['summary']}.")
+    parts.append("")
+    parts.append(f"INT8's figures here are for this CPU's instruction set, **{isa_text(m)}**: its speed, and even "
+                 "its agreement with FP32, change with it (`asr_quant/host.py`).")
     parts.append("")
     parts.append(f"Command: `{res['command']}`")
     parts.append("")
@@ -92,10 +107,7 @@ def results_markdown(res: dict, level: int = 1) -> str:
     parts.append("How to read this: the *article* columns are the seed article's claims for "
                  f"{ARTICLE['setting']}. They are another model on another machine, printed beside the "
                  "measured figures in the article's layout; compare ratios between precisions, not absolute "
-                 "values. Synthetic (espeak-ng) speech in Mandarin, Cantonese, Japanese and Korean is "
-                 "misheard even at FP32 (Whisper base: error rates of 50-150 %), so those rows measure how far "
-                 "a precision moves the output, not recognition quality, and stay out of the accuracy verdict. "
-                 "Rows of recorded speech (" + (", ".join(_real_rows(res)) or "none in this run") + ") carry the "
+                 "values. " + _synthetic_sentence(res) + "Rows of recorded speech (" + (", ".join(_real_rows(res)) or "none in this run") + ") carry the "
                  "verdict: it is judged on them alone, clip by clip against FP32 (see *Agreement with FP32*).")
     parts.append("")
     parts.append(_size_section(res, h))
@@ -110,6 +122,22 @@ def results_markdown(res: dict, level: int = 1) -> str:
     parts.append(quant_report.section(res, h))
     parts.append(_machine_section(res, h))
     return "\n".join(parts).rstrip() + "\n"
+
+
+def _synthetic_sentence(res: dict) -> str:
+    """What the synthetic rows are, with FP32's error range on them taken from
+    this run (nothing when the run has none)."""
+    real = recorded_rows(res)
+    synthetic = [r for r in res["corpus"]["rows"] if r not in real]
+    if not synthetic:
+        return ""
+    fp32 = next((e for e in res["engines"] if e["name"] == "FP32"), None)
+    rates = [t["rate"] for r in synthetic
+             if (t := (((fp32 or {}).get("errors_by_row") or {}).get("rows") or {}).get(r)) and t.get("rate") is not None]
+    measured = (f" (FP32's error rate on them in this run: {100 * min(rates):.0f}-{100 * max(rates):.0f} %)"
+                if rates else "")
+    return (f"Rows of synthetic (espeak-ng) speech ({', '.join(sorted(synthetic))}){measured} measure how far a "
+            "precision moves the output, not recognition quality, and stay out of the accuracy verdict. ")
 
 
 def _real_rows(res: dict) -> list[str]:
@@ -134,27 +162,31 @@ def _size_section(res: dict, h: str) -> str:
         a, r, mem = _article(e["name"]), res["ratios"].get(e["name"], {}), e["memory"]
         alone = mem.get("alone") or {}
         rows.append([e["name"], e["runtime"], mb(mem["disk_bytes"]), a.get("size", "—"),
-                     times(r.get("compression")), mb(mem.get("weights_bytes")), mb(alone.get("working_bytes")),
-                     mb(alone.get("peak_rss")), times(r.get("peak_alone")), a.get("peak", "—"),
+                     times(r.get("compression")), mb(alone.get("peak_rss")), times(r.get("peak_alone")),
+                     a.get("peak", "—"), mb(alone.get("working_bytes")), mb(mem.get("weights_bytes")),
                      mb(mem["resident_bytes"])])
     kind = next((e["memory"]["kind"] for e in _engines(res) if e["memory"]["kind"]), "cpu-rss")
     errs = [f"{e['name']}: {(e['memory'].get('alone') or {}).get('error')}" for e in _engines(res)
             if (e["memory"].get("alone") or {}).get("error")]
-    note = ("*Weights in memory* = exact bytes of the tensors the engine holds (torch parameters and buffers at "
-            "their dtypes; ONNX initializers as stored); it does not depend on load order. *Alone* = the engine "
-            "loaded by itself in a fresh process (`asr_quant.engines.alone`, runtime libraries included) and run "
-            "twice on the run's first clip: *working memory of a call* is the largest rise of RSS during a call "
-            "above RSS just before it (sampled every 5 ms), *peak RSS* the kernel's high-water mark of that "
-            "process (VmHWM): what a machine must have to serve that engine alone, the closest figure to "
-            "the article's peak. *Load growth in the shared run* is kept for the record: it depends on what "
-            "loaded before." if kind == "cpu-rss"
+    clips = sorted({f"{a['clip']}" + (f", {a['clip_s']:.1f} s" if a.get("clip_s") is not None else "")
+                    for a in ((e["memory"].get("alone") or {}) for e in _engines(res)) if a.get("clip")})
+    on = f"on {'; '.join(clips)}" if clips else "on the run's first clip"
+    note = ("Definitions: docs/memory.md. *Alone* = the engine loaded by itself in a fresh process "
+            f"(`asr_quant.engines.alone`, runtime libraries included) and run twice {on}: *peak RSS* is the "
+            "kernel's high-water mark of that process (VmHWM), what a machine must have to serve that engine "
+            "alone (the figure to provision, and the closest to the article's peak); *working memory of a call* "
+            "is the largest rise of RSS during a call above RSS just before it (sampled every 5 ms), for that "
+            "clip. *Weights as stored* = bytes of the weight tensors at their stored types (torch parameters and "
+            "buffers; ONNX initializers as the file stores them): not what the runtime holds, since ONNX "
+            "Runtime may keep prepacked copies and an arena beside them. *Load growth in the shared run* is kept "
+            "for the record: it depends on what loaded before." if kind == "cpu-rss"
             else "Peak = torch.cuda.max_memory_allocated during inference (after reset_peak_memory_stats); "
                  "NVML's device memory in use, which differs, is in results.json (nvml_used_bytes_max).")
     if errs:
         note += " Memory probe failures: " + "; ".join(errs) + "."
     return (f"{h}# Size and memory (article 5.1)\n\n" + _table(
-        ["engine", "runtime", "size on disk", "article", "compression vs FP32", "weights in memory",
-         "alone: working memory of a call", "alone: peak RSS", "peak vs FP32", "article (GPU peak)",
+        ["engine", "runtime", "size on disk", "article", "compression vs FP32", "alone: peak RSS (to provision)",
+         "peak vs FP32", "article (GPU peak)", "alone: working memory of a call", "weights as stored",
          "shared run: load growth"], rows) + f"\n\n{note} MB = 10^6 bytes.\n")
 
 
@@ -185,8 +217,9 @@ def _speed_section(res: dict, h: str) -> str:
         ["engine", "latency median (ms)", "article mean (ms)", "RTF", "article", "throughput (clips/s)",
          "vs PyTorch FP32", "vs ORT-FP32 (same runtime)", "article vs FP32"], rows)
         + "\n\nRatios: the median of per-clip ratios over the same clips and runs, [p10–p90] of those ratios, "
-          "and the ratio of summed times beside. Engines ran interleaved in one process, their order rotated "
-          f"by one at every clip and run; threads: {threads}; no runtime spins while idle (ONNX Runtime "
+          "and the ratio of summed times beside. Engines ran interleaved in one process, their order the next "
+          "row of a balanced Latin square (Williams design) at every clip and run, so each engine runs in each "
+          f"position and after each other engine equally often; threads: {threads}; no runtime spins while idle (ONNX Runtime "
           "allow_spinning=0, PyTorch OMP_WAIT_POLICY=PASSIVE). *vs PyTorch FP32* mixes runtime and precision "
           "(what the seed article compared); *vs ORT-FP32* is INT8 against the same exported graph in the same "
           "runtime: precision alone. RTF = total compute time / total audio time.\n\n")
@@ -261,41 +294,17 @@ def _error_section(res: dict, h: str) -> str:
 
 
 def targets(res: dict) -> list[dict]:
-    """The issue's targets for INT8, each with its measured value and verdict."""
-    by = {e["name"]: e for e in res["engines"]}
-    out = []
-    r8 = res["ratios"].get("INT8")
-    pairs = res.get("pairs") or {}
-    if r8 and "FP32" in by:
-        lat = (r8.get("latency") or {}).get("median_paired")
-        out.append(dict(target=f"INT8 latency <= {TARGETS['int8_latency_ratio']}x PyTorch FP32 (median per clip)",
-                        measured=lat, shown=times(lat),
-                        met=None if lat is None else lat <= TARGETS["int8_latency_ratio"]))
-        same = (pairs.get("INT8 / ORT-FP32") or {}).get("median_paired")
-        if same is not None:
-            out.append(dict(target=f"INT8 latency <= {TARGETS['int8_vs_ort_fp32']}x ORT-FP32 (precision alone, "
-                                   "median per clip)", measured=same, shown=ratio_cell(pairs["INT8 / ORT-FP32"]),
-                            met=same <= TARGETS["int8_vs_ort_fp32"]))
-        fw = pairs.get("INT8 / faster-whisper int8")
-        if fw and fw.get("median_paired") is not None:
-            rel = fw["median_paired"]
-            out.append(dict(target="INT8 no slower than faster-whisper int8 (same weights, median per clip)",
-                            measured=rel, shown=ratio_cell(fw), met=rel <= 1.0))
-        mine = (((by.get("INT8") or {}).get("memory") or {}).get("alone") or {}).get("peak_rss")
-        theirs = (((by.get("faster-whisper int8") or {}).get("memory") or {}).get("alone") or {}).get("peak_rss")
-        if mine and theirs:
-            out.append(dict(target="INT8 peak RSS alone <= faster-whisper int8's (fresh process each)",
-                            measured=mine / theirs, shown=f"{mb(mine)} vs {mb(theirs)} ({times(mine / theirs)})",
-                            met=mine <= theirs))
-        out += error_targets(res)  # recorded rows only, upper end of the paired interval
-    return out
+    """The INT8 targets (bench.targets.INT8_TARGETS), each with its measured
+    value and verdict: the same table is printed and judged."""
+    return _targets.judge(res)
 
 
 def _targets_section(res: dict, h: str) -> str:
-    rows = [[t["target"], t["shown"], {True: "met", False: "**missed**", None: "—"}[t["met"]]] for t in targets(res)]
-    if not rows:
-        return f"{h}# Targets\n\nNo FP32 and INT8 pair in this run.\n"
-    lines = [f"{h}# Targets (benchmark goals, not tests)\n", _table(["target", "measured", "verdict"], rows), ""]
+    rows = _targets.markdown_rows(targets(res))
+    lines = [f"{h}# Targets of the default INT8 (benchmark goals, not tests)\n",
+             f"Judged on this run, on {cpu_text(res['machine'])}: INT8's figures depend on the instruction set. "
+             "A target whose row this run lacks is not judged.\n",
+             _table(["target", "measured", "verdict"], rows), ""]
     r16 = res["ratios"].get("FP16")
     if r16:
         lines.append(f"FP16/FP32 latency: {times((r16.get('latency') or {}).get('median_paired'))}; "
@@ -361,7 +370,7 @@ def _calibration_section(res: dict, h: str) -> str:
 def _machine_section(res: dict, h: str) -> str:
     m = res["machine"]
     lines = [f"{h}# Machine, versions, engines\n",
-             f"- CPU: {m['cpu']}, {m['logical_cores']} logical / {m.get('physical_cores') or '?'} physical cores, "
+             f"- CPU: {cpu_text(m)} (level {(m.get('isa') or {}).get('level') or '?'}), {m['logical_cores']} logical / {m.get('physical_cores') or '?'} physical cores, "
              f"RAM {m['ram_gb']:.1f} GB, GPU: {m.get('gpu') or 'none'}, OS: {m.get('os', '')}",
              f"- threads: {res['threads']['summary']}",
              "- versions: " + ", ".join(f"{k} {v}" for k, v in res["versions"].items() if v)]

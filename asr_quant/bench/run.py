@@ -51,16 +51,39 @@ def load_clips(utts: list[_corpus.Utterance], log) -> list[tuple[_corpus.Utteran
 
 
 def rotated(engines: list, k: int) -> list:
-    """The engines starting at the k-th: which one runs first (on a cold cache,
-    after another's threads) changes with every clip and run."""
-    k %= max(1, len(engines))
-    return engines[k:] + engines[:k]
+    """The engines in the k-th order of a balanced Latin square (Williams
+    design): over a full cycle (n orders for n engines, 2n when n is odd)
+    every engine runs in every position, and right after every other engine,
+    equally often, so none always runs first, on a cold cache or after the
+    same neighbour's threads. k counts clips and runs; it wraps around."""
+    n = len(engines)
+    if n < 2:
+        return list(engines)
+    order = williams_order(n, k)
+    return [engines[i] for i in order]
+
+
+def williams_order(n: int, k: int) -> list[int]:
+    """Row k (mod the cycle) of a Williams square for n items: the first row
+    is 0, 1, n-1, 2, n-2, ...; row i adds i to each (mod n); for odd n the
+    rows are followed by their reverses, which balance the neighbours."""
+    first, lo, hi = [0], 1, n - 1
+    while len(first) < n:
+        first.append(lo)
+        lo += 1
+        if len(first) < n:
+            first.append(hi)
+            hi -= 1
+    k %= n if n % 2 == 0 else 2 * n
+    row = [(x + k % n) % n for x in first]
+    return row[::-1] if k >= n else row
 
 
 def interleave(engines: list[Engine], clips, runs: int, warmup: int, progress=None) -> dict[str, list[Record]]:
     """Warm-up calls (discarded), then clip by clip, run by run, each engine in
-    turn, the order rotated by one at every (clip, run) so no engine always
-    runs first or after the same neighbour. Returns the timed records per engine."""
+    turn, the order the next row of a balanced Latin square at every (clip,
+    run) (`rotated`) so no engine always runs first or after the same
+    neighbour. Returns the timed records per engine."""
     records: dict[str, list[Record]] = {e.info.name: [] for e in engines}
     live = [e for e in engines if e.info.available]
     first_u, first_clip = clips[0]

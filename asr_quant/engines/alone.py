@@ -11,7 +11,8 @@ reports:
   before it (the working memory of a call), over a first and a second call;
 - `peak_rss`: the kernel's high-water mark of the process's RSS (VmHWM) over its life
   (load and calls): what the machine must have for this engine alone;
-- `weights_bytes`: the engine's own exact tensor bytes, for comparison.
+- `weights_bytes`: the engine's weights as stored, for comparison;
+- `clip`, `clip_s`: the clip the call figures are for and its length.
 
 Results are cached under `<cache>/memory-alone/` keyed by model, engine,
 threads, device, the clip, runtime versions and this module's code, with the
@@ -180,7 +181,7 @@ def _child(spec: dict) -> dict:
         working = max(working, t.memory.peak_delta_bytes)
     return dict(engine=engine.info.name, rss_start=start, rss_after_load=loaded, load_growth=loaded - start,
                 working_bytes=working, peak_rss=_memory.peak_rss_bytes(), weights_bytes=engine.info.weights_bytes,
-                clip=Path(spec["clip"]).name, threads=spec["threads"],
+                clip=Path(spec["clip"]).name, clip_s=round(clip.duration_s, 2), threads=spec["threads"],
                 measured_at=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat())
 
 

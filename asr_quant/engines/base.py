@@ -35,12 +35,17 @@ class Memory:
     """One call's memory figures, in bytes, with one meaning on every machine
     (see memory.py):
 
-    - `weights_bytes`: exact bytes of the tensors the engine holds (torch
-      parameters and buffers at their dtypes; ONNX initializers as stored).
+    - `weights_bytes` (*weights as stored*): bytes of the model's weight
+      tensors at their stored dtypes (torch parameters and buffers; ONNX
+      initializers as the file stores them). Not what a runtime holds: ONNX
+      Runtime may keep prepacked copies and an arena beside them.
       Independent of load order.
-    - `working_bytes`: what a call needs on top of the loaded engine, measured
-      with the engine alone in a fresh process (`engines.alone`), so no other
-      engine can move it; None until measured.
+    - `peak_rss_alone` (*peak RSS alone*, what a machine must provision): the
+      high-water mark of RSS of a fresh process that loads only this engine
+      and runs it on `alone_clip` (`engines.alone`); None until measured.
+    - `working_bytes`: what a call on `alone_clip` (`alone_clip_s` long)
+      needs on top of the loaded engine, measured in that same process, so no
+      other engine can move it; None until measured.
     - `process_bytes`: the whole process after the call: RSS on CPU, device
       memory in use via NVML on CUDA (`process_kind` says which).
     - `resident_bytes`, `peak_bytes`, `peak_delta_bytes`: the shared process as
@@ -52,6 +57,9 @@ class Memory:
     disk_bytes: int = 0
     weights_bytes: int = 0
     working_bytes: int | None = None
+    peak_rss_alone: int | None = None
+    alone_clip: str = ""  # the clip the alone figures are for (file name), "" until measured
+    alone_clip_s: float | None = None  # its length in seconds
     process_bytes: int = 0
     process_kind: str = "process RSS"  # "process RSS" | "device memory in use (NVML, whole device)"
     resident_bytes: int = 0
@@ -72,7 +80,7 @@ class EngineInfo:
     details: str = ""  # which parts run in which precision, and caveats
     threads: int = 0
     disk_bytes: int = 0
-    weights_bytes: int = 0  # exact bytes of the tensors held (see Memory)
+    weights_bytes: int = 0  # weights as stored (see Memory)
     resident_bytes: int = 0  # RSS growth while this engine loaded: depends on load order (see Memory)
     alone: dict | None = None  # this engine alone in a fresh process (engines.alone), once measured
     load_s: float = 0.0
@@ -217,6 +225,9 @@ class Engine(ABC):
             disk_bytes=self.info.disk_bytes,
             weights_bytes=self.info.weights_bytes,
             working_bytes=alone.get("working_bytes"),
+            peak_rss_alone=alone.get("peak_rss"),
+            alone_clip=alone.get("clip") or "",
+            alone_clip_s=alone.get("clip_s"),
             process_bytes=process,
             process_kind=process_kind,
             resident_bytes=self.info.resident_bytes,
