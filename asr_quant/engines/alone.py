@@ -32,9 +32,8 @@ import os
 import subprocess
 import sys
 import threading
-from pathlib import Path
-
 from functools import lru_cache
+from pathlib import Path
 from typing import Callable
 
 from .. import __version__, children
@@ -203,8 +202,8 @@ def _child(spec: dict) -> dict:
         if t.error:
             return dict(error=t.error)
         working = max(working, t.memory.peak_delta_bytes)
-    return dict(engine=engine.info.name, artifact=engine.info.artifact, rss_start=start, rss_after_load=loaded, load_growth=loaded - start,
-                working_bytes=working, peak_rss=_memory.peak_rss_bytes(), weights_bytes=engine.info.weights_bytes,
+    return dict(engine=engine.info.name, artifact=engine.info.artifact, rss_start=start, rss_after_load=loaded,
+                load_growth=loaded - start, working_bytes=working, peak_rss=_memory.peak_rss_bytes(), weights_bytes=engine.info.weights_bytes,
                 clip=Path(spec["clip"]).name, threads=spec["threads"],
                 measured_at=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat())
 

@@ -286,7 +286,7 @@ def has_safetensors(folder: Path) -> bool:
 
 def model_dims(src: ModelSource) -> dict:
     """The transformers config's dimension fields and the parameter count, read
-    from model.bin once (numpy only) and kept in the cache as dims.json."""
+    from model.bin once (numpy only) and kept in the cache as dims-<conversion key>.json."""
     path = src.cache_dir / f"dims-{conversion_key()}.json"
     try:
         return json.loads(path.read_text())
