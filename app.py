@@ -10,9 +10,10 @@ import logging
 import os
 import signal
 
-from asr_quant import memory
+from asr_quant import children, memory
 from asr_quant.app import ui
 from asr_quant.app.live import LiveEngines
+from asr_quant.app.runner import ACTIVITY
 from asr_quant.engines import alone, load_engines_or_reasons, runtime_policy
 from asr_quant.examples import read_examples
 from asr_quant.settings import Settings
@@ -42,25 +43,33 @@ def main(argv: list[str] | None = None) -> None:
     try:
         ui.launch(demo, settings)
     finally:
+        children.kill_all()  # helper processes (the memory probe) end with the app
         ui.close(demo)  # uploads and downloads are deleted, not left in the temp folder
 
 
 def with_memory_alone(engine_set, settings: Settings):
     """Each engine's working memory of a call, measured alone in a fresh process
     once per model and settings (cached): from the cache now, else measured in
-    the background after the engines are up (`--memory-probe off`: cache only)."""
+    the background after the engines are up, each engine's probe only once no
+    request has run for a few seconds (`--memory-probe off`: cache only). The
+    probe's process dies with the app (`asr_quant.children`)."""
     examples = read_examples()
     if examples:
         clip = examples[0]
         language = None if clip.language == "auto" else clip.language
         if settings.memory_probe == "background":
-            alone.attach(engine_set, settings, clip.path, language, background=True)
+            alone.attach(engine_set, settings, clip.path, language, background=True,
+                         wait_idle=lambda: ACTIVITY.wait_idle(IDLE_S))
         else:
             alone.attach_cached(engine_set, settings, clip.path, language)
     return engine_set
 
 
+IDLE_S = 5.0  # no request for this long: the app is idle and the memory probe may run
+
+
 def _interrupt(signum, frame):
+    children.kill_all()  # the memory probe goes now, not after gradio has closed
     raise KeyboardInterrupt
 
 

@@ -186,6 +186,10 @@ class _Accumulator:
         self.n += mono.size
         if self.cap is not None and self.n > self.cap:
             raise TooLongError(_too_long_msg(self.name, self.declared_s, self.max_s, self.n / self.rate))
+        self.check_time()
+
+    def check_time(self) -> None:
+        """The decode's wall-clock bound; also called on packets that gave no audio."""
         if time.monotonic() - self.t0 > DECODE_TIMEOUT_S:
             raise NotAudioError(f"Decoding '{self.name}' took longer than {DECODE_TIMEOUT_S:.0f} s; giving up.")
 
@@ -291,6 +295,7 @@ def _decode_av(f: BinaryIO, max_s: float | None, name: str) -> _Decoded:
         errors = 0
         try:
             for packet in container.demux(stream):
+                acc.check_time()  # per packet: a file of bad or empty packets is bounded too
                 try:
                     frames = packet.decode()
                 except av.FFmpegError:

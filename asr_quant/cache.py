@@ -27,6 +27,52 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
+def file_digest(path: str | os.PathLike, stamp: str | os.PathLike) -> str:
+    """sha256 of a large input file, remembered in the small JSON file `stamp`
+    and re-hashed when the file may have changed: its size, mtime, ctime, inode
+    or device differ. ctime is set by the kernel on every write and on every
+    `touch`/`os.utime`, so a same-size rewrite with its mtime put back is still caught."""
+    path = Path(path)
+    st = path.stat()
+    ident = {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+             "ctime_ns": st.st_ctime_ns, "inode": st.st_ino, "device": st.st_dev}
+    stamp = Path(stamp)
+    try:
+        saved = json.loads(stamp.read_text())
+        if {k: saved.get(k) for k in ident} == ident and len(saved.get("sha256", "")) == 64:
+            return saved["sha256"]
+    except (OSError, ValueError):
+        pass
+    sha = sha256_file(path)
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    tmp = stamp.with_name(stamp.name + f".tmp-{os.getpid()}")
+    tmp.write_text(json.dumps({**ident, "sha256": sha}))
+    os.replace(tmp, stamp)
+    return sha
+
+
+def file_records(folder: str | os.PathLike, names) -> dict:
+    """{name: {"bytes", "sha256"}} of files in `folder`: what a manifest records
+    so that `files_match` can tell a whole folder from a damaged one."""
+    folder = Path(folder)
+    return {n: {"bytes": (folder / n).stat().st_size, "sha256": sha256_file(folder / n)} for n in names}
+
+
+def files_match(folder: str | os.PathLike, records) -> bool:
+    """Every file `file_records` recorded is there with its size and sha256."""
+    folder = Path(folder)
+    try:
+        if not isinstance(records, dict) or not records:
+            return False
+        for name, want in records.items():
+            p = folder / name
+            if not isinstance(want, dict) or p.stat().st_size != want["bytes"] or sha256_file(p) != want["sha256"]:
+                return False
+        return True
+    except (OSError, KeyError, TypeError):
+        return False
+
+
 def key_of(spec, length: int = 16) -> str:
     """A short stable hash of a JSON-able description of what a build depends on."""
     text = json.dumps(spec, sort_keys=True, ensure_ascii=False, default=str)

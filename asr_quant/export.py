@@ -1,15 +1,17 @@
 """Take the INT8 model away: `python -m asr_quant export --precision int8 --out DIR`
 and the page's download. The family builds the folder (engines' `export_int8`
 hook); this module loads the engine when needed, and makes the zip once per
-artifact set, next to the artifacts, so repeated downloads cost nothing."""
+export (keyed by the family's `export_int8_key`: the artifacts and the code
+that writes every file, so a code change never serves an old transcribe.py),
+so repeated downloads cost nothing."""
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 import zipfile
 from pathlib import Path
 
+from .cache import key_of, source_hash
 from .engines import Engine, EngineError, family_hook, load_engines
 from .settings import Settings
 
@@ -58,11 +60,15 @@ def zip_folder(folder: Path, target: Path) -> Path:
 
 
 def export_zip(settings: Settings, engine: Engine) -> Path:
-    """The page's download: a zip of the export of this loaded engine, built once per artifact set."""
-    folder = getattr(engine, "folder", None)
-    if folder is None:
+    """The page's download: a zip of the export of this loaded engine, built once per export key."""
+    _hook(settings)
+    key_fn = family_hook(settings.model, "export_int8_key")
+    if key_fn is None or getattr(engine, "folder", None) is None:
         raise ExportError("this engine has no exported artifacts")
-    tag = hashlib.sha256(str(folder).encode()).hexdigest()[:12]
+    try:
+        tag = key_of({"export": key_fn(engine), "zip": source_hash(__file__)}, 16)
+    except (OSError, EngineError) as exc:
+        raise ExportError(f"the INT8 artifacts cannot be read: {exc}") from None
     target = Path(settings.cache_dir) / "exports" / f"asr-quant-int8-{tag}.zip"
     if target.is_file():
         return target

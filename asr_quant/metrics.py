@@ -34,6 +34,20 @@ import regex
 
 log = logging.getLogger(__name__)
 
+# A reference transcript longer than this is refused, on the page and in a benchmark corpus: about 25
+# minutes of speech, far beyond any clip either takes, and it keeps the word alignment's cost bounded.
+REFERENCE_MAX_CHARS = 20_000
+
+
+def reference_problem(text: str | None, what: str = "The reference transcript") -> str | None:
+    """What is wrong with a reference text (too long), in words for people; None when it is fine."""
+    n = len(text or "")
+    if n > REFERENCE_MAX_CHARS:
+        return (f"{what} is {n:,} characters long; the limit is {REFERENCE_MAX_CHARS:,} "
+                "(a reference is the words of one clip).")
+    return None
+
+
 CHAR_LEVEL_LANGUAGES = frozenset({"zh", "ja", "yue", "th", "lo", "my", "km"})
 _SIMPLIFY = frozenset({"zh", "yue"})
 _ALIASES = {"english": "en", "chinese": "zh", "mandarin": "zh", "japanese": "ja", "cantonese": "yue",

@@ -73,7 +73,7 @@ def find_weights(explicit: str | None) -> Path | None:
     import os
 
     cache = Path(os.environ.get("ASRQ_CACHE_DIR", Path.home() / ".cache" / "asr-quant"))
-    found = sorted(cache.glob("whisper/base-*/torch-fp32/model.safetensors"))
+    found = sorted(cache.glob("whisper/base-*/torch-fp32*/model.safetensors"))
     return found[0].parent if found else None
 
 

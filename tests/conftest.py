@@ -51,6 +51,23 @@ def whisper_engines():
 
 
 @pytest.fixture(scope="session")
+def whisper_blockwise(whisper_engines):
+    """Whisper base INT8 of the "blockwise" plan (8-bit weight blocks), built
+    beside the session's engines as the benchmark builds a plan variant."""
+    from dataclasses import replace
+
+    from asr_quant.bench.run import int8_plan_variants
+    from asr_quant.settings import Settings
+
+    settings = replace(Settings.from_env(), model="base", device="cpu", threads=2)
+    (engine,) = int8_plan_variants(whisper_engines, settings, "blockwise", lambda message: None)
+    if not engine.info.available:
+        pytest.fail(f"the blockwise plan failed to build: {engine.info.error}")
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
 def whisper_fp32_and_faulty(whisper_engines):
     """The session's Whisper base FP32 and a `faulty.PerturbedWhisper` beside it,
     as one EngineSet: two engines whose texts differ for a known reason."""

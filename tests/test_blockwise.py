@@ -5,8 +5,6 @@ graphs it writes, the shared token table, and that the build measures it
 closer to FP32 than the recipe on the same hold-out clips."""
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 
@@ -32,16 +30,8 @@ def test_blockwise_settings_have_one_key_each():
 
 
 @pytest.fixture(scope="module")
-def blockwise(whisper_engines):
-    from asr_quant.bench.run import int8_plan_variants
-    from asr_quant.settings import Settings
-
-    settings = replace(Settings.from_env(), model="base", device="cpu", threads=2)
-    (engine,) = int8_plan_variants(whisper_engines, settings, "blockwise", lambda message: None)
-    if not engine.info.available:
-        pytest.fail(f"the blockwise plan failed to build: {engine.info.error}")
-    yield engine
-    engine.close()
+def blockwise(whisper_blockwise):
+    return whisper_blockwise  # conftest: built once per session, shared with test_export
 
 
 def _graph(path):

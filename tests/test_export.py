@@ -122,3 +122,27 @@ def test_page_download_is_the_same_export(whisper_engines, tmp_path):
     next(again)
     again.close()
     assert built[0].stat().st_mtime_ns == stamp  # not built twice
+
+
+def test_blockwise_export_gives_the_engines_transcript(whisper_blockwise, bare_python, tmp_path):
+    """The "blockwise" plan's graphs (MatMulNBits 8-bit blocks, a shared token
+    table) exported and run by their own transcribe.py in the bare Python:
+    the same files and the blockwise engine's exact transcript."""
+    from asr_quant.engines.whisper.export import export
+
+    out = export(whisper_blockwise, tmp_path / "whisper-base-int8-blockwise")
+    assert {p.name for p in out.iterdir()} == FILES
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["recipe"]["plan"] == "blockwise"
+    for name in FILES - {"manifest.json"}:
+        assert m["files"][name]["bytes"] == (out / name).stat().st_size > 0
+    ex = next(e for e in read_examples(REPO / "examples") if e.path.name == "weather_en.flac")
+    wav = tmp_path / "clip.wav"
+    sf.write(wav, audio.load(ex.path).samples, 16000, subtype="PCM_16")
+    want = whisper_blockwise.transcribe(audio.load(wav), None)
+    assert want.ok and want.text and not want.warnings, want
+    r = subprocess.run([*bare_python, str(out / "transcribe.py"), str(wav), "--threads", "2"],
+                       capture_output=True, text=True, cwd=out, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert got == {"language": want.language, "text": want.text}

@@ -231,9 +231,10 @@ def test_each_engine_alone_has_its_working_memory_measured_and_cached(tmp_path, 
     from asr_quant.engines import alone
 
     settings = Settings(model="base", threads=2, device="cpu", cache_dir=Settings.from_env().cache_dir)
-    spec = alone.spec_for(settings, "int8", CLIP, "en")
+    spec = alone.spec_for(settings, "int8", CLIP, "en", artifact=whisper_engines.by_name("INT8").info.artifact)
     first = alone.measure(spec, use_cache=False)
     assert "error" not in first, first
+    assert first["artifact"] == spec["artifact"]  # the fresh process ran the same INT8 files
     assert first["weights_bytes"] == whisper_engines.by_name("INT8").info.weights_bytes
     assert 0 < first["rss_start"] < first["rss_after_load"] <= first["peak_rss"]
     assert first["load_growth"] > 0.5 * first["weights_bytes"]  # the weights, at least mostly, are read in

@@ -88,6 +88,46 @@ def test_runner_timeout_reports_error_then_busy_then_recovers():
     assert third[1].ok and third[1].text == "late answer" and hung.calls == 2
 
 
+def test_runner_warns_when_an_abandoned_call_disturbs_the_others_timings():
+    """The module's promise: engines that run while an abandoned call still
+    computes say in their result that their timing is disturbed."""
+    gate = threading.Event()
+    hung = FakeEngine("FP16", "late", gate=gate)
+    runner = Runner([FakeEngine("FP32", "x"), hung, FakeEngine("INT8", "y")], timeout_s=0.3)
+    first = list(runner.run(_clip(), None))
+    assert first[0].warnings == []  # it ran before anything was abandoned
+    assert [w for w in first[2].warnings if w.startswith("timing disturbed")] == [
+        "timing disturbed: FP16 was still computing a call abandoned at the 0.3 s limit while this one ran, "
+        "so its latency here is not comparable"]
+    again = list(runner.run(_clip(), None))
+    assert any("FP16 was still computing" in w for w in again[0].warnings + again[2].warnings)
+    assert "still busy" in again[1].error
+    gate.set()
+    for _ in range(100):
+        if not runner.busy():
+            break
+        time.sleep(0.02)
+    calm = list(runner.run(_clip(), None))
+    assert all(t.ok and not t.warnings for t in calm)
+
+
+def test_activity_counts_abandoned_calls_until_they_end():
+    from asr_quant.app.runner import Activity
+
+    activity, gate = Activity(), threading.Event()
+    runner = Runner([FakeEngine("FP16", gate=gate)], timeout_s=0.2, activity=activity)
+    assert activity.idle_for() == float("inf")  # nothing ran yet: idle
+    list(runner.run(_clip(), None))  # abandoned after 0.2 s, still computing
+    assert activity.idle_for() == 0.0
+    waiter = threading.Thread(target=activity.wait_idle, args=(0.3, 0.05))
+    waiter.start()
+    waiter.join(0.5)
+    assert waiter.is_alive()  # the app is not idle while the abandoned call computes
+    gate.set()
+    waiter.join(5)
+    assert not waiter.is_alive() and activity.idle_for() >= 0.3
+
+
 def test_runner_unavailable_engine_answers_with_reason():
     out = list(Runner([FakeEngine("FP32"), unavailable("INT8", "no onnx file")], 5).run(_clip(), None))
     assert out[0].ok

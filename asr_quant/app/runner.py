@@ -9,7 +9,12 @@ after `timeout_s`. Python cannot kill a thread, so a call that ran past the
 limit keeps computing in the background until it ends by itself; meanwhile
 that engine answers "still busy" at once instead of piling up more threads,
 and the other engines keep answering. Timings of engines that run while an
-abandoned call is still computing are disturbed by it; the error says so.
+abandoned call is still computing are disturbed by it; their results carry a
+warning that says so (`disturbed_warning`).
+
+`ACTIVITY` counts the calls computing in this process (abandoned ones
+included), so background work such as the memory probe can wait until the
+app is idle instead of competing with a visitor's request.
 """
 from __future__ import annotations
 
@@ -25,6 +30,38 @@ from ..engines import runtime_policy
 from ..engines.base import Engine, Memory, Timings, Transcript
 
 log = logging.getLogger(__name__)
+
+
+class Activity:
+    """Engine calls computing now, and when the last one ended."""
+
+    def __init__(self):
+        self._running = 0
+        self._last_end = float("-inf")
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> "Activity":
+        with self._lock:
+            self._running += 1
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self._lock:
+            self._running -= 1
+            self._last_end = time.monotonic()
+
+    def idle_for(self) -> float:
+        """Seconds since the last call ended; 0 while one computes."""
+        with self._lock:
+            return 0.0 if self._running else time.monotonic() - self._last_end
+
+    def wait_idle(self, quiet_s: float = 5.0, poll_s: float = 0.5) -> None:
+        """Return once no call has computed for `quiet_s` seconds."""
+        while self.idle_for() < quiet_s:
+            time.sleep(poll_s)
+
+
+ACTIVITY = Activity()  # the app's one: every Runner reports to it unless given another
 
 
 @dataclass
@@ -44,13 +81,15 @@ class Runner:
     """Holds the engines and remembers which of them still compute a call
     that ran past the time limit. One per app; thread-safe."""
 
-    def __init__(self, engines: Sequence[Engine], timeout_s: float = 300.0, nice: int = 0):
+    def __init__(self, engines: Sequence[Engine], timeout_s: float = 300.0, nice: int = 0,
+                 activity: Activity = ACTIVITY):
         """`nice`: each call's worker thread (and the threads it starts) runs
         that much nicer, so the web server answers first; only with a time limit
         (without one the call runs in the caller's thread, left as it is)."""
         self.engines = list(engines)
         self.timeout_s = float(timeout_s)
         self.nice = int(nice)
+        self.activity = activity
         self._abandoned: dict[str, _Call] = {}
         self._lock = threading.Lock()
 
@@ -69,6 +108,16 @@ class Runner:
         _memory.trim_heap()
 
     def run_one(self, engine: Engine, clip: Clip, language: str | None = None) -> Transcript:
+        """One engine's call, with the time limit; a call that ran while another engine's
+        abandoned call was computing carries a warning that its timing is disturbed."""
+        before = set(self.busy())
+        t = self._run_one(engine, clip, language)
+        others = sorted((before | set(self.busy())) - {engine.info.name})
+        if others and t.ok:
+            t.warnings.append(disturbed_warning(others, self.timeout_s))
+        return t
+
+    def _run_one(self, engine: Engine, clip: Clip, language: str | None) -> Transcript:
         name = engine.info.name
         with self._lock:
             stuck = self._abandoned.get(name)
@@ -81,9 +130,10 @@ class Runner:
                                         f"{self.timeout_s:g} s limit ({waited:.0f} s ago); try again later")
         call = _Call(engine)
         if self.timeout_s <= 0:  # no limit: run here, no thread
-            call.result = _safe_transcribe(engine, clip, language)
+            with self.activity:
+                call.result = _safe_transcribe(engine, clip, language)
             return call.result
-        call.thread = threading.Thread(target=_work, args=(call, clip, language, self.nice),
+        call.thread = threading.Thread(target=_work, args=(call, clip, language, self.nice, self.activity),
                                        name=f"asrq-{name}", daemon=True)
         call.thread.start()
         call.thread.join(self.timeout_s)
@@ -104,9 +154,17 @@ class Runner:
             return [n for n, c in self._abandoned.items() if c.alive()]
 
 
-def _work(call: _Call, clip: Clip, language: str | None, nice: int = 0) -> None:
+def disturbed_warning(others: Sequence[str], timeout_s: float) -> str:
+    who = ", ".join(others)
+    verb = "was" if len(others) == 1 else "were"
+    return (f"timing disturbed: {who} {verb} still computing a call abandoned at the {timeout_s:g} s limit "
+            f"while this one ran, so its latency here is not comparable")
+
+
+def _work(call: _Call, clip: Clip, language: str | None, nice: int = 0, activity: Activity = ACTIVITY) -> None:
     runtime_policy.lower_thread_priority(nice)
-    call.result = _safe_transcribe(call.engine, clip, language)
+    with activity:  # an abandoned call counts until it really ends
+        call.result = _safe_transcribe(call.engine, clip, language)
 
 
 def _safe_transcribe(engine: Engine, clip: Clip, language: str | None) -> Transcript:

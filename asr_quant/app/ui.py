@@ -19,7 +19,7 @@ import pandas as pd
 
 from .. import audio, export
 from ..sensitivity_chart import engines_sensitivity
-from . import charts, compare, explain, present
+from . import charts, compare, explain, inputs, present
 from ..engines import EngineSet, Transcript, results
 from ..examples import Example, read_examples
 from .history import History, run_record
@@ -97,6 +97,7 @@ class _Page:
     def __init__(self, live: LiveEngines, settings: Settings, examples: Sequence[Example]):
         self.settings, self.live = settings, live
         self.max_bytes = int(settings.max_file_mb * 1024 * 1024)
+        self.uploads = inputs.DecodedUploads(settings.max_audio_s, self.max_bytes)  # validator's decode, reused
         slots = live.snapshot()
         self.baseline = baseline = compare.baseline_name([s.name for s in slots])
         slots = sorted(slots, key=lambda s: s.name != baseline)  # the baseline's column first
@@ -210,13 +211,7 @@ class _Page:
 
     def decode(self, clip_path) -> tuple[audio.Clip | None, str | None]:
         """(the clip, None), or (None, what is wrong with the upload in the decoder's words)."""
-        if not clip_path:
-            return None, "Record or upload a clip first, or pick an example."
-        try:  # gradio keeps the upload's own name
-            return audio.load(clip_path, max_s=self.settings.max_audio_s, max_bytes=self.max_bytes,
-                              name=Path(clip_path).name), None
-        except audio.AudioError as exc:
-            return None, str(exc)
+        return self.uploads.decode(clip_path)
 
     def input_problem(self, clip_path) -> str | None:
         """What is wrong with an upload; None when it is fine (the validator's check)."""
@@ -241,7 +236,7 @@ class _Page:
         started = time.perf_counter()
         progress(0, desc="decoding")
         clip, problem = self.decode(clip_path)
-        if problem is not None:
+        if (problem := problem or inputs.reference_problem(reference)) is not None:
             yield self._problem(problem)
             return
         decode_s = time.perf_counter() - started
@@ -349,15 +344,21 @@ def build(engines: EngineSet | LiveEngines, settings: Settings, examples: Sequen
             problem = page.input_problem(clip)
             return [gr.validate(problem is None, problem or ""), *[gr.validate(True, "") for _ in others]]
 
+        def validate_run(clip, language, reference, hist):
+            """`validate`, and the reference transcript's length."""
+            told = validate(clip, language)
+            problem = inputs.reference_problem(reference)
+            return [*told, gr.validate(problem is None, problem or ""), gr.validate(True, "")]
+
         page.button.click(transcribe, inputs=page.inputs, outputs=page.outputs, api_name="transcribe",
                           concurrency_limit=settings.concurrency, concurrency_id="engines",
-                          show_progress="minimal", validator=validate)
+                          show_progress="minimal", validator=validate_run)
         page.api_button.click(page.run_json, inputs=[page.clip, page.language], outputs=page.api_json,
                               api_name="transcribe_json", concurrency_limit=settings.concurrency,
                               concurrency_id="engines", validator=validate)
         page.explain_btn.click(page.explain, inputs=[page.clip, page.language, page.explain_engine],
                                outputs=[page.explain_text, page.explain_plot], api_name="explain",
-                               concurrency_limit=settings.concurrency, concurrency_id="engines")
+                               concurrency_limit=settings.concurrency, concurrency_id="engines", validator=validate)
         page.status_button.click(page.live.status, outputs=page.status_json, api_name="engine_status", queue=False)
         page.export_btn.click(page.export, outputs=page.export_file, api_name="export_int8", concurrency_limit=1)
         page.clip.change(page.new_clip, outputs=[page.status, *[w for c in page.cols for w in c.outputs],

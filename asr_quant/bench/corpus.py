@@ -21,7 +21,7 @@ import numpy as np
 import soundfile as sf
 
 from .. import audio as _audio
-from .. import espeak
+from .. import espeak, metrics
 from ..cache import build_dir, key_of
 from .sentences import sentences
 
@@ -265,6 +265,8 @@ def _user_utt(root: Path, path: Path, text: str, lang: str | None, source: str) 
             "(zh/, en/, ...), start its name with the language (zh_...), or pass --language")
     if not text:
         raise CorpusError(f"the reference text of {rel} is empty")
+    if (problem := metrics.reference_problem(text, f"the reference text of {rel}")) is not None:
+        raise CorpusError(problem)
     try:
         dur = sf.info(str(path)).duration
     except Exception:  # noqa: BLE001 - compressed formats: duration found when decoded

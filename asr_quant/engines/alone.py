@@ -15,8 +15,13 @@ reports:
 - `clip`, `clip_s`: the clip the call figures are for and its length.
 
 Results are cached under `<cache>/memory-alone/` keyed by model, engine,
-threads, device, the clip, runtime versions and this module's code, with the
-date they were measured. `python -m asr_quant.engines.alone SPEC` is the child.
+threads, device, the clip, runtime versions, the engine's artifact
+(`EngineInfo.artifact`: a rebuilt INT8 is another engine) and the source of
+every engine module, with the date they were measured. A child measuring
+another artifact than the one asked for is not cached under its key.
+`python -m asr_quant.engines.alone SPEC` is the child; it dies with the
+process that started it (`children`), and the app's background probe waits
+until no request has run for a few seconds before each engine.
 """
 from __future__ import annotations
 
@@ -28,9 +33,12 @@ import os
 import subprocess
 import sys
 import threading
+from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
-from .. import __version__
+from .. import __version__, children
+from .. import audio as _audio
 from .. import memory as _memory
 from ..cache import key_of, sha256_file, source_hash
 from ..settings import Settings
@@ -40,12 +48,14 @@ _RUNTIMES = ("torch", "onnxruntime-gpu", "onnxruntime", "ctranslate2", "funasr")
 
 
 def spec_for(settings: Settings, name: str, clip: str | os.PathLike, language: str | None,
-             kind: str = "engine") -> dict:
+             kind: str = "engine", artifact: str = "") -> dict:
     """What the child needs: `name` is a precision (kind "engine") or a peer's
     kind, e.g. "int8" of faster-whisper (kind "peer"). The INT8 plan travels
-    with it: the engine measured alone is the one the caller built."""
+    with it: the engine measured alone is the one the caller built, and
+    `artifact` (its `EngineInfo.artifact`) says which files that engine runs."""
     spec = dict(kind=kind, name=name, model=settings.model, threads=int(settings.threads),
-                cache_dir=str(settings.cache_dir), device=settings.device, clip=str(clip), language=language)
+                cache_dir=str(settings.cache_dir), device=settings.device, clip=str(clip), language=language,
+                artifact=artifact)
     if kind == "engine" and name == "int8":
         spec.update(int8_plan=settings.int8_plan,
                     **({"int8_budget": settings.int8_budget} if settings.int8_plan == "search" else {}))
@@ -62,10 +72,17 @@ def _versions() -> dict:
     return out
 
 
+@lru_cache(maxsize=1)
+def code_hash() -> str:
+    """Every engine module (any of them can change what a call holds), the memory
+    sampler and the audio decoder."""
+    here = Path(__file__).parent
+    return source_hash(*sorted(here.rglob("*.py")), _memory.__file__, _audio.__file__)
+
+
 def cache_path(spec: dict) -> Path:
     key = key_of({**{k: v for k, v in spec.items() if k not in ("cache_dir", "clip")},
-                  "clip": sha256_file(spec["clip"]), "versions": _versions(),
-                  "code": source_hash(__file__, _memory.__file__)})
+                  "clip": sha256_file(spec["clip"]), "versions": _versions(), "code": code_hash()})
     safe = "".join(c if c.isalnum() or c in "-." else "-" for c in f"{spec['model']}-{spec['kind']}-{spec['name']}")
     return Path(spec["cache_dir"]) / "memory-alone" / f"{safe[-60:]}-{key}.json"
 
@@ -83,8 +100,7 @@ def measure(spec: dict, timeout_s: float = 1800, nice: int = 0, use_cache: bool 
         return hit
     cmd = [sys.executable, "-m", __name__, json.dumps(spec)]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s,
-                              preexec_fn=(lambda: os.nice(nice)) if nice else None)
+        proc = children.run(cmd, timeout_s, nice=nice)
     except (subprocess.SubprocessError, OSError) as exc:
         return dict(error=f"{type(exc).__name__}: {exc}")
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
@@ -92,6 +108,9 @@ def measure(spec: dict, timeout_s: float = 1800, nice: int = 0, use_cache: bool 
         tail = (proc.stderr or "").strip().splitlines()[-1:] or [""]
         return dict(error=f"exit {proc.returncode}: {tail[0][:300]}")
     result = json.loads(lines[-1])
+    if spec.get("artifact") and "error" not in result and result.get("artifact") != spec["artifact"]:
+        return dict(error=f"the fresh process loaded artifact {result.get('artifact')!r}, "
+                          f"not the {spec['artifact']!r} asked for; not measured")
     if "error" not in result:
         path = cache_path(spec)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -108,7 +127,8 @@ def attach_cached(engine_set, settings: Settings, clip, language: str | None = N
     for e in engine_set.engines:
         if not e.info.available:
             continue
-        spec = spec_for(settings, e.info.name.lower(), clip, language)  # the name is the precision token
+        spec = spec_for(settings, e.info.name.lower(), clip, language,  # the name is the precision token
+                        artifact=e.info.artifact)
         hit = cached(spec)
         if hit is not None:
             e.info.alone = hit
@@ -118,14 +138,18 @@ def attach_cached(engine_set, settings: Settings, clip, language: str | None = N
 
 
 def attach(engine_set, settings: Settings, clip, language: str | None = None, background: bool = False,
-           nice: int = 10) -> threading.Thread | None:
+           nice: int = 10, wait_idle: Callable[[], None] | None = None) -> threading.Thread | None:
     """Fill `info.alone` of every available engine: from the cache now, and
     for the rest by measuring, in a daemon thread when `background` (the app:
-    the page opens first) or right here. Returns the thread, if one started."""
+    the page opens first) or right here. `wait_idle` is called before each
+    engine's probe (the app's: until no request has run for a few seconds).
+    Returns the thread, if one started."""
     todo = attach_cached(engine_set, settings, clip, language)
 
     def work() -> None:
         for e, spec in todo:
+            if wait_idle is not None:
+                wait_idle()
             result = measure(spec, nice=nice)
             if "error" in result:
                 log.warning("memory of %s alone could not be measured: %s", e.info.name, result["error"])
@@ -179,9 +203,10 @@ def _child(spec: dict) -> dict:
         if t.error:
             return dict(error=t.error)
         working = max(working, t.memory.peak_delta_bytes)
-    return dict(engine=engine.info.name, rss_start=start, rss_after_load=loaded, load_growth=loaded - start,
-                working_bytes=working, peak_rss=_memory.peak_rss_bytes(), weights_bytes=engine.info.weights_bytes,
-                clip=Path(spec["clip"]).name, clip_s=round(clip.duration_s, 2), threads=spec["threads"],
+    return dict(engine=engine.info.name, artifact=engine.info.artifact, rss_start=start, rss_after_load=loaded,
+                load_growth=loaded - start, working_bytes=working, peak_rss=_memory.peak_rss_bytes(),
+                weights_bytes=engine.info.weights_bytes, clip=Path(spec["clip"]).name, clip_s=round(clip.duration_s, 2),
+                threads=spec["threads"],
                 measured_at=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat())
 
 

@@ -91,6 +91,9 @@ class EngineInfo:
     # What its quantizer decided and measured (INT8 from a manifest): {"plan": {name, budget, levels per
     # group, extra_bytes, simulated, measured}, "sensitivity": [{group, level, kl, top1, positions}, ...]}
     quant: dict = field(default_factory=dict)
+    # Which files it runs, e.g. the INT8 artifact folder's name (its cache key): caches of what an engine
+    # measured (engines.alone) are keyed by it, so a rebuilt artifact is never shown another's figures.
+    artifact: str = ""
 
     @property
     def label(self) -> str:

@@ -55,9 +55,11 @@ def load(settings, listener=NO_LISTENER):
                 eng = Int8Engine(folder, plan.ort_providers, settings.threads, label, settings.cache_dir,
                                  source_model=source, log=log.info)
             else:
+                from .artifacts import model_digest
                 from .torch_engine import TorchEngine
 
                 eng = TorchEngine(folder, p, plan.torch_device, settings.threads, label)
+                eng.info.artifact = f"{folder.name}-{model_digest(folder, settings.cache_dir)}"  # model by content
                 if p == "fp32":
                     fp32_engine = eng
         except MemoryError:

@@ -1,9 +1,11 @@
 """Fun-ASR-Nano's INT8 artifacts in the cache: the calibration audio, the key
-(model files, export code version, opset, runtimes) and `ensure`, which exports
-and quantizes once and reuses the folder after."""
+(the model files' contents, the export code's source, opset, runtimes) and
+`ensure`, which exports and quantizes once and reuses the folder after, as long
+as every file still has the size and sha256 its manifest records."""
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import shutil
 import time
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...cache import build_dir, key_of
+from ...cache import build_dir, file_digest, file_records, files_match, key_of, source_hash
 from . import loading
 
 from .export import (EXPORT_VERSION, OPSET, export_decoder, export_encoder,
@@ -49,24 +51,53 @@ def calibration_audio(folder: loading.ModelFolder, n_synthetic: int = 6) -> list
 
 
 # --------------------------------------------------------------------------- cache
-def cache_key(folder: loading.ModelFolder) -> str:
-    import onnxruntime
-    import torch
+_HERE = Path(__file__).parent
+# The code that decides what the artifacts hold; editing any of it changes the key.
+BUILDER_SOURCES = ("artifacts.py", "export.py", "loading.py", "pipeline.py")
+_VERSIONS = ("torch", "onnx", "onnxruntime-gpu", "onnxruntime", "transformers", "funasr")
 
+
+def model_digest(folder: loading.ModelFolder, cache_dir: str | Path) -> str:
+    """The model's own files by content: model.pt (its sha256, remembered in the
+    cache and re-hashed when the file may have changed) and both configs."""
     pt = folder.path / "model.pt"
-    st = pt.stat()
+    stamp = (Path(cache_dir).expanduser() / "funasr-nano" / "digests"
+             / f"{hashlib.sha256(str(pt.resolve()).encode()).hexdigest()[:16]}.json")
+    return key_of({"model_pt": file_digest(pt, stamp),
+                   "config": hashlib.sha256((folder.path / "config.yaml").read_bytes()).hexdigest(),
+                   "llm_config": hashlib.sha256((folder.llm_dir / "config.json").read_bytes()).hexdigest()})
+
+
+def _versions() -> dict:
+    out = {}
+    for dist in _VERSIONS:
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def cache_key(folder: loading.ModelFolder, cache_dir: str | Path) -> str:
     info = {
-        "path": str(folder.path), "model_pt": [st.st_size, st.st_mtime_ns],
-        "config": hashlib.sha256((folder.path / "config.yaml").read_bytes()).hexdigest(),
-        "llm_config": hashlib.sha256((folder.llm_dir / "config.json").read_bytes()).hexdigest(),
-        "export": EXPORT_VERSION, "opset": OPSET, "ort": onnxruntime.__version__,
-        "torch": torch.__version__,
+        "path": str(folder.path), "model": model_digest(folder, cache_dir),
+        "export": EXPORT_VERSION, "opset": OPSET, "versions": _versions(),
+        "code": source_hash(*(_HERE / f for f in BUILDER_SOURCES)),
     }
     return key_of(info)
 
 
 def artifact_dir(folder: loading.ModelFolder, cache_dir: str | Path) -> Path:
-    return Path(cache_dir).expanduser() / "funasr-nano" / f"{folder.name}-{cache_key(folder)}"
+    return Path(cache_dir).expanduser() / "funasr-nano" / f"{folder.name}-{cache_key(folder, cache_dir)}"
+
+
+def validate(folder: Path) -> dict | None:
+    """The manifest if every file it records is present with its size and sha256, else None."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if files_match(folder, manifest.get("files")) else None
 
 
 def ensure(folder: loading.ModelFolder, cache_dir: str | Path, threads: int, builder_factory,
@@ -79,8 +110,8 @@ def ensure(folder: loading.ModelFolder, cache_dir: str | Path, threads: int, bui
     """
     final = artifact_dir(folder, cache_dir)
     manifest = final / "manifest.json"
-    if manifest.is_file():
-        return final, json.loads(manifest.read_text())
+    if (found := validate(final)) is not None:
+        return final, found
     own_model = model is None
     am = None
 
@@ -117,11 +148,11 @@ def ensure(folder: loading.ModelFolder, cache_dir: str | Path, threads: int, bui
         enc32.unlink()
         info["source_load_s"] = t_load
         info["total_s"] = time.perf_counter() - t0
-        info["files"] = {f.name: f.stat().st_size for f in tmp.iterdir()}
+        info["files"] = file_records(tmp, sorted(f.name for f in tmp.iterdir()))
         (tmp / "manifest.json").write_text(json.dumps(info, indent=2, default=str))
 
     try:
-        build_dir(final, fill, valid=lambda f: (f / "manifest.json").is_file())
+        build_dir(final, fill, valid=lambda f: validate(f) is not None)
         log(f"Fun-ASR-Nano INT8 artifacts ready in {final}")
         return final, json.loads(manifest.read_text())
     finally:

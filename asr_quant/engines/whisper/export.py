@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...cache import sha256_file
+from ...cache import key_of, sha256_file, source_hash
 from ..base import EngineError
 from . import features, onnx_io
 from .int8 import WhisperInt8Engine
@@ -19,6 +19,18 @@ from .ort_artifacts import FILES
 
 SCRIPT = Path(__file__).with_name("standalone.py")
 FORMAT = 1  # of the exported folder; bump when its files or their meaning change
+# The code that writes the folder besides the artifacts' own graphs (SCRIPT is looked up when keyed).
+WRITERS = tuple(Path(__file__).with_name(n) for n in ("export.py", "features.py", "onnx_io.py", "tokens.py"))
+
+
+def identity(engine: WhisperInt8Engine) -> str:
+    """A key of everything that changes the export of this engine: its artifacts
+    (folder key and manifest bytes), the tokenizer copied beside them, and the
+    source of every file written here, the transcribe.py script included."""
+    return key_of({"format": FORMAT, "artifact": engine.info.artifact,
+                   "manifest": sha256_file(Path(engine.folder) / "manifest.json"),
+                   "tokenizer": sha256_file(Path(engine.bundle.ct2_dir) / "tokenizer.json"),
+                   "code": source_hash(SCRIPT, *WRITERS)})
 
 
 def whisper_config(engine: WhisperInt8Engine) -> dict:

@@ -114,6 +114,7 @@ class WhisperInt8CudaEngine(WhisperInt8Engine):
             disk_bytes=_memory.disk_bytes(*files), weights_bytes=_memory.onnx_initializer_bytes(*files),
             resident_bytes=meter.grown_bytes,
             load_s=time.perf_counter() - t0, nodes_on_cpu=nodes_on_cpu, warnings=warnings,
+            artifact=folder.name,
         )
 
     @property

@@ -109,6 +109,7 @@ class OrtWhisperEngine(Engine):
             weights_bytes=sum(manifest["weights_bytes"].values()),
             resident_bytes=meter.grown_bytes,
             load_s=time.perf_counter() - t0,
+            artifact=folder.name,  # <kind>-<artifact key>
         )
 
     @staticmethod

@@ -136,9 +136,7 @@ class TokenizerInfo:
 
 
 def _name_to_code(name: str) -> str | None:
-    """"japanese" -> "ja", using transformers' Whisper table."""
-    try:
-        from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
-    except Exception:  # noqa: BLE001 - names are a convenience, codes always work
-        return None
-    return TO_LANGUAGE_CODE.get(name)
+    """"japanese" -> "ja", from Whisper's table kept in this package (no transformers import)."""
+    from .language_names import NAME_TO_CODE
+
+    return NAME_TO_CODE.get(name)

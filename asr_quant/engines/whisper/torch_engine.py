@@ -115,7 +115,10 @@ def _load_half(bundle: WhisperBundle, precision: str):
 
 
 def half_dir(bundle: WhisperBundle, precision: str):
-    return bundle.cache_dir / f"torch-{precision}"
+    """Cast from the converted FP32 folder by this module: keyed by both."""
+    from ...cache import key_of, source_hash
+
+    return bundle.cache_dir / f"torch-{precision}-{key_of([bundle.fp32_dir.name, source_hash(__file__)], 12)}"
 
 
 class WhisperTorchEngine(Engine):
@@ -147,6 +150,7 @@ class WhisperTorchEngine(Engine):
             disk_bytes=_memory.disk_bytes(weights_file(bundle, precision)),
             weights_bytes=_memory.module_tensor_bytes(self.model),
             load_s=time.perf_counter() - t0,
+            artifact=f"{bundle.sha256[:12]}/{weights_file(bundle, precision).parent.name}",
         )
 
     def _run(self, clip: Clip, language: str | None) -> RawResult:

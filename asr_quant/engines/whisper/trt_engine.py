@@ -103,7 +103,7 @@ class WhisperTrtEngine(WhisperInt8Engine):
                      f"FP32 per layer); nodes per provider {by_provider}; engine cache {folder / 'cache'}"),
             threads=int(settings.threads), disk_bytes=_memory.disk_bytes(*files),
             resident_bytes=meter.grown_bytes, load_s=time.perf_counter() - t0,
-            nodes_on_cpu=nodes_on_cpu, warnings=warnings,
+            nodes_on_cpu=nodes_on_cpu, warnings=warnings, artifact=folder.name,
         )
 
     @property
