@@ -86,32 +86,50 @@ def model_card(es: EngineSet) -> str:
         lines.append(f"\n{m.notes}")
     lines.append("")
     lines.append("| engine | precision · runtime · device | on disk | weights in memory | working memory of a call "
-                 "(alone) | load | what runs how |")
-    lines.append("|---|---|---|---|---|---|---|")
+                 "(alone) | load |")
+    lines.append("|---|---|---|---|---|---|")
+    how, notes = [], []
     for e in es.engines:
         i = e.info
         if not i.available:
-            lines.append(f"| **{i.name}** | unavailable: {_cell(i.error or 'unknown reason')} | | | | | |")
+            lines.append(f"| **{i.name}** | unavailable: {_cell(i.error or 'unknown reason')} | | | | |")
             continue
         threads = f", {i.threads} threads" if i.threads else ""
         lines.append(f"| **{i.name}** | {_cell(i.label)}{threads} | {fmt_bytes(i.disk_bytes)} | "
-                     f"{fmt_bytes(i.weights_bytes)} | {working(i)} | {i.load_s:.1f} s | "
-                     f"{_cell(i.details)}{placement(i)} |")
+                     f"{fmt_bytes(i.weights_bytes)} | {working(i)} | {i.load_s:.1f} s |")
+        how.append(what_runs_how(i))
+        if placement(i):  # where the nodes run, and load warnings: in sight, not folded away
+            notes.append(f"**{i.name}**{placement(i)}")
     lines.append("\n_Weights in memory_: exact bytes of the tensors each engine holds. _Working memory of a "
                  "call_: what one call needs on top, measured with that engine alone in a fresh process "
-                 "(measured once per model and settings, then cached; the date says when).")
+                 "(measured once per model and settings, then cached; each engine's \"what runs how\" says when).")
+    lines += [*(["", "  \n".join(notes)] if notes else []), "", "\n\n".join(how)]
     return "\n".join(lines)
 
 
+def what_runs_how(info: EngineInfo) -> str:
+    """An engine's long account (which parts run in which precision, caveats,
+    when its memory was measured alone) folded behind a toggle, so that the
+    card stays short. HTML: Markdown is not read inside it."""
+    parts = [html.escape(info.details, quote=False)]
+    alone = info.alone or {}
+    if alone and not alone.get("error"):
+        parts.append(f"Measured alone in a fresh process on {html.escape((alone.get('measured_at') or '?')[:10])}: "
+                     f"working memory of a call {fmt_bytes(alone.get('working_bytes'))}, "
+                     f"peak RSS {fmt_bytes(alone.get('peak_rss'))}.")
+    return (f"<details class='how'><summary>{html.escape(info.name)}: what runs how</summary>"
+            f"<p>{'<br>'.join(p for p in parts if p)}</p></details>")
+
+
 def working(info: EngineInfo) -> str:
-    """The working memory of a call measured alone, with its date, or why there is none yet."""
+    """The working memory of a call measured alone, or why there is none yet
+    (its peak and date are in the engine's "what runs how")."""
     a = info.alone
     if not a:
         return "not measured yet"
     if a.get("error"):
         return f"not measured: {_cell(a['error'][:120])}"
-    return f"{fmt_bytes(a.get('working_bytes'))} (peak RSS alone {fmt_bytes(a.get('peak_rss'))}, " \
-           f"{(a.get('measured_at') or '?')[:10]})"
+    return fmt_bytes(a.get("working_bytes"))
 
 
 def placement(info: EngineInfo) -> str:
@@ -144,10 +162,23 @@ def still_loading(names: Sequence[str]) -> str:
     return f"{', '.join(names)} {verb} still loading and will join the next runs once ready."
 
 
-def waiting(info: EngineInfo, running: bool) -> str:
-    if not info.available:
-        return ""  # the header already says why
-    return "_running…_" if running else "_waiting for the engines before it…_"
+STATE_WORDS = {"waiting": "⏳ waiting", "running": "▶ running…", "done": "✓ done"}
+
+
+def column_state(state: str, info: EngineInfo | None = None, transcript=None) -> str:
+    """The line under a column's header during a run: "waiting", "running" or
+    "done" (with the latency, or that it gave no transcript); "" for no run."""
+    if info is not None and not info.available:
+        return "<span class='state state-off'>unavailable</span>"
+    if state not in STATE_WORDS:
+        return ""
+    word, kind = STATE_WORDS[state], state
+    if state == "done" and transcript is not None:
+        if transcript.ok:
+            word += f" in {transcript.latency_s:.2f} s"
+        else:
+            word, kind = "✗ done: no transcript", "error"
+    return f"<span class='state state-{kind}'>{word}</span>"
 
 
 def figures(result: "EngineResult") -> str:
