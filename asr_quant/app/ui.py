@@ -105,11 +105,6 @@ class _Page:
                     "Record or upload a clip (or pick an example): every engine transcribes it, one after "
                     "another, the baseline first and then the fastest, and each column fills in as soon as its "
                     "engine is done.")
-        with gr.Accordion("Loaded model and engines", open=True):
-            self.card = gr.Markdown(self.model_card(), elem_id="model-card", label="model card")
-            fig = engines_sensitivity(self.live.engine_set().engines)
-            self.sens_plot = gr.Plot(fig, label="INT8: how much each group alone moves the output",
-                                     elem_id="sensitivity", visible=fig is not None)
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
                 self.clip = gr.Audio(sources=["upload", "microphone"], type="filepath",
@@ -134,6 +129,11 @@ class _Page:
         with gr.Row():
             self.lat_plot = gr.Plot(label="Latency", elem_id="plot-latency")
             self.mem_plot = gr.Plot(label="Memory", elem_id="plot-memory")
+        with gr.Accordion("Loaded model and engines", open=True):  # after the results: the demo first
+            self.card = gr.Markdown(self.model_card(), elem_id="model-card", label="model card")
+            fig = engines_sensitivity(self.live.engine_set().engines)
+            self.sens_plot = gr.Plot(fig, label="INT8: how much each group alone moves the output",
+                                     elem_id="sensitivity", visible=fig is not None)
         others = [s.name for s in slots if s.name != baseline]
         with gr.Accordion("Explain the difference", open=False, elem_id="explain-box"):
             gr.Markdown(f"Where an engine's text differs from {baseline}'s on the clip above: the first token where "
