@@ -162,7 +162,7 @@ def still_loading(names: Sequence[str]) -> str:
     return f"{', '.join(names)} {verb} still loading and will join the next runs once ready."
 
 
-STATE_WORDS = {"waiting": "⏳ waiting", "running": "▶ running…", "done": "✓ done"}
+STATE_WORDS = {"waiting": "○ waiting", "running": "▶ running…", "done": "✓ done"}  # no emoji: not every font has them
 
 
 def column_state(state: str, info: EngineInfo | None = None, transcript=None) -> str:
