@@ -111,3 +111,18 @@ def test_page_columns_go_waiting_running_done_in_demo_order(tmp_path):
             seq = [s[e] for s in steps]
             rank = [("waiting", "running", "done").index(w) for w in seq]
             assert rank == sorted(rank) and seq[-1] == "done" and "running" in seq, (e, seq)
+
+
+def test_model_card_folds_what_runs_how_under_a_table_of_figures():
+    from fake_engines import fake_set
+
+    e = FakeEngine("INT8")
+    e.info.details, e.info.load_s = "encoder <dynamic> INT8; fc2 kept FP32", 102.6
+    e.info.alone = {"working_bytes": 60 * 2**20, "peak_rss": 331 * 2**20, "measured_at": "2026-12-01T17:30"}
+    card = present.model_card(fake_set(FakeEngine("FP32"), e))
+    table = [ln for ln in card.splitlines() if ln.startswith("| **INT8**")]
+    assert table == ["| **INT8** | INT8 - Fake 1.0, cpu, 1 threads | 10 MB | 0 MB | 60 MB | 102.6 s |"]
+    folded = [ln for ln in card.splitlines() if ln.startswith("<details")]
+    assert len(folded) == 2 and "<summary>INT8: what runs how</summary>" in folded[1]
+    assert "encoder &lt;dynamic&gt; INT8; fc2 kept FP32" in folded[1]  # escaped: HTML is not read as markup there
+    assert "2026-12-01" in folded[1] and "peak RSS 331 MB" in folded[1]
