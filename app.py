@@ -1,7 +1,7 @@
 """The web demo: `python app.py [--flags]`, or on a Hugging Face Space.
 
 Settings come from ASRQ_* environment variables and the flags below (a flag
-wins); see the settings table in README.md. The page opens first; the engines
+wins); see the settings table in docs/settings.md. The page opens first; the engines
 load in a thread and each comes online on the page when it is ready (a fresh
 INT8 build takes minutes).
 """

@@ -3,8 +3,8 @@
 
 Pick an example, press the button, wait for every column; then upload a text
 file renamed .wav and check the message, then a good request again. Saves
-a screenshot after the first run to test-artifacts/screenshot.png, or to
-docs/screenshot.png (the README's picture) when ASRQ_UPDATE_SCREENSHOT=1.
+a screenshot after the first run to test-artifacts/screenshot.png (the
+pictures in docs/ are made by scripts/screenshots.py).
 """
 from __future__ import annotations
 
@@ -136,7 +136,7 @@ def test_example_run_then_bad_upload_then_good_again(page, tmp_path):
     # one history row
     table = _history_text(page, ex.path.name, 1)
     assert table.count(ex.path.name) == 1, table
-    shot = REPO / ("docs" if os.environ.get("ASRQ_UPDATE_SCREENSHOT") == "1" else "test-artifacts") / "screenshot.png"
+    shot = REPO / "test-artifacts" / "screenshot.png"
     shot.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(shot), full_page=True)
 

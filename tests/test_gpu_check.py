@@ -41,7 +41,7 @@ def test_gpu_check_runs_on_the_cpu_without_the_app_dependencies(tmp_path):
     """))
     out = tmp_path / "out"
     # Tiny dimensions keep the test short (FP16 has no fast kernels on this CPU); the base-dimension run
-    # is the script's default and the one quoted in the README.
+    # is the script's default and the one quoted in docs/gpu.md.
     cmd = [sys.executable, str(runner), str(REPO / "scripts" / "gpu_check.py"), str(tmp_path / "modules.json"),
            json.dumps(sorted(ABSENT_THERE | {"psutil"})), "--device", "cpu", "--dims", "tiny", "--steps", "2",
            "--calls", "1", "--warmup", "0", "--threads", "2", "--out", str(out)]

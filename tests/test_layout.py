@@ -1,5 +1,5 @@
 """The package's shape, checked from the source: who may import whom, where
-gradio lives, and module sizes. See ../shared/DESIGN.md and README's layout."""
+gradio lives, and module sizes. See ../shared/DESIGN.md and docs/layout.md."""
 from __future__ import annotations
 
 import ast

@@ -1,4 +1,4 @@
-"""The README's gradio_client example runs as printed against a served page
+"""The API page's gradio_client example (docs/api.md) runs as printed against a served page
 (fake engines), and prints one line per engine; the hosting files agree:
 README starts with the Spaces front matter, packages.txt lists the Debian
 packages the code needs and the Dockerfile installs exactly those."""
@@ -20,16 +20,17 @@ from fake_engines import FakeEngine, fake_set  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text(encoding="utf-8")
+API_DOC = (REPO / "docs" / "api.md").read_text(encoding="utf-8")
 
 
 def _example() -> str:
-    block = README.split("<!-- client-example", 1)[1]
+    block = API_DOC.split("<!-- client-example", 1)[1]
     code = re.search(r"```python\n(.*?)```", block, re.S).group(1)
     assert len(code.strip().splitlines()) == 5
     return code
 
 
-def test_readme_client_example_runs(serve_page, monkeypatch):
+def test_api_doc_client_example_runs(serve_page, monkeypatch):
     demo, url = serve_page(fake_set(FakeEngine("FP32", "sunny in the morning"), FakeEngine("INT8", "sunny")),
                            Settings())
     try:

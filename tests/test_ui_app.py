@@ -45,7 +45,11 @@ def wavs(tmp_path_factory):
 
 
 def _outputs(client, path, reference=""):
-    return client.predict(handle_file(str(path)), "en", reference, api_name="/transcribe")
+    """The page's outputs by widget label ("status", "FP32 transcript", "INT8 vs FP32", ...):
+    the columns' positions follow the demo's order, not the configured one."""
+    labels = [r["label"] for r in client.view_api(print_info=False, return_format="dict")
+              ["named_endpoints"]["/transcribe"]["returns"]]
+    return dict(zip(labels, client.predict(handle_file(str(path)), "en", reference, api_name="/transcribe")))
 
 
 def _expected_message(path) -> str:
@@ -56,13 +60,14 @@ def _expected_message(path) -> str:
 
 def test_good_clip_then_garbage_then_good_again(client, wavs):
     first = _outputs(client, wavs / "tone.wav", reference="the quick brown fox")
-    status, fp32_text, fp32_fig, fp16_text = first[0], first[1], first[2], first[3]
+    status, fp32_text, fp32_fig, fp16_text = (first[k] for k in ("status", "FP32 transcript", "FP32 figures",
+                                                                "FP16 transcript"))
     assert "3/4 engines answered" not in status and "2/4 engines answered" in status
     assert fp32_text == "the quick brown fox"
     assert "WER" in fp32_fig and "latency" in fp32_fig
-    assert fp16_text == "" and "fp16 kernel missing" in first[5]
-    assert first[6] == "the quick brown box"
-    int8_diff = first[7]
+    assert fp16_text == "" and "fp16 kernel missing" in first["FP16 figures"]
+    assert first["INT8 transcript"] == "the quick brown box"
+    int8_diff = first["INT8 vs FP32"]
     assert any(seg.get("class_or_confidence") for seg in int8_diff)  # a highlighted change
 
     # turned away by the validator, before the queue: the decoder's own message, no engine called
@@ -73,4 +78,4 @@ def test_good_clip_then_garbage_then_good_again(client, wavs):
     assert [e.calls for e in ENGINES.engines if isinstance(e, FakeEngine)] == calls
 
     again = _outputs(client, wavs / "tone.wav")
-    assert again[1] == "the quick brown fox" and again[6] == "the quick brown box"
+    assert again["FP32 transcript"] == "the quick brown fox" and again["INT8 transcript"] == "the quick brown box"

@@ -104,11 +104,13 @@ def test_page_runs_on_ready_engines_while_int8_loads(serve_page, tone):
     demo, url = serve_page(live, Settings(inference_timeout_s=10))
     try:
         client = Client(url, verbose=False, download_files=False)  # the JSON's clip "path" is not a file to fetch
-        out = client.predict(handle_file(str(tone / "tone.wav")), "en", "", api_name="/transcribe")
-        status = out[0].replace("\\", "")
+        labels = [r["label"] for r in client.view_api(print_info=False, return_format="dict")
+                  ["named_endpoints"]["/transcribe"]["returns"]]
+        out = dict(zip(labels, client.predict(handle_file(str(tone / "tone.wav")), "en", "", api_name="/transcribe")))
+        status = out["status"].replace("\\", "")
         assert "2/2 engines answered" in status and "INT8 is still loading" in status
-        assert out[1] == "the quick brown fox" and out[3] == "the quick brown fox"
-        assert "still loading (exporting ONNX)" in out[8]  # INT8's figures (after its text and diff): what it does
+        assert out["FP32 transcript"] == "the quick brown fox" and out["FP16 transcript"] == "the quick brown fox"
+        assert "still loading (exporting ONNX)" in out["INT8 figures"]  # what the loading engine does
         state = client.predict(api_name="/engine_status")
         assert [e["state"] for e in state["engines"]] == ["ready", "ready", "loading"] and not state["done"]
 

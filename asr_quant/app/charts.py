@@ -23,7 +23,10 @@ _FALLBACK = ["#E45756", "#72B7B2", "#EECA3B", "#9D755D"]
 _AXIS = dict(gridcolor="#e8e8e8", linecolor="#cccccc", zeroline=False, automargin=True)
 _LAYOUT = dict(height=320, margin=dict(l=50, r=20, t=50, b=40), plot_bgcolor="white", paper_bgcolor="white",
                font=dict(family="Arial, sans-serif", size=12, color="#333333"), xaxis=_AXIS, yaxis=_AXIS,
-               legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0))
+               # below the plot, in the figure's own frame: it pushes the plot up instead of covering
+               # the title when a phone's width folds it into several rows
+               legend=dict(orientation="h", xref="container", yref="container", yanchor="bottom", y=0.0,
+                           xanchor="left", x=0.0))
 
 
 def color(name: str, index: int = 0) -> str:
@@ -47,7 +50,7 @@ def ratio_labels(transcripts: Sequence[Transcript], baseline: str = BASELINE) ->
 def _figure(traces: list[dict], title: str, **layout) -> go.Figure:
     """One figure from plain dicts: validated once, not property by property
     (plotly's per-call validation was most of a request's time outside the engines)."""
-    lay = {**_LAYOUT, "title": {"text": title}, **layout}
+    lay = {**_LAYOUT, "title": {"text": title, "font": {"size": 14}}, **layout}  # 14 px: fits a phone
     for axis in ("xaxis", "yaxis"):
         lay[axis] = {**_AXIS, **layout.get(axis, {})}
     return go.Figure({"data": traces, "layout": lay})
@@ -85,6 +88,7 @@ def memory_figure(transcripts: Sequence[Transcript]) -> go.Figure:
     ]
     traces = [dict(type="bar", name=label, x=names, y=[v / units.MB for v in values], marker={"color": col},
                    text=[units.fmt_bytes(v) if v else "" for v in values], textposition="outside",
+                   textfont={"size": 10},  # three bars side by side stay legible on a phone
                    hovertemplate="%{x}: %{y:.1f} MB<extra>" + label + "</extra>")
               for label, values, col in series]
     top = max([v for _, values, _ in series for v in values] or [1]) / units.MB
@@ -113,7 +117,7 @@ def history_figure(history: History) -> go.Figure:
                                marker={"symbol": "x"}))
     any_rate = any(t.get("yaxis") == "y2" for t in traces)
     return _figure(
-        traces, "This session: latency and error per run",
+        traces, "This session: latency and error per run", height=360,  # room for a legend of 2 rows per engine
         xaxis={"title": {"text": "run"}, "dtick": 1,
                "range": [min(xs, default=1) - 0.5, max(xs, default=1) + 0.5]},
         yaxis={"title": {"text": "latency (s)"}, "rangemode": "tozero"},

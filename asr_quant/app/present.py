@@ -94,19 +94,24 @@ def model_card(es: EngineSet) -> str:
                  "this instruction set: figures measured on another CPU do not carry over.")
     lines.append("")
     lines.append("| engine | precision · runtime · device | on disk | peak RSS alone (to provision) | "
-                 "working memory of a call (alone) | weights as stored | load | what runs how |")
-    lines.append("|---|---|---|---|---|---|---|---|")
+                 "working memory of a call (alone) | weights as stored | load |")
+    lines.append("|---|---|---|---|---|---|---|")
+    how, notes = [], []
     for e in es.engines:
         i = e.info
         if not i.available:
-            lines.append(f"| **{i.name}** | unavailable: {_cell(i.error or 'unknown reason')} | | | | | | |")
+            lines.append(f"| **{i.name}** | unavailable: {_cell(i.error or 'unknown reason')} | | | | | |")
             continue
         threads = f", {i.threads} threads" if i.threads else ""
         cpu = f" · for {_cell(isa.label)}" if i.precision == "int8" else ""
         lines.append(f"| **{i.name}** | {_cell(i.label)}{threads}{cpu} | {num(fmt_bytes(i.disk_bytes))} | "
                      f"{peak_alone(i)} | {working(i)} | {num(fmt_bytes(i.weights_bytes))} | "
-                     f"{num(f'{i.load_s:.1f} s')} | {_cell(i.details)}{placement(i)} |")
+                     f"{num(f'{i.load_s:.1f} s')} |")
+        how.append(what_runs_how(i))
+        if placement(i):  # where the nodes run, and load warnings: in sight, not folded away
+            notes.append(f"**{i.name}**{placement(i)}")
     lines.append("\n" + MEMORY_NOTE)
+    lines += [*(["", "  \n".join(notes)] if notes else []), "", "\n\n".join(how)]
     return "\n".join(lines)
 
 
@@ -146,6 +151,14 @@ def working(info: EngineInfo) -> str:
             f"{num((a.get('measured_at') or '?')[:10])})")
 
 
+def what_runs_how(info: EngineInfo) -> str:
+    """An engine's long account (which parts run in which precision, caveats)
+    folded behind a toggle, so that the card stays short (its memory figures,
+    with their clip and date, are in the table). HTML: Markdown is not read inside it."""
+    return (f"<details class='how'><summary>{html.escape(info.name)}: what runs how</summary>"
+            f"<p>{html.escape(info.details, quote=False)}</p></details>")
+
+
 def placement(info: EngineInfo) -> str:
     """Where ONNX Runtime put the nodes of a GPU session, with any load
     warning; a nonzero count on the CPU is a warning (host round trips)."""
@@ -177,10 +190,23 @@ def still_loading(names: Sequence[str]) -> str:
     return f"{', '.join(names)} {verb} still loading and will join the next runs once ready."
 
 
-def waiting(info: EngineInfo, running: bool) -> str:
-    if not info.available:
-        return ""  # the header already says why
-    return "_running…_" if running else "_waiting for the engines before it…_"
+STATE_WORDS = {"waiting": "○ waiting", "running": "▶ running…", "done": "✓ done"}  # no emoji: not every font has them
+
+
+def column_state(state: str, info: EngineInfo | None = None, transcript=None) -> str:
+    """The line under a column's header during a run: "waiting", "running" or
+    "done" (with the latency, or that it gave no transcript); "" for no run."""
+    if info is not None and not info.available:
+        return "<span class='state state-off'>unavailable</span>"
+    if state not in STATE_WORDS:
+        return ""
+    word, kind = STATE_WORDS[state], state
+    if state == "done" and transcript is not None:
+        if transcript.ok:
+            word += f" in {transcript.latency_s:.2f} s"
+        else:
+            word, kind = "✗ done: no transcript", "error"
+    return f"<span class='state state-{kind}'>{word}</span>"
 
 
 def figures(result: "EngineResult") -> str:

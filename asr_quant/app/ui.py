@@ -19,7 +19,7 @@ import pandas as pd
 
 from .. import audio, export
 from ..sensitivity_chart import engines_sensitivity
-from . import charts, compare, explain, inputs, present
+from . import charts, compare, explain, inputs, order, present
 from ..engines import EngineSet, Transcript, results
 from ..examples import Example, read_examples
 from .history import History, run_record
@@ -29,14 +29,7 @@ from ..settings import Settings
 
 log = logging.getLogger(__name__)
 
-CSS = """
-#model-card td:nth-child(1), #model-card td:nth-child(3), #model-card td:nth-child(4),
-#model-card th:nth-child(1), #model-card th:nth-child(3), #model-card th:nth-child(4) { white-space: nowrap; }
-#model-card td:nth-child(2) { min-width: 13em; }
-.engine-col .textfield { word-break: normal; overflow-wrap: anywhere; }
-#model-card td:last-child { font-size: 0.9em; }
-.status-line p { margin: 0.2em 0; }
-"""
+CSS = Path(__file__).with_name("page.css").read_text(encoding="utf-8")  # no wrapped numbers; column states
 
 
 class _EngineWidgets:
@@ -50,6 +43,8 @@ class _EngineWidgets:
         ready = slot.state == "ready"
         with gr.Column(elem_classes="engine-col", elem_id=f"engine-{key}", min_width=220):
             self.head = gr.Markdown(self.header(slot), elem_id=f"head-{key}", label=f"{slot.name} engine")
+            self.state = gr.Markdown("", elem_id=f"state-{key}", elem_classes="col-state",
+                                     label=f"{slot.name} state")
             self.text = gr.Textbox(label=f"{slot.name} transcript", lines=4, max_lines=12,
                                    interactive=False, elem_id=f"text-{key}", buttons=["copy"], visible=ready)
             self.diff = None
@@ -78,14 +73,17 @@ class _EngineWidgets:
         return out
 
     def clear(self, running: bool, info=None, note: str = "") -> dict:
-        out = {self.text: "", self.figures: note or (present.waiting(info, running) if info else "")}
+        """Empty; with `info` (in this run) "running" or "waiting"; `note`: why it is not in this run."""
+        state = present.column_state(order.RUNNING if running else order.WAITING, info) if info else ""
+        out = {self.state: state, self.text: "", self.figures: note}
         if self.diff is not None:
             out[self.diff] = None
         return out
 
-    def fill(self, result: compare.EngineResult) -> dict:
+    def fill(self, result: compare.EngineResult, info=None) -> dict:
         t = result.transcript
-        out = {self.text: t.text if t.ok else "", self.figures: present.figures(result)}
+        out = {self.state: present.column_state(order.DONE, info, t),
+               self.text: t.text if t.ok else "", self.figures: present.figures(result)}
         if self.diff is not None:
             out[self.diff] = present.highlight(result.diff) if result.diff is not None else None
         return out
@@ -100,17 +98,14 @@ class _Page:
         self.uploads = inputs.DecodedUploads(settings.max_audio_s, self.max_bytes)  # validator's decode, reused
         slots = live.snapshot()
         self.baseline = baseline = compare.baseline_name([s.name for s in slots])
-        slots = sorted(slots, key=lambda s: s.name != baseline)  # the baseline's column first
+        self.speeds = order.Speeds()  # this host's measured speed per engine, across sessions
+        slots = order.run_order(slots, baseline)  # the baseline's column first, then the fastest expected
         self.runner = Runner([], settings.inference_timeout_s, nice=settings.inference_nice)
 
         gr.Markdown("# One recognizer at several precisions, side by side\n"
                     "Record or upload a clip (or pick an example): every engine transcribes it, one after "
-                    "another, and each column fills in as soon as its engine is done.")
-        with gr.Accordion("Loaded model and engines", open=True):
-            self.card = gr.Markdown(self.model_card(), elem_id="model-card", label="model card")
-            fig = engines_sensitivity(self.live.engine_set().engines)
-            self.sens_plot = gr.Plot(fig, label="INT8: how much each group alone moves the output",
-                                     elem_id="sensitivity", visible=fig is not None)
+                    "another, the baseline first and then the fastest, and each column fills in as soon as its "
+                    "engine is done.")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
                 self.clip = gr.Audio(sources=["upload", "microphone"], type="filepath",
@@ -135,6 +130,11 @@ class _Page:
         with gr.Row():
             self.lat_plot = gr.Plot(label="Latency", elem_id="plot-latency")
             self.mem_plot = gr.Plot(label="Memory", elem_id="plot-memory")
+        with gr.Accordion("Loaded model and engines", open=True):  # after the results: the demo first
+            self.card = gr.Markdown(self.model_card(), elem_id="model-card", label="model card")
+            fig = engines_sensitivity(self.live.engine_set().engines)
+            self.sens_plot = gr.Plot(fig, label="INT8: how much each group alone moves the output",
+                                     elem_id="sensitivity", visible=fig is not None)
         others = [s.name for s in slots if s.name != baseline]
         with gr.Accordion("Explain the difference", open=False, elem_id="explain-box"):
             gr.Markdown(f"Where an engine's text differs from {baseline}'s on the clip above: the first token where "
@@ -172,7 +172,8 @@ class _Page:
     @property
     def outputs(self) -> list:
         return [self.status, *[w for c in self.cols for w in c.outputs], self.lat_plot, self.mem_plot,
-                self.hist_plot, self.hist_table, self.csv_btn, self.json_btn, self.history]
+                self.hist_plot, self.hist_table, self.csv_btn, self.json_btn, self.history,
+                *[c.state for c in self.cols]]  # the states last: API clients' positions stay
 
     @property
     def loading_outputs(self) -> list:
@@ -224,9 +225,10 @@ class _Page:
                 **{k: v for c in self.cols for k, v in c.clear(False).items()}}
 
     def _ready(self) -> tuple[list, list[Slot]]:
-        """(engines ready now, baseline first; slots still loading)."""
+        """(engines ready now in demo order: the baseline, then the fastest measured
+        here so far; slots still loading)."""
         slots = self.live.snapshot()
-        engines = compare.baseline_first([s.engine for s in slots if s.engine is not None])
+        engines = order.run_order([s.engine for s in slots if s.engine is not None], self.baseline, self.speeds)
         return engines, [s for s in slots if s.engine is None]
 
     def run(self, clip_path, language, reference, hist: History, progress):
@@ -252,14 +254,15 @@ class _Page:
         if not engines:  # the first seconds after a start: nothing to run yet
             yield {self.status: f"⏳ No engine is ready yet. {later}", **waiting}
             return
-        yield {self.status: f"Running {ready} engines one after another on **{present.escape(clip.name)}** "
-                            f"({clip.duration_s:.1f} s)… {later}",
+        yield {self.status: f"Running {ready} engines one after another ({' → '.join(order.names(engines))}) on "
+                            f"**{present.escape(clip.name)}** ({clip.duration_s:.1f} s)… {later}",
                **waiting, **{k: v for i, c in enumerate(cols) for k, v in c.clear(i == 0, engines[i].info).items()}}
 
         request = compare.Request(self.baseline, chosen, reference)
         filled: dict = dict(waiting)  # every column's final values, repeated in the last yield for API clients
         for i, t in enumerate(self.runner.run(clip, chosen, engines)):
-            update = cols[i].fill(request.add(t))
+            self.speeds.record(t)
+            update = cols[i].fill(request.add(t), engines[i].info)
             filled.update(update)
             if i + 1 < n:
                 update.update(cols[i + 1].clear(True, engines[i + 1].info))
@@ -299,7 +302,8 @@ class _Page:
             raise gr.Error(problem)
         chosen = present.language_code(language)
         engines, pending = self._ready()
-        rows = [results.engine_row(e.info, t) for e, t in zip(engines, self.runner.run(clip, chosen, engines))]
+        answers = [self.speeds.record(t) for t in self.runner.run(clip, chosen, engines)]
+        rows = [results.engine_row(e.info, t) for e, t in zip(engines, answers)]
         rows += [results.engine_row(s.info, Transcript(engine=s.name, audio_s=clip.duration_s,
                                                        error=f"{s.name} is still loading ({s.message})"))
                  for s in pending]
@@ -361,7 +365,7 @@ def build(engines: EngineSet | LiveEngines, settings: Settings, examples: Sequen
                                concurrency_limit=settings.concurrency, concurrency_id="engines", validator=validate)
         page.status_button.click(page.live.status, outputs=page.status_json, api_name="engine_status", queue=False)
         page.export_btn.click(page.export, outputs=page.export_file, api_name="export_int8", concurrency_limit=1)
-        page.clip.change(page.new_clip, outputs=[page.status, *[w for c in page.cols for w in c.outputs],
+        page.clip.change(page.new_clip, outputs=[page.status, *[w for c in page.cols for w in (c.state, *c.outputs)],
                                                  page.lat_plot, page.mem_plot],
                          queue=False, show_progress="hidden", api_visibility="private")
         page.timer.tick(page.refresh, outputs=page.loading_outputs, queue=False, api_visibility="private")
