@@ -4,10 +4,13 @@ and every column says "waiting", "running" or "done" as the request goes on.
 The rule is tested without gradio; the page's own handler with fake engines."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import soundfile as sf
 
+from asr_quant import host
 from asr_quant.app import order, present
 from asr_quant.engines.base import Timings, Transcript
 
@@ -118,11 +121,14 @@ def test_model_card_folds_what_runs_how_under_a_table_of_figures():
 
     e = FakeEngine("INT8")
     e.info.details, e.info.load_s = "encoder <dynamic> INT8; fc2 kept FP32", 102.6
-    e.info.alone = {"working_bytes": 60 * 2**20, "peak_rss": 331 * 2**20, "measured_at": "2026-12-01T17:30"}
+    e.info.alone = {"working_bytes": 60 * 2**20, "peak_rss": 331 * 2**20, "measured_at": "2026-12-01T17:30",
+                    "clip": "weather_en.flac", "clip_s": 6.1}
     card = present.model_card(fake_set(FakeEngine("FP32"), e))
-    table = [ln for ln in card.splitlines() if ln.startswith("| **INT8**")]
-    assert table == ["| **INT8** | INT8 - Fake 1.0, cpu, 1 threads | 10 MB | 0 MB | 60 MB | 102.6 s |"]
+    table = [re.sub(r'<span style="white-space:nowrap">(.*?)</span>', r"\1", ln) for ln in card.splitlines()
+             if ln.startswith("| **INT8**")]
+    # figures only (peak alone, working memory with its clip and date, weights as stored), in decimal MB
+    assert table == [f"| **INT8** | INT8 - Fake 1.0, cpu, 1 threads · for {host.detect().label} | 10 MB | 347 MB | "
+                     "63 MB (on weather\\_en.flac, 6.1 s, 2026-12-01) | 0 MB | 102.6 s |"]
     folded = [ln for ln in card.splitlines() if ln.startswith("<details")]
     assert len(folded) == 2 and "<summary>INT8: what runs how</summary>" in folded[1]
     assert "encoder &lt;dynamic&gt; INT8; fc2 kept FP32" in folded[1]  # escaped: HTML is not read as markup there
-    assert "2026-12-01" in folded[1] and "peak RSS 331 MB" in folded[1]
