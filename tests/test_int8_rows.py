@@ -166,3 +166,26 @@ def test_the_artifact_key_covers_the_host_the_libraries_and_the_calibration_file
     assert damaged.endswith("-degraded") and missing.endswith("-degraded") and len({full, damaged, missing}) == 3
     clip.write_bytes(good)
     assert calibration.digest() == full
+
+
+def test_the_benchmark_marks_the_pareto_front_of_its_int8_rows():
+    from asr_quant.bench.quant_report import front_section, pareto_front
+
+    assert pareto_front({"a": (0.3, 0.8), "b": (0.5, 0.9), "c": (0.6, 0.85)}) == {"a", "b"}
+    assert pareto_front({"a": (0.3, 0.8), "twin": (0.3, 0.8)}) == {"a", "twin"}  # equal is not beaten
+
+    def row(name):
+        return {"name": name, "available": True}
+
+    res = {"engines": [row("FP32"), row("INT8"), row("INT8-recipe"), row("INT8-blockwise"), row("faster-whisper int8")],
+           "machine": {"isa": {"label": "AVX2 + FMA (no VNNI)"}},
+           "pairs": {"INT8 / FP32": {"median_paired": 0.40}, "INT8-recipe / FP32": {"median_paired": 0.35},
+                     "INT8-blockwise / FP32": {"median_paired": 0.55},
+                     "faster-whisper int8 / FP32": {"median_paired": 0.60}},
+           "paired": {"engines": {n: {"recorded": {"identical": a, "clips": 10}} for n, a in
+                                  (("INT8", 0.84), ("INT8-recipe", 0.77), ("INT8-blockwise", 0.92),
+                                   ("faster-whisper int8", 0.81))}}}
+    text = front_section(res, "#")
+    assert "(AVX2 + FMA (no VNNI))" in text
+    marked = {line.split("|")[1].strip() for line in text.splitlines() if line.endswith("| yes |")}
+    assert marked == {"INT8", "INT8-recipe", "INT8-blockwise"}  # faster-whisper is slower and less faithful than INT8

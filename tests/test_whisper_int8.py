@@ -158,10 +158,17 @@ def test_int8_engine_says_what_it_is(int8):
     info = int8.info
     assert info.precision == "int8" and info.runtime == f"ONNX Runtime {ort.__version__}"
     assert info.device == int8.step_model.encoder.get_providers()[0]
-    assert int8.encoder_mode in ("static", "dynamic") and f"encoder {int8.encoder_mode}" in info.details.lower()
+    manifest = json.loads((int8.folder / "manifest.json").read_text())
+    plan = manifest["quant"]["plan"]
+    assert plan == int8.quant.plan and f"plan '{plan}'" in info.details.lower()
+    if plan == "recipe":
+        assert int8.encoder_mode in ("static", "dynamic") and f"encoder {int8.encoder_mode}" in info.details.lower()
+    else:
+        assert int8.encoder_mode == {"rows": "rows", "blockwise": "blockwise", "search": "dynamic"}[plan]
+    assert f"instruction set {manifest['quant']['isa']}" in info.details or plan != "rows"
+    assert manifest["host"]["level"] == manifest["quant"]["isa"]  # built for the host it was built on
     files = [int8.folder / "encoder.onnx", int8.folder / "decoder.onnx"]
     assert info.disk_bytes == sum(f.stat().st_size for f in files)
-    manifest = json.loads((int8.folder / "manifest.json").read_text())
     assert manifest["report"]["encoder"] == int8.encoder_mode
     if manifest["report"]["measured"]:  # the choice is backed by figures
         assert int8.encoder_mode in manifest["report"]["measured"]
@@ -195,11 +202,15 @@ def test_the_build_measures_the_decoder_as_the_engine_decodes(int8):
         engine.append(logits)
     engine = np.stack(engine)
     assert np.abs(measured[first:] - engine).max() <= 1e-3 * np.abs(engine).max()
+    # One call over all tokens is not what the engine computes: the recipe's dynamic decoder shares one
+    # activation scale over the call (gap ~3 %), and MatMulNBits (the rows plan's decoder) takes another
+    # kernel path for several rows (gap ~1.2 %); the step-by-step measure above is within 0.1 %.
     one_call = dec.run(["logits"], {"tokens": np.asarray([tokens], np.int64),
                                     **{k: np.zeros((1, d["n_heads"], 0, d["head_dim"]), np.float32)
                                        for k in onnx_io.cache_names(d["n_layers"])},
                                     **dict(zip(onnx_io.cross_names(d["n_layers"]), enc.run(None, {"mel": mel})))})[0][0]
-    assert np.abs(one_call[first:] - engine).max() > 1e-2 * np.abs(engine).max()
+    gap = np.abs(one_call[first:] - engine).max() / np.abs(engine).max()
+    assert gap > 5e-3, gap
 
 
 def bundle_fp32_bytes(engine) -> int:
