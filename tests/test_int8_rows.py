@@ -189,3 +189,20 @@ def test_the_benchmark_marks_the_pareto_front_of_its_int8_rows():
     assert "(AVX2 + FMA (no VNNI))" in text
     marked = {line.split("|")[1].strip() for line in text.splitlines() if line.endswith("| yes |")}
     assert marked == {"INT8", "INT8-recipe", "INT8-blockwise"}  # faster-whisper is slower and less faithful than INT8
+
+
+def test_the_int8_engine_path_imports_no_torch():
+    """A cached INT8 engine loads and runs with neither torch nor transformers:
+    the engine module, every plan's `describe` and the measure module (which
+    the plans import) must not pull them in (torch alone cost 230 MB of peak RSS)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from asr_quant.engines.whisper import int8, plans, ort_engine\n"
+            "for p in plans.MODULES: plans._module(p)\n"
+            "from asr_quant.engines.whisper.plans import measure, default, rowwise\n"
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

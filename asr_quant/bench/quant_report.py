@@ -21,6 +21,46 @@ def _fmt(m: dict) -> str:
     return f"mean KL {m['kl']:.4f}, top-1 {m['top1']:.1%} over {m.get('positions', '?')} positions{on}"
 
 
+def pareto_front(points: dict[str, tuple[float, float]]) -> set[str]:
+    """The names no other point beats on both axes: (time, agreement), lower
+    time and higher agreement better; a point equal on both is not beaten."""
+    def beats(a, b):
+        return a[0] <= b[0] and a[1] >= b[1] and (a[0] < b[0] or a[1] > b[1])
+
+    return {n for n, p in points.items() if not any(beats(q, p) for m, q in points.items() if m != n)}
+
+
+def front_section(res: dict, h: str) -> str:
+    """Markdown: every INT8 row of the run (plans and the INT8 peer), time
+    against agreement, with the Pareto front marked; '' with fewer than two."""
+    from .paired_report import paired_of
+
+    eng = (paired_of(res).get("engines") or {})
+    pairs = res.get("pairs") or {}
+    isa = ((res.get("machine") or {}).get("isa") or {}).get("label") or "instruction set not recorded"
+    points = {}
+    for e in res.get("engines", []):
+        name = e["name"]
+        if not (name.startswith("INT8") or name == "faster-whisper int8") or not e.get("available", True):
+            continue
+        t = (pairs.get(f"{name} / FP32") or {}).get("median_paired")
+        a = ((eng.get(name) or {}).get("recorded") or {}).get("identical")
+        if t is not None and a is not None:
+            points[name] = (t, a)
+    if len(points) < 2:
+        return ""
+    front = pareto_front(points)
+    rows = sorted(points.items(), key=lambda kv: kv[1][0])
+    lines = [f"{h}# INT8: time against agreement ({isa})", "",
+             "Every INT8 row of this run: the median of per-clip latency ratios to PyTorch FP32 and the share of "
+             "recorded clips whose transcript is identical to FP32's. The Pareto front is the rows no other row "
+             "beats on both.", "",
+             "| engine | time / PyTorch FP32 (median per clip) | identical to FP32 (recorded clips) | Pareto front |",
+             "|---|---|---|---|"]
+    lines += [f"| {n} | {t:.2f}x | {100 * a:.0f} % | {'yes' if n in front else ''} |" for n, (t, a) in rows]
+    return "\n".join(lines) + "\n"
+
+
 def section(res: dict, h: str) -> str:
     """Markdown: every INT8 engine's plan, and its most sensitive groups when it has a table."""
     engines = _planned(res)

@@ -119,6 +119,7 @@ def results_markdown(res: dict, level: int = 1) -> str:
         parts.append(_calibration_section(res, h))
     if res.get("explain"):
         parts.append(divergences.section(res, h))
+    parts.append(quant_report.front_section(res, h))
     parts.append(quant_report.section(res, h))
     parts.append(_machine_section(res, h))
     return "\n".join(parts).rstrip() + "\n"

@@ -27,7 +27,7 @@ REFERENCE = "FP32"  # PyTorch FP32: what the seed article compares against
 ORT_REFERENCE = "ORT-FP32"  # the same exported graph in the same runtime as INT8: precision alone
 # Head-to-head latency ratios the report and the targets read (A / B, clip by clip in one run).
 PAIRS = [("INT8", ORT_REFERENCE), ("INT8", REFERENCE), (ORT_REFERENCE, REFERENCE), ("INT8", "faster-whisper int8"),
-         ("faster-whisper float32", REFERENCE), ("FP16", REFERENCE)]
+         ("faster-whisper float32", REFERENCE), ("faster-whisper int8", REFERENCE), ("FP16", REFERENCE)]
 
 
 class BenchError(RuntimeError):

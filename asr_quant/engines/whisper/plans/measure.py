@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import onnx_export
+from .. import onnx_io  # names only: the INT8 engine path imports no torch
 
 
 
@@ -33,10 +33,10 @@ def _prompt_logits(enc_sess, dec_sess, mel: np.ndarray, tokens: list[int], first
     would share one scale and measure an error the engine never makes."""
     n = d["n_layers"]
     t = time.process_time()
-    cross = dict(zip(onnx_export.cross_names(n), enc_sess.run(None, {"mel": mel})))
+    cross = dict(zip(onnx_io.cross_names(n), enc_sess.run(None, {"mel": mel})))
     enc_s = time.process_time() - t
-    names = onnx_export.cache_names(n)
-    outputs = onnx_export.decoder_outputs(n)
+    names = onnx_io.cache_names(n)
+    outputs = onnx_io.decoder_outputs(n)
     cache = {k: np.zeros((1, d["n_heads"], 0, d["head_dim"]), np.float32) for k in names}
     logits = []
     for chunk in [tokens[:first + 1]] + [[tok] for tok in tokens[first + 1:]]:
