@@ -20,6 +20,7 @@ Granularities (what each product's int8 scales cover):
     row      one activation scale per row (frame or token), one weight scale per output column (plans/rowwise.py)
     b16/b32/b128   MatMulNBits 8-bit blocks of 16/32/128 inputs on weights and activations (accuracy level 4)
     fp32     not quantized
+    sqA      SmoothQuant folded with alpha A (plans/smooth.py, scales from 8 packaged calibration clips), then tensor
 Studies ("weights alone" / "activations alone"): the FP32 graph with only the
 weights rounded to a grid, or only the activations rounded (weights FP32).
 """
@@ -136,6 +137,25 @@ def write_side(kind: str, fp32: Path, out: Path, decoder: bool) -> None:
         raise SystemExit(f"unknown granularity {kind!r}")
 
 
+def smoothed_fp32(bundle, alpha: float, work: Path) -> Path:
+    """The FP32 export of a copy of the model with SmoothQuant folded into its encoder (plans/smooth.py)."""
+    import copy
+
+    from asr_quant.engines.whisper import calibration, features, onnx_export
+    from asr_quant.engines.whisper.ort_artifacts import _prompt_fn
+    from asr_quant.engines.whisper.plans import smooth
+
+    folder = work / f"sq{alpha:g}-fp32"
+    if not (folder / "encoder.onnx").exists():
+        model = copy.deepcopy(bundle.hf_model)
+        prompt = _prompt_fn(bundle.tokens)
+        batches = [(features.windows(a, bundle.n_mels)[0].mel, prompt(u.text, u.language)[0])
+                   for u, a in calibration.calibration_clips(8)]
+        smooth.fold(model, smooth.input_amax(model, batches, smooth.linears(model)), {"encoder": alpha})
+        onnx_export.export(model, folder)
+    return folder / "encoder.onnx"
+
+
 def clips(every: int, speech: Path) -> list:
     utts = corpus.thin(prompts.builtin_es(), every)
     if speech.is_dir():
@@ -152,6 +172,7 @@ def main(argv=None) -> int:
     ap.add_argument("--cache-dir", default=None)
     ap.add_argument("--work", default="int8_ablation_out", help="graphs and per-clip results")
     ap.add_argument("--docs", default=None, help="write the table into this markdown file")
+    ap.add_argument("--section", default="GENERATED", help="the marked block of --docs to write (BEGIN/END <section>)")
     a = ap.parse_args(argv)
     logging.getLogger().setLevel(logging.ERROR)
     from asr_quant.engines.whisper import decoding, load_bundle, onnx_export
@@ -173,7 +194,10 @@ def main(argv=None) -> int:
         elif not (folder / "decoder.onnx").exists():
             folder.mkdir(parents=True, exist_ok=True)
             enc, dec = v.split("/")
-            write_side(enc, fp32 / "encoder.onnx", folder / "encoder.onnx", decoder=False)
+            if enc.startswith("sq"):
+                write_side("tensor", smoothed_fp32(bundle, float(enc[2:]), work), folder / "encoder.onnx", decoder=False)
+            else:
+                write_side(enc, fp32 / "encoder.onnx", folder / "encoder.onnx", decoder=False)
             write_side(dec, fp32 / "decoder.onnx", folder / "decoder.onnx", decoder=True)
         models[v] = OrtStepModel(folder / "encoder.onnx", folder / "decoder.onnx", ("CPUExecutionProvider",),
                                  a.threads, d)
@@ -214,11 +238,13 @@ def main(argv=None) -> int:
     if a.docs:
         cmd = "python scripts/int8_ablation.py " + " ".join(argv if argv is not None else sys.argv[1:])
         doc = Path(a.docs)
-        text = doc.read_text() if doc.exists() else "# INT8 ablation\n\n<!-- BEGIN GENERATED -->\n<!-- END GENERATED -->\n"
-        head, _, rest = text.partition("<!-- BEGIN GENERATED -->")
-        _, _, tail = rest.partition("<!-- END GENERATED -->")
-        doc.write_text(f"{head}<!-- BEGIN GENERATED -->\nGenerated {time.strftime('%Y-%m-%d')} by `{cmd}`.\n\n"
-                       f"{table}\n<!-- END GENERATED -->{tail}")
+        begin, end = f"<!-- BEGIN {a.section} -->", f"<!-- END {a.section} -->"
+        text = doc.read_text() if doc.exists() else "# INT8 ablation\n"
+        if begin not in text:
+            text = text.rstrip() + f"\n\n{begin}\n{end}\n"
+        head, _, rest = text.partition(begin)
+        _, _, tail = rest.partition(end)
+        doc.write_text(f"{head}{begin}\nGenerated {time.strftime('%Y-%m-%d')} by `{cmd}`.\n\n{table}\n{end}{tail}")
     return 0
 
 

@@ -206,3 +206,33 @@ def test_the_int8_engine_path_imports_no_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_the_ablation_studies_round_only_what_they_say():
+    """scripts/int8_ablation.py's studies: weights alone changes the weights
+    and not the graph's inputs; activations alone leaves the weights FP32."""
+    import importlib.util
+    from pathlib import Path
+
+    from onnx import numpy_helper
+
+    spec = importlib.util.spec_from_file_location("int8_ablation", Path(__file__).parents[1] / "scripts" / "int8_ablation.py")
+    abl = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(abl)
+    rng = np.random.default_rng(3)
+    w = (rng.standard_normal((64, 16)) * 0.05).astype(np.float32)
+    x = rng.standard_normal((1, 10, 64)).astype(np.float32)
+    ref = x[0] @ w
+
+    wts = _matmul_model(w, 10)
+    assert abl.fake_quant_weights(wts, None) == 1
+    rounded = numpy_helper.to_array(wts.graph.initializer[0])
+    step = np.abs(w).max(axis=0) / 127
+    assert 0 < np.abs(rounded - w).max() and np.all(np.abs(rounded - w) <= step / 2 + 1e-7)
+    acts = _matmul_model(w, 10)
+    assert abl.fake_quant_activations(acts, per_row=True) == 1
+    assert np.array_equal(numpy_helper.to_array(next(i for i in acts.graph.initializer if i.name == "W")), w)
+    for model in (wts, acts):
+        got = _run(model, x)[0]
+        err = np.linalg.norm(got - ref) / np.linalg.norm(ref)
+        assert 0 < err < 0.02

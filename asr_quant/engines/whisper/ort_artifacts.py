@@ -53,9 +53,10 @@ BUILDER_SOURCES = ("ort_artifacts.py", "onnx_export.py", "onnx_io.py", "calibrat
 
 
 def builder_sources() -> list[Path]:
-    """These, every plan module and memory.py (it counts the manifest's weight bytes)."""
-    return ([_HERE / f for f in BUILDER_SOURCES] + sorted((_HERE / "plans").glob("*.py"))
-            + [_HERE.parents[1] / "memory.py"])
+    """These, every plan module and memory.py (it counts the manifest's weight bytes). Not
+    plans/default.py: it names which plan `auto` builds, and the plan is in the key itself."""
+    plans = [p for p in sorted((_HERE / "plans").glob("*.py")) if p.name != "default.py"]
+    return [_HERE / f for f in BUILDER_SOURCES] + plans + [_HERE.parents[1] / "memory.py"]
 
 
 def builder_hash() -> str:
