@@ -15,7 +15,7 @@ gives median milliseconds and the ratio to FP32 on the same shape.
 
 Per row is a third way, not a plan: activations scaled per frame
 (QuantizeLinear per axis) into the same u8s8 GEMM (MatMulIntegerToFloat),
-then one Mul for the row scales. Measured in docs/int8-blockwise.md.
+then one Mul for the row scales: the encoder products of plan "rows" (plans/rowwise.py). Measured in docs/int8-plans.md.
 """
 from __future__ import annotations
 
@@ -76,20 +76,12 @@ def recipe_model(w: np.ndarray, m: int, tmp: Path):
 
 
 def per_row_model(w: np.ndarray, m: int):
-    """Symmetric int8 per frame (as uint8 + 128), per-channel int8 weights."""
-    from onnx import helper
+    """Plan "rows"' own writer (plans/rowwise.rewrite: symmetric int8 per row, per-channel int8 weights)."""
+    from asr_quant.engines.whisper.plans import rowwise
 
-    ws = np.maximum(np.abs(w).max(0), 1e-12) / 127
-    inits = {"Wq": np.clip(np.round(w / ws), -127, 127).astype(np.int8), "ws": ws.astype(np.float32),
-             "inv127": np.float32(1 / 127), "tiny": np.float32(1e-12), "flat": np.array([-1], np.int64),
-             "one": np.float32(1.0), "zp": np.uint8(128), "zps": np.full([m], 128, np.uint8)}
-    h = helper.make_node
-    nodes = [h("Abs", ["X"], ["a"]), h("ReduceMax", ["a"], ["mx"], axes=[-1], keepdims=1),
-             h("Mul", ["mx", "inv127"], ["s0"]), h("Max", ["s0", "tiny"], ["s"]), h("Reshape", ["s", "flat"], ["s1"]),
-             h("QuantizeLinear", ["X", "s1", "zps"], ["q"], axis=1),
-             h("MatMulIntegerToFloat", ["q", "Wq", "one", "ws", "zp"], ["y"], domain="com.microsoft"),
-             h("Mul", ["y", "s"], ["Y"])]
-    return _model(nodes, inits, m, w.shape[0])
+    model = fp32_model(w, m)
+    rowwise.rewrite(model, lambda name: True)
+    return model
 
 
 def nbits_model(w: np.ndarray, m: int, block: int):

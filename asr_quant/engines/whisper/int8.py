@@ -16,10 +16,15 @@ class WhisperInt8Engine(OrtWhisperEngine):
     name = "INT8"
     precision = "int8"
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, bundle, settings, plan, quant: QuantConfig | None = None, progress=None):
+        super().__init__(bundle, settings, plan, quant=quant, progress=progress)
         r = self.manifest["report"]
         self.info.quant = {"plan": r.get("plan") or {}, "sensitivity": r.get("sensitivity") or []}
+        if quant is None and settings.int8_plan == "auto":  # say why this plan is the default here
+            from .plans.default import choose
+
+            self.info.details += (f" Plan '{self.quant.plan}' is the default (--int8-plan auto) for instruction "
+                                  f"set {self.quant.isa}: {choose(self.quant.isa)[1]}.")
 
     def describe(self, manifest: dict) -> str:
         return plans.describe(manifest)
