@@ -29,7 +29,7 @@ from ..audio import AudioError
 from ..engines import EngineError
 from ..settings import Settings
 from . import corpus as _corpus
-from . import docs, paired, prompts, report
+from . import docs, layouts, paired, prompts, report
 from .run import BenchError, run_model, write_outputs
 
 DEFAULT_PEERS = "float32,int8"
@@ -46,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", action="append", default=None,
                    help="'builtin' (espeak-ng, made once and cached), 'prompts-es' (recorded Spanish telephone "
                         "prompts, Debian asterisk-core-sounds-es), a folder of audio + same-named .txt (or "
-                        "manifest.tsv), or a folder of prompts with a 'name: text' index (prompts.txt[.gz]); "
+                        "manifest.tsv), a folder of prompts with a 'name: text' index (prompts.txt[.gz]), a Hugging Face "
+                        "audio folder (metadata.csv/.jsonl), a Common Voice folder (test.tsv or validated.tsv + "
+                        "clips/) or LibriSpeech (*.trans.txt); "
                         "repeat to combine (default: builtin)")
     p.add_argument("--language", default=None, help="language of folder clips whose name/folder doesn't say it")
     p.add_argument("--languages", default=None, help="only these languages, e.g. zh,en (zh includes zh-noisy)")
@@ -125,6 +127,10 @@ def gather_corpus(args, cache_dir: str, log) -> tuple[list[_corpus.Utterance], l
             found = prompts.read_prompts(src, language=args.language)
             utts += found
             notes.append(f"{len(found)} recorded prompt(s) from the folder {Path(src).name} and its index")
+        elif layouts.detect(src):
+            found = layouts.read(src, args.language)
+            utts += found
+            notes.append(f"{len(found)} clip(s) from the {layouts.detect(src)} layout in {Path(src).name}")
         else:
             folder = _corpus.read_folder(src, args.language)
             utts += folder
