@@ -29,7 +29,7 @@ from ..audio import AudioError
 from ..engines import EngineError
 from ..settings import Settings
 from . import corpus as _corpus
-from . import docs, layouts, paired, prompts, report
+from . import docs, layouts, merge, paired, prompts, report, shards
 from .run import BenchError, run_model, write_outputs
 
 DEFAULT_PEERS = "float32,int8"
@@ -92,6 +92,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--docs", default=None, help="also write this markdown page (e.g. docs/benchmark.md)")
     p.add_argument("--report", default=None, metavar="RESULTS_JSON",
                    help="rebuild results.md and charts from a saved results.json, without running")
+    p.add_argument("--shard", default=None, metavar="K/N",
+                   help="run only shard K of N of the clips (fixed by clip id; e.g. a Slurm array task), each "
+                        "clip's engines rotated as in the whole run; combine the shards with --merge")
+    p.add_argument("--merge", nargs="+", default=None, metavar="DIR",
+                   help="merge shards' results (folders or results.json files) into one results.json and "
+                        "report in --out, every statistic recomputed on all their clips; runs nothing")
+    p.add_argument("--ray", default=None, metavar="auto|ADDRESS",
+                   help="shard the clips over a Ray cluster: one actor per node holds the engines and runs its "
+                        "clips interleaved and rotated; the results merge into one report naming each node")
+    p.add_argument("--ray-nodes", type=int, default=None,
+                   help="with --ray: this many actors (default: one per alive node)")
     p.add_argument("--no-memory-probe", action="store_true",
                    help="skip re-loading each engine alone in a fresh process to measure its own memory")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -170,6 +181,16 @@ def main(argv: list[str] | None = None) -> int:
                 docs.write_docs(Path(args.docs), [res], res["command"], res["date"])
             print(report.results_markdown(res))
             return 0
+        if args.merge:
+            res = merge.merge(merge.load(args.merge), command)
+            write_outputs(res, Path(args.out))
+            if args.docs:
+                docs.write_docs(Path(args.docs), [res], res["command"], res["date"])
+            print(report.results_markdown(res))
+            log(f"wrote {Path(args.out) / 'results.json'} and {Path(args.out) / 'results.md'}")
+            return 0
+        if args.shard:
+            shards.parse(args.shard)  # a bad spec fails before any model loads
         if args.runs < 1 or args.warmup < 0:
             raise BenchError("--runs must be >= 1 and --warmup >= 0")
         settings = Settings.from_env()
@@ -181,7 +202,12 @@ def main(argv: list[str] | None = None) -> int:
         progress = _progress_factory(args.no_progress)
         for model in models:
             out = Path(args.out) / report.slug(model) if len(models) > 1 else Path(args.out)
-            res = run_model(model, args, utts, notes, out, command, date, log, progress)
+            if args.ray:
+                from . import ray_run  # lazy: ray is optional
+
+                res = ray_run.run_model_ray(model, args, utts, notes, out, command, date, log)
+            else:
+                res = run_model(model, args, utts, notes, out, command, date, log, progress)
             results.append(res)
             print(report.results_markdown(res))
             log(f"wrote {out / 'results.json'}, {out / 'results.md'} and charts")
@@ -189,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             docs.write_docs(Path(args.docs), results, command, date)
             log(f"wrote {args.docs}")
         return 0
-    except (BenchError, _corpus.CorpusError, EngineError, AudioError) as exc:
+    except (BenchError, _corpus.CorpusError, EngineError, AudioError, shards.ShardError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
