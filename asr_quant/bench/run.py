@@ -224,12 +224,8 @@ def rounded_weights_study(engine_set, settings: Settings, log) -> list[Engine]:
         return [_unavailable_row(ROUNDED_WEIGHTS, "fp32", "PyTorch", engine_set, exc)]
 
 
-def run_model(model: str, args, utts: list[_corpus.Utterance], corpus_notes: list[str], out_dir: Path,
-              command: str, date: str, log, progress_factory, engine_set=None) -> dict:
-    """Load, run, summarize and write the outputs for one model. An already
-    loaded `engine_set` (e.g. a test session's) is used as is and left open."""
-    from ..engines import load_engines
-
+def settings_for(model: str, args) -> Settings:
+    """The engines' settings for one model of a benchmark run (flags over ASRQ_* variables)."""
     settings = Settings.from_env()
     settings.model = model
     settings.precisions = args.engines
@@ -241,7 +237,16 @@ def run_model(model: str, args, utts: list[_corpus.Utterance], corpus_notes: lis
         settings.device = args.device
     if getattr(args, "int8_plan", None):
         settings.int8_plan = args.int8_plan
+    return settings
 
+
+def run_model(model: str, args, utts: list[_corpus.Utterance], corpus_notes: list[str], out_dir: Path,
+              command: str, date: str, log, progress_factory, engine_set=None) -> dict:
+    """Load, run, summarize and write the outputs for one model. An already
+    loaded `engine_set` (e.g. a test session's) is used as is and left open."""
+    from ..engines import load_engines
+
+    settings = settings_for(model, args)
     own = engine_set is None
     if own:
         log(f"loading {model} ({settings.precisions}) with {settings.threads} threads ...")
@@ -276,6 +281,8 @@ def run_model(model: str, args, utts: list[_corpus.Utterance], corpus_notes: lis
     if shard:
         keep = shards.take(keep, *shards.parse(shard))
         notes.append(f"shard {shard} of the corpus: {len(keep)} of its {len(positions)} clips")
+        if not keep:
+            raise BenchError(f"shard {shard} holds none of the {len(positions)} clips: use fewer shards")
     clips = load_clips(keep, log)
 
     runs, warmup = args.runs, args.warmup

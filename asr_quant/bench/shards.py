@@ -1,10 +1,11 @@
 """Splitting a benchmark's clips into N deterministic shards, for Slurm arrays
 (`--shard K/N`) and Ray actors, and the report's line naming each node.
 
-A clip's shard depends on its id alone (its place among the corpus's ids
-sorted by SHA-1, dealt round-robin), so shard K of N is the same set on every
-machine whatever order the corpus was listed in, and the N shards are
-disjoint, together the whole corpus, and within one clip of equal size. Each
+A clip's shard depends on its id alone (SHA-1 of the id, modulo N), so shard
+K of N is the same set on every machine whatever order or subset of the
+corpus it was given (a filter such as an English-only model's keeps each
+clip's shard), and the N shards are disjoint and together the whole corpus;
+their sizes are equal on average, not exactly. Each
 shard keeps the corpus's order; the clip's place in the whole corpus drives
 its engine rotation (`run.interleave(positions=...)`), so a clip meets its
 engines in the order it would in one run.
@@ -34,10 +35,14 @@ def _key(clip_id: str) -> str:
     return hashlib.sha1(clip_id.encode("utf-8")).hexdigest()
 
 
+def shard_of(clip_id: str, n: int) -> int:
+    """The shard (1..n) of one clip."""
+    return 1 + int(_key(clip_id), 16) % n
+
+
 def assign(ids: list[str], n: int) -> dict[str, int]:
     """clip id -> its shard (1..n)."""
-    order = sorted(set(ids), key=lambda i: (_key(i), i))
-    return {cid: 1 + pos % n for pos, cid in enumerate(order)}
+    return {cid: shard_of(cid, n) for cid in ids}
 
 
 def take(utts: list, k: int, n: int) -> list:
