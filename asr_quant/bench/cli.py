@@ -56,8 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="precisions to load (default fp32,fp16,int8,ort-fp32: ORT-FP32 is the same-runtime "
                         "reference for INT8)")
     p.add_argument("--peers", default=DEFAULT_PEERS,
-                   help="faster-whisper compute types run as extra rows, or 'none' (Whisper only; "
-                        f"default {DEFAULT_PEERS})")
+                   help="peer rows on the same weights (Whisper only): faster-whisper compute types (float32, "
+                        "int8, ...) and torch-int8, openai-whisper, whispercpp-q8_0, whispercpp-f16, "
+                        f"openvino-fp32, openvino-int8 (docs/peers.md); or 'none' (default {DEFAULT_PEERS})")
     p.add_argument("--runs", type=int, default=3, help="timed runs per clip and engine (default 3)")
     p.add_argument("--warmup", type=int, default=1, help="untimed warm-up calls per engine (default 1)")
     p.add_argument("--threads", type=int, default=None, help="threads for torch, ONNX Runtime and CTranslate2")
