@@ -43,7 +43,8 @@ def _build(kind: str, settings: Settings, model_name: str) -> Engine:
                                 settings.threads)
     from .openvino import OpenVINOEngine
 
-    return OpenVINOEngine(load_bundle(settings.model, settings.cache_dir), kind.split("-", 1)[1], settings.threads)
+    return OpenVINOEngine(load_bundle(settings.model, settings.cache_dir, fp32=False), kind.split("-", 1)[1],
+                          settings.threads, settings.cache_dir)
 
 
 def engines(settings: Settings, kinds: list[str], model_name: str) -> list[Engine]:

@@ -47,7 +47,10 @@ def openai_state_dict(hf_model) -> dict:
 
 
 def dims_of(hf_model) -> dict:
+    """openai-whisper's ModelDimensions; its MLPs are 4 x d_model wide by construction."""
     c = hf_model.config
+    if c.encoder_ffn_dim != 4 * c.d_model or c.decoder_ffn_dim != 4 * c.d_model:
+        raise EngineError(f"openai-whisper builds MLPs of 4 x d_model; this model's are {c.encoder_ffn_dim}")
     return dict(n_mels=c.num_mel_bins, n_audio_ctx=c.max_source_positions, n_audio_state=c.d_model,
                 n_audio_head=c.encoder_attention_heads, n_audio_layer=c.encoder_layers, n_vocab=c.vocab_size,
                 n_text_ctx=c.max_target_positions, n_text_state=c.d_model, n_text_head=c.decoder_attention_heads,
@@ -58,7 +61,9 @@ def checkpoint(bundle: WhisperBundle):
     """The converted checkpoint file, written once per model."""
     import torch
 
-    folder = bundle.cache_dir / "openai-whisper"
+    from ....cache import source_hash
+
+    folder = bundle.cache_dir / f"openai-whisper-{source_hash(__file__)}"  # bundle.cache_dir is per model sha256
     build_dir(folder, lambda tmp: torch.save(dict(dims=dims_of(bundle.hf_model),
                                                   model_state_dict=openai_state_dict(bundle.hf_model)),
                                              tmp / "model.pt"),

@@ -55,7 +55,9 @@ class TorchDynamicInt8Engine(Engine):
         t0 = time.perf_counter()
         self.model = quantize(bundle.hf_model)
         self.step_model = TorchStepModel(self.model, "cpu", torch.float32)
-        folder = bundle.cache_dir / "torch-dynamic-int8"
+        from ....cache import source_hash
+
+        folder = bundle.cache_dir / f"torch-dynamic-int8-{source_hash(__file__)}-torch{torch.__version__}"
         build_dir(folder, lambda tmp: torch.save(self.model.state_dict(), tmp / "model.pt"),
                   valid=lambda f: (f / "model.pt").is_file())
         self.info = EngineInfo(

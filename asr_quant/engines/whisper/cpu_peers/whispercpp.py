@@ -22,7 +22,9 @@ LABEL = {"f16": "F16", "q8_0": "Q8_0"}
 def ggml_file(bundle: WhisperBundle, kind: str):
     import torch
 
-    folder = bundle.cache_dir / f"whispercpp-{kind}"
+    from ....cache import key_of, source_hash
+
+    folder = bundle.cache_dir / f"whispercpp-{kind}-{key_of(source_hash(ggml.__file__, __file__), 12)}"
 
     def fill(tmp):
         ck = torch.load(checkpoint(bundle), map_location="cpu", weights_only=True)
