@@ -112,8 +112,6 @@ def _placements(ray, n: int | None) -> list[dict]:
 def run_model_ray(model: str, args, utts: list, corpus_notes: list[str], out_dir: Path, command: str, date: str,
                   log) -> dict:
     """The benchmark of one model over the cluster; writes and returns the merged results."""
-    from .run import write_outputs
-
     if args.shard:
         raise BenchError("--ray shards the clips itself: drop --shard")
     ray, started = connect(args.ray)
