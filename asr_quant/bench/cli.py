@@ -99,9 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--merge", nargs="+", default=None, metavar="DIR",
                    help="merge shards' results (folders or results.json files) into one results.json and "
                         "report in --out, every statistic recomputed on all their clips; runs nothing")
-    p.add_argument("--ray", default=None, metavar="auto|ADDRESS",
-                   help="shard the clips over a Ray cluster: one actor per node holds the engines and runs its "
-                        "clips interleaved and rotated; the results merge into one report naming each node")
+    p.add_argument("--ray", default=None, metavar="auto|local|ADDRESS",
+                   help="shard the clips over a Ray cluster (auto: the running one; local: start one for this "
+                        "run): one actor per node holds the engines and runs its clips interleaved and rotated; "
+                        "the results merge into one report naming each node (docs/scale.md)")
     p.add_argument("--ray-nodes", type=int, default=None,
                    help="with --ray: this many actors (default: one per alive node)")
     p.add_argument("--no-memory-probe", action="store_true",
