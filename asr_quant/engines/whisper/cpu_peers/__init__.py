@@ -26,20 +26,22 @@ KINDS = {
 
 
 def _build(kind: str, settings: Settings, model_name: str) -> Engine:
+    """Each peer gets its own bundle, its FP32 model loaded only if a conversion needs it, so that
+    what the peer holds while it runs is its own runtime's weights, not a second FP32 copy."""
     from .. import load_bundle
 
     if kind == "torch-int8":
         from .torch_dynamic import TorchDynamicInt8Engine
 
-        return TorchDynamicInt8Engine(load_bundle(settings.model, settings.cache_dir), settings.threads)
+        return TorchDynamicInt8Engine(load_bundle(settings.model, settings.cache_dir, fp32=False), settings.threads)
     if kind == "openai-whisper":
         from .openai_ref import OpenAIWhisperEngine
 
-        return OpenAIWhisperEngine(load_bundle(settings.model, settings.cache_dir), settings.threads)
+        return OpenAIWhisperEngine(load_bundle(settings.model, settings.cache_dir, fp32=False), settings.threads)
     if kind.startswith("whispercpp-"):
         from .whispercpp import WhisperCppEngine
 
-        return WhisperCppEngine(load_bundle(settings.model, settings.cache_dir), kind.split("-", 1)[1],
+        return WhisperCppEngine(load_bundle(settings.model, settings.cache_dir, fp32=False), kind.split("-", 1)[1],
                                 settings.threads)
     from .openvino import OpenVINOEngine
 

@@ -79,6 +79,7 @@ class OpenAIWhisperEngine(Engine):
         set_threads(threads)
         t0 = time.perf_counter()
         path = checkpoint(bundle)
+        bundle._hf_model = None  # the transformers copy was needed only to write the checkpoint
         self.model = whisper.load_model(str(path), device="cpu")
         self.langs = list(whisper.tokenizer.LANGUAGES)[: self.model.num_languages]
         self.info = EngineInfo(

@@ -20,14 +20,15 @@ from ..model import WhisperBundle
 from ..torch_engine import TorchStepModel, set_threads
 
 
-def quantize(hf_model):
-    """A dynamic-INT8 copy of `hf_model` (the original is untouched)."""
+def quantize(hf_model, inplace: bool = False):
+    """`hf_model` with dynamic-INT8 Linears: a copy, or (inplace) the model itself, so no FP32 copy stays."""
     import torch
 
     torch.backends.quantized.engine = "x86" if "x86" in torch.backends.quantized.supported_engines else \
         torch.backends.quantized.engine
-    return torch.ao.quantization.quantize_dynamic(copy.deepcopy(hf_model).eval(), {torch.nn.Linear},
-                                                  dtype=torch.qint8)
+    model = hf_model if inplace else copy.deepcopy(hf_model)
+    return torch.ao.quantization.quantize_dynamic(model.eval(), {torch.nn.Linear}, dtype=torch.qint8,
+                                                  inplace=inplace)
 
 
 def state_bytes(model) -> int:
@@ -53,7 +54,7 @@ class TorchDynamicInt8Engine(Engine):
         set_threads(threads)
         self.bundle = bundle
         t0 = time.perf_counter()
-        self.model = quantize(bundle.hf_model)
+        self.model = quantize(bundle.hf_model, inplace=True)  # the peer's own bundle (cpu_peers._build)
         self.step_model = TorchStepModel(self.model, "cpu", torch.float32)
         from ....cache import source_hash
 

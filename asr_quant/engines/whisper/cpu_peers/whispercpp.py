@@ -40,6 +40,7 @@ class WhisperCppEngine(Engine):
 
         t0 = time.perf_counter()
         path = ggml_file(bundle, kind)
+        bundle._hf_model = None  # the transformers copy was needed only to write the file
         self.threads = threads
         self.langs = set(bundle.tokens.lang_to_id) if getattr(bundle.tokens, "lang_to_id", None) else set()
         with _memory.LoadMeter("cpu") as meter:
