@@ -29,7 +29,7 @@ from ..audio import AudioError
 from ..engines import EngineError
 from ..settings import Settings
 from . import corpus as _corpus
-from . import docs, paired, prompts, report
+from . import docs, layouts, merge, paired, prompts, report, shards
 from .run import BenchError, run_model, write_outputs
 
 DEFAULT_PEERS = "float32,int8"
@@ -46,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", action="append", default=None,
                    help="'builtin' (espeak-ng, made once and cached), 'prompts-es' (recorded Spanish telephone "
                         "prompts, Debian asterisk-core-sounds-es), a folder of audio + same-named .txt (or "
-                        "manifest.tsv), or a folder of prompts with a 'name: text' index (prompts.txt[.gz]); "
+                        "manifest.tsv), a folder of prompts with a 'name: text' index (prompts.txt[.gz]), a Hugging Face "
+                        "audio folder (metadata.csv/.jsonl), a Common Voice folder (test.tsv or validated.tsv + "
+                        "clips/) or LibriSpeech (*.trans.txt); "
                         "repeat to combine (default: builtin)")
     p.add_argument("--language", default=None, help="language of folder clips whose name/folder doesn't say it")
     p.add_argument("--languages", default=None, help="only these languages, e.g. zh,en (zh includes zh-noisy)")
@@ -54,8 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="precisions to load (default fp32,fp16,int8,ort-fp32: ORT-FP32 is the same-runtime "
                         "reference for INT8)")
     p.add_argument("--peers", default=DEFAULT_PEERS,
-                   help="faster-whisper compute types run as extra rows, or 'none' (Whisper only; "
-                        f"default {DEFAULT_PEERS})")
+                   help="peer rows on the same weights (Whisper only): faster-whisper compute types (float32, "
+                        "int8, ...) and torch-int8, openai-whisper, whispercpp-q8_0, whispercpp-f16, "
+                        f"openvino-fp32, openvino-int8 (docs/peers.md); or 'none' (default {DEFAULT_PEERS})")
     p.add_argument("--runs", type=int, default=3, help="timed runs per clip and engine (default 3)")
     p.add_argument("--warmup", type=int, default=1, help="untimed warm-up calls per engine (default 1)")
     p.add_argument("--threads", type=int, default=None, help="threads for torch, ONNX Runtime and CTranslate2")
@@ -90,6 +93,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--docs", default=None, help="also write this markdown page (e.g. docs/benchmark.md)")
     p.add_argument("--report", default=None, metavar="RESULTS_JSON",
                    help="rebuild results.md and charts from a saved results.json, without running")
+    p.add_argument("--shard", default=None, metavar="K/N",
+                   help="run only shard K of N of the clips (fixed by clip id; e.g. a Slurm array task), each "
+                        "clip's engines rotated as in the whole run; combine the shards with --merge")
+    p.add_argument("--merge", nargs="+", default=None, metavar="DIR",
+                   help="merge shards' results (folders or results.json files) into one results.json and "
+                        "report in --out, every statistic recomputed on all their clips; runs nothing")
+    p.add_argument("--ray", default=None, metavar="auto|local|ADDRESS",
+                   help="shard the clips over a Ray cluster (auto: the running one; local: start one for this "
+                        "run): one actor per node holds the engines and runs its clips interleaved and rotated; "
+                        "the results merge into one report naming each node (docs/scale.md)")
+    p.add_argument("--ray-nodes", type=int, default=None,
+                   help="with --ray: this many actors (default: one per alive node)")
     p.add_argument("--no-memory-probe", action="store_true",
                    help="skip re-loading each engine alone in a fresh process to measure its own memory")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -125,6 +140,10 @@ def gather_corpus(args, cache_dir: str, log) -> tuple[list[_corpus.Utterance], l
             found = prompts.read_prompts(src, language=args.language)
             utts += found
             notes.append(f"{len(found)} recorded prompt(s) from the folder {Path(src).name} and its index")
+        elif layouts.detect(src):
+            found = layouts.read(src, args.language)
+            utts += found
+            notes.append(f"{len(found)} clip(s) from the {layouts.detect(src)} layout in {Path(src).name}")
         else:
             folder = _corpus.read_folder(src, args.language)
             utts += folder
@@ -184,6 +203,16 @@ def main(argv: list[str] | None = None) -> int:
                 docs.write_docs(Path(args.docs), [res], res["command"], res["date"])
             print(report.results_markdown(res))
             return 0
+        if args.merge:
+            res = merge.merge(merge.load(args.merge), command)
+            write_outputs(res, Path(args.out))
+            if args.docs:
+                docs.write_docs(Path(args.docs), [res], res["command"], res["date"])
+            print(report.results_markdown(res))
+            log(f"wrote {Path(args.out) / 'results.json'} and {Path(args.out) / 'results.md'}")
+            return 0
+        if args.shard:
+            shards.parse(args.shard)  # a bad spec fails before any model loads
         if args.runs < 1 or args.warmup < 0:
             raise BenchError("--runs must be >= 1 and --warmup >= 0")
         settings = Settings.from_env()
@@ -195,7 +224,12 @@ def main(argv: list[str] | None = None) -> int:
         progress = _progress_factory(args.no_progress)
         for model in models:
             out = Path(args.out) / report.slug(model) if len(models) > 1 else Path(args.out)
-            res = run_model(model, args, utts, notes, out, command, date, log, progress)
+            if args.ray:
+                from . import ray_run  # lazy: ray is optional
+
+                res = ray_run.run_model_ray(model, args, utts, notes, out, command, date, log)
+            else:
+                res = run_model(model, args, utts, notes, out, command, date, log, progress)
             results.append(res)
             print(report.results_markdown(res))
             log(f"wrote {out / 'results.json'}, {out / 'results.md'} and charts")
@@ -203,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
             docs.write_docs(Path(args.docs), results, command, date)
             log(f"wrote {args.docs}")
         return 0
-    except (BenchError, _corpus.CorpusError, EngineError, AudioError) as exc:
+    except (BenchError, _corpus.CorpusError, EngineError, AudioError, shards.ShardError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -35,7 +35,8 @@ def machine() -> dict:
             gpu = "; ".join(out.splitlines()) or None
         except (OSError, subprocess.SubprocessError):
             gpu = None
-    return dict(cpu=cpu, isa=host.detect().as_dict(), logical_cores=os.cpu_count(), physical_cores=psutil.cpu_count(logical=False),
+    return dict(node=platform.node(), cpu=cpu, isa=host.detect().as_dict(), logical_cores=os.cpu_count(),
+                physical_cores=psutil.cpu_count(logical=False),
                 ram_gb=psutil.virtual_memory().total / 1e9, gpu=gpu, os=platform.platform(),
                 python=platform.python_version())
 

@@ -22,7 +22,8 @@ def _spec(e: Engine, role: str, settings: Settings, clip: str, language: str | N
         settings = replace(settings, int8_plan=plan.get("name") or settings.int8_plan,
                            int8_budget=plan.get("budget") or settings.int8_budget)
         return alone.spec_for(settings, e.info.precision, clip, language, kind)
-    name = e.info.name.lower() if kind == "engine" else e.info.name.split(" ", 1)[1]  # "faster-whisper int8"
+    name = e.info.name.lower() if kind == "engine" else (getattr(e, "peer_kind", None)  # cpu_peers' kind
+                                                         or e.info.name.split(" ", 1)[1])  # "faster-whisper int8"
     return alone.spec_for(settings, name, clip, language, kind)
 
 

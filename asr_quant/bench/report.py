@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from .. import units
+from .shards import nodes_markdown
 from . import divergences, quant_report
 from . import targets as _targets
 from .paired import recorded_rows
@@ -104,6 +105,8 @@ def results_markdown(res: dict, level: int = 1) -> str:
     for note in c.get("notes", []):
         parts.append(f"- {note}")
     parts.append("")
+    if res.get("nodes"):
+        parts.append(nodes_markdown(res))
     parts.append("How to read this: the *article* columns are the seed article's claims for "
                  f"{ARTICLE['setting']}. They are another model on another machine, printed beside the "
                  "measured figures in the article's layout; compare ratios between precisions, not absolute "
@@ -150,11 +153,14 @@ def _article(name: str) -> dict:
 
 
 def ratio_cell(r: dict | None) -> str:
-    """A head-to-head latency ratio: median of per-clip ratios [p10-p90], summed time beside."""
+    """A head-to-head latency ratio: median of per-clip ratios [p10-p90], summed time beside, and the
+    bootstrap interval of the median (the run's noise on it) where there are 2 clips or more."""
     if not r or r.get("median_paired") is None:
         return "—"
+    ci = (f"; median's 95 % CI {times(r['ci_low'])}–{times(r['ci_high'])}" if r.get("ci_low") is not None
+          else "")
     return (f"{times(r['median_paired'])} [{times(r['p10_paired'])}–{times(r['p90_paired'])}] "
-            f"(summed {times(r['of_totals'])}, {r['pairs']} calls)")
+            f"(summed {times(r['of_totals'])}, {r['pairs']} calls){ci}")
 
 
 def _size_section(res: dict, h: str) -> str:
@@ -218,9 +224,11 @@ def _speed_section(res: dict, h: str) -> str:
         ["engine", "latency median (ms)", "article mean (ms)", "RTF", "article", "throughput (clips/s)",
          "vs PyTorch FP32", "vs ORT-FP32 (same runtime)", "article vs FP32"], rows)
         + "\n\nRatios: the median of per-clip ratios over the same clips and runs, [p10–p90] of those ratios, "
-          "and the ratio of summed times beside. Engines ran interleaved in one process, their order the next "
-          "row of a balanced Latin square (Williams design) at every clip and run, so each engine runs in each "
-          f"position and after each other engine equally often; threads: {threads}; no runtime spins while idle (ONNX Runtime "
+          "and the ratio of summed times beside; the *median's 95 % CI* is the run's noise on that median "
+          "(percentile interval of a seeded bootstrap over clips, 1000 resamples). Engines ran interleaved in one "
+          "process, their order the next row of a balanced Latin square (Williams design) at every clip and run, "
+          "so each engine runs in each position and after each other engine equally often; "
+          f"threads: {threads}; no runtime spins while idle (ONNX Runtime "
           "allow_spinning=0, PyTorch OMP_WAIT_POLICY=PASSIVE). *vs PyTorch FP32* mixes runtime and precision "
           "(what the seed article compared); *vs ORT-FP32* is INT8 against the same exported graph in the same "
           "runtime: precision alone. RTF = total compute time / total audio time.\n\n")

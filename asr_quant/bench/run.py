@@ -18,7 +18,7 @@ from ..engines.base import Engine, EngineInfo, UnavailableEngine
 from ..settings import Settings
 from . import charts, quant_report
 from . import corpus as _corpus
-from . import divergences, family, paired, report
+from . import divergences, family, paired, report, shards
 from .env import machine, threads_summary, versions
 from .memprobe import isolated_timing, memory_probe
 from .stats import Record, paired_latency_ratio, ratio, ratios_to, spread, summarize
@@ -79,11 +79,13 @@ def williams_order(n: int, k: int) -> list[int]:
     return row[::-1] if k >= n else row
 
 
-def interleave(engines: list[Engine], clips, runs: int, warmup: int, progress=None) -> dict[str, list[Record]]:
+def interleave(engines: list[Engine], clips, runs: int, warmup: int, progress=None,
+               positions: dict[str, int] | None = None) -> dict[str, list[Record]]:
     """Warm-up calls (discarded), then clip by clip, run by run, each engine in
     turn, the order the next row of a balanced Latin square at every (clip,
     run) (`rotated`) so no engine always runs first or after the same
-    neighbour. Returns the timed records per engine."""
+    neighbour. `positions` (clip id -> its index in the whole corpus) makes a
+    shard order each clip as the whole run would. Returns the timed records per engine."""
     records: dict[str, list[Record]] = {e.info.name: [] for e in engines}
     live = [e for e in engines if e.info.available]
     first_u, first_clip = clips[0]
@@ -93,6 +95,7 @@ def interleave(engines: list[Engine], clips, runs: int, warmup: int, progress=No
             if progress:
                 progress.update(1)
     for ci, (u, clip) in enumerate(clips):
+        ci = positions.get(u.id, ci) if positions else ci
         for run in range(runs):
             for e in rotated(engines, ci * runs + run):
                 t = e.transcribe(clip, u.language)
@@ -243,12 +246,8 @@ def rounded_weights_study(engine_set, settings: Settings, log) -> list[Engine]:
         return [_unavailable_row(ROUNDED_WEIGHTS, "fp32", "PyTorch", engine_set, exc)]
 
 
-def run_model(model: str, args, utts: list[_corpus.Utterance], corpus_notes: list[str], out_dir: Path,
-              command: str, date: str, log, progress_factory, engine_set=None) -> dict:
-    """Load, run, summarize and write the outputs for one model. An already
-    loaded `engine_set` (e.g. a test session's) is used as is and left open."""
-    from ..engines import load_engines
-
+def settings_for(model: str, args) -> Settings:
+    """The engines' settings for one model of a benchmark run (flags over ASRQ_* variables)."""
     settings = Settings.from_env()
     settings.model = model
     settings.precisions = args.engines
@@ -260,7 +259,16 @@ def run_model(model: str, args, utts: list[_corpus.Utterance], corpus_notes: lis
         settings.device = args.device
     if getattr(args, "int8_plan", None):
         settings.int8_plan = args.int8_plan
+    return settings
 
+
+def run_model(model: str, args, utts: list[_corpus.Utterance], corpus_notes: list[str], out_dir: Path,
+              command: str, date: str, log, progress_factory, engine_set=None) -> dict:
+    """Load, run, summarize and write the outputs for one model. An already
+    loaded `engine_set` (e.g. a test session's) is used as is and left open."""
+    from ..engines import load_engines
+
+    settings = settings_for(model, args)
     own = engine_set is None
     if own:
         log(f"loading {model} ({settings.precisions}) with {settings.threads} threads ...")
@@ -290,13 +298,20 @@ def run_model(model: str, args, utts: list[_corpus.Utterance], corpus_notes: lis
         notes.append(f"{engine_set.model.name} is English-only: only the English clips were run")
     if not keep:
         raise BenchError(f"no clip in the selected corpus is in a language {model} handles")
+    positions = {u.id: i for i, u in enumerate(keep)}  # the whole run's rotation, in a shard too
+    shard = getattr(args, "shard", None)
+    if shard:
+        keep = shards.take(keep, *shards.parse(shard))
+        notes.append(f"shard {shard} of the corpus: {len(keep)} of its {len(positions)} clips")
+        if not keep:
+            raise BenchError(f"shard {shard} holds none of the {len(positions)} clips: use fewer shards")
     clips = load_clips(keep, log)
 
     runs, warmup = args.runs, args.warmup
     bar = progress_factory(total=len(clips) * runs * len(engines) + warmup * len(
         [e for e in engines if e.info.available]), desc=model)
     t0 = time.perf_counter()
-    records = interleave(engines, clips, runs, warmup, bar)
+    records = interleave(engines, clips, runs, warmup, bar, positions)
     bar.close()
     wall = time.perf_counter() - t0
 
@@ -340,6 +355,8 @@ def run_model(model: str, args, utts: list[_corpus.Utterance], corpus_notes: lis
         isolated=_isolated(engines, roles, settings, clips, args, log) if getattr(args, "isolated", False) else None,
         profiles=profiles, op_profiles=op_profiles, calibration=calibration,
         paired=None, targets=None, explain=explained,
+        shard=dict(spec=shard, positions={u.id: positions[u.id] for u in used}, clips_total=len(positions),
+                   roles=roles),
         records={k: [asdict(r) for r in v] for k, v in records.items()},
     )
     res["paired"] = paired.from_results(res)  # before the targets, which judge recorded rows by it

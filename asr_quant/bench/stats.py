@@ -15,6 +15,8 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable
 
+import numpy as np
+
 from ..engines.base import EngineInfo, Transcript
 
 
@@ -220,20 +222,46 @@ def _share(records: list[Record], attr: str) -> float | None:
 
 # --- ratios to a reference engine ------------------------------------------------
 
+LATENCY_RESAMPLES = 1000
+LATENCY_SEED = 20260213
+LATENCY_LEVEL = 0.95
+
+
 def paired_latency_ratio(records: list[Record], reference: list[Record]) -> dict:
     """Latency relative to the reference engine, clip by clip in the same run.
 
     `of_totals` is the ratio of summed times over the calls both finished;
-    `median_paired` the median of per-call ratios (robust to one slow call)."""
+    `median_paired` the median of per-call ratios (robust to one slow call);
+    `ci_low`/`ci_high` the run's noise on that median: a 95 % percentile
+    interval over a seeded bootstrap of clips (a drawn clip brings all its
+    runs), None with fewer than 2 clips."""
     ref = {(r.clip, r.run): r.total_s for r in reference if r.error is None}
-    pairs = [(r.total_s, ref[(r.clip, r.run)]) for r in records
+    pairs = [(r.clip, r.total_s, ref[(r.clip, r.run)]) for r in records
              if r.error is None and (r.clip, r.run) in ref and ref[(r.clip, r.run)] > 0]
     if not pairs:
-        return dict(pairs=0, of_totals=None, median_paired=None, p10_paired=None, p90_paired=None)
-    per = [a / b for a, b in pairs]
-    return dict(pairs=len(pairs), of_totals=sum(a for a, _ in pairs) / sum(b for _, b in pairs),
+        return dict(pairs=0, of_totals=None, median_paired=None, p10_paired=None, p90_paired=None,
+                    ci_low=None, ci_high=None)
+    per = [a / b for _, a, b in pairs]
+    low, high = _bootstrap_median([c for c, _, _ in pairs], per)
+    return dict(pairs=len(pairs), of_totals=sum(a for _, a, _ in pairs) / sum(b for _, _, b in pairs),
                 median_paired=float(statistics.median(per)), p10_paired=percentile(per, 10),
-                p90_paired=percentile(per, 90))
+                p90_paired=percentile(per, 90), ci_low=low, ci_high=high, level=LATENCY_LEVEL,
+                resamples=LATENCY_RESAMPLES if low is not None else 0)
+
+
+def _bootstrap_median(clips: list[str], values: list[float]) -> tuple[float | None, float | None]:
+    """Percentile interval of the median of `values` over resamples of their clips."""
+    by: dict[str, list[float]] = {}
+    for c, v in zip(clips, values):
+        by.setdefault(c, []).append(v)
+    groups = [np.array(v) for v in by.values()]
+    if len(groups) < 2:
+        return None, None
+    rng = np.random.default_rng(LATENCY_SEED)
+    meds = [float(np.median(np.concatenate([groups[i] for i in idx])))
+            for idx in rng.integers(0, len(groups), size=(LATENCY_RESAMPLES, len(groups)))]
+    tail = 100 * (1 - LATENCY_LEVEL) / 2
+    return float(np.percentile(meds, tail)), float(np.percentile(meds, 100 - tail))
 
 
 def ratios_to(summary: dict, reference: dict, records: list[Record], ref_records: list[Record]) -> dict:

@@ -117,10 +117,16 @@ def load(settings: Settings, listener: LoadListener = NO_LISTENER) -> EngineSet:
 # --- optional functions the benchmark looks for (engines.family_hook) --------------------
 
 def peer_engines(settings: Settings, kinds: list[str], model_name: str) -> list:
-    """faster-whisper engines on the same CTranslate2 weights."""
+    """faster-whisper engines on the same CTranslate2 weights (kinds = its compute
+    types), and the other CPU runtimes of cpu_peers (kinds = cpu_peers.KINDS), in the order asked."""
+    from . import cpu_peers
     from .peers import faster_whisper_engines
 
-    return faster_whisper_engines(settings, kinds, model_name) if kinds else []
+    out = []
+    for kind in kinds:
+        out += (cpu_peers.engines(settings, [kind], model_name) if kind in cpu_peers.KINDS
+                else faster_whisper_engines(settings, [kind], model_name))
+    return out
 
 
 def _bundle_of(engine_set: EngineSet, settings: Settings) -> WhisperBundle:

@@ -102,7 +102,10 @@ def faster_whisper_engines(settings: Settings, compute_types: list[str], model_n
         ct2_dir, why = None, f"{type(exc).__name__}: {exc}"
     for ct in compute_types:
         if ct not in COMPUTE_TYPES:
-            raise EngineError(f"unknown faster-whisper compute type {ct!r}: use one of {', '.join(COMPUTE_TYPES)}")
+            from .cpu_peers import KINDS
+
+            raise EngineError(f"unknown peer {ct!r}: use a faster-whisper compute type ({', '.join(COMPUTE_TYPES)}) "
+                              f"or one of {', '.join(KINDS)}")
         try:
             if ct2_dir is None:
                 raise EngineError(why)
