@@ -8,7 +8,6 @@ calls in `runner`, diffs and WER/CER in `compare`/`metrics`, words in
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -19,10 +18,10 @@ import pandas as pd
 
 from .. import audio, export
 from ..sensitivity_chart import engines_sensitivity
-from . import charts, compare, explain, present
-from ..engines import EngineSet, Transcript, results
+from . import charts, compare, explain, present, steps, stream
+from ..engines import EngineSet
 from ..examples import Example, read_examples
-from .history import History, run_record
+from .history import History
 from .live import LiveEngines, Slot
 from .runner import Runner
 from ..settings import Settings
@@ -128,6 +127,7 @@ class _Page:
                         example_labels=[e.label for e in examples],
                         label="Examples (language · recorded or synthetic; reference and language are filled in)",
                         examples_per_page=12)
+        self.live_mode = _LiveMode(self)
         self.status = gr.Markdown("", elem_id="status", elem_classes="status-line", label="status")
         with gr.Row(equal_height=False):
             self.cols = [_EngineWidgets(s, baseline) for s in slots]
@@ -209,18 +209,8 @@ class _Page:
                 **{k: v for c in self.cols for k, v in c.clear(False).items()}}
 
     def decode(self, clip_path) -> tuple[audio.Clip | None, str | None]:
-        """(the clip, None), or (None, what is wrong with the upload in the decoder's words)."""
-        if not clip_path:
-            return None, "Record or upload a clip first, or pick an example."
-        try:  # gradio keeps the upload's own name
-            return audio.load(clip_path, max_s=self.settings.max_audio_s, max_bytes=self.max_bytes,
-                              name=Path(clip_path).name), None
-        except audio.AudioError as exc:
-            return None, str(exc)
-
-    def input_problem(self, clip_path) -> str | None:
-        """What is wrong with an upload; None when it is fine (the validator's check)."""
-        return self.decode(clip_path)[1]
+        """(the clip, None), or (None, what is wrong with the upload)."""
+        return steps.decode(clip_path, self.settings.max_audio_s, self.max_bytes)
 
     def _problem(self, message: str) -> dict:
         """An input problem: the message as toast and status line, nothing transcribed."""
@@ -271,58 +261,71 @@ class _Page:
                 progress((i + 1, n), desc=f"{cols[i + 1].name} running")
             yield update
 
-        loaded = [e.info.name for e in engines if e.info.available]  # the others stay out of charts and history
-        record = hist.add(run_record(clip.name, clip.duration_s, request, loaded))
-        transcripts = [r.transcript for r in request.results if r.transcript.engine in loaded]
-        figures = (charts.latency_figure(transcripts), charts.memory_figure(transcripts),
-                   charts.history_figure(hist))
-        headers, rows = hist.table()
         with tempfile.TemporaryDirectory(prefix="asrq-history-") as tmp:
-            csv_path, json_path = Path(tmp) / "asr-quant-history.csv", Path(tmp) / "asr-quant-history.json"
-            record.wall_s = time.perf_counter() - started  # all but writing these two small files
-            csv_path.write_text(hist.to_csv(), encoding="utf-8")
-            json_path.write_text(hist.to_json(), encoding="utf-8")
-            log.info("run %d: %s, %.1f s of audio: request %.3f s, engines %.3f s, decode %.3f s, "
-                     "outside the engines %.1f %%", record.run, clip.name, clip.duration_s, record.wall_s,
-                     record.engines_s, decode_s, 100 * record.outside_engines_s / max(record.wall_s, 1e-9))
-            summary = present.summary(request.results, record.wall_s, clip.name, clip.duration_s, clip.notes)
+            done = steps.finish(hist, clip, request, engines, started, decode_s, Path(tmp))
             yield {
                 **filled,
-                self.status: summary + (f"  \n{later}" if later else ""),
-                self.lat_plot: figures[0], self.mem_plot: figures[1], self.hist_plot: figures[2],
-                self.hist_table: pd.DataFrame(rows, columns=headers),
-                self.csv_btn: gr.DownloadButton(value=str(csv_path), visible=True),
-                self.json_btn: gr.DownloadButton(value=str(json_path), visible=True),
+                self.status: done.summary + (f"  \n{later}" if later else ""),
+                self.lat_plot: done.latency, self.mem_plot: done.memory, self.hist_plot: done.history,
+                self.hist_table: pd.DataFrame(done.rows, columns=done.headers),
+                self.csv_btn: gr.DownloadButton(value=str(done.csv_path), visible=True),
+                self.json_btn: gr.DownloadButton(value=str(done.json_path), visible=True),
                 self.history: hist,
             }  # gradio copies the files into its own cache before it resumes us; then tmp goes
 
     def run_json(self, clip_path, language) -> dict:
-        """The CLI's `--json` object for one clip (the `/transcribe_json` API);
-        engines still loading are listed with that as their error."""
+        """The CLI's `--json` object for one clip (the `/transcribe_json` API)."""
         clip, problem = self.decode(clip_path)
         if problem is not None:
             raise gr.Error(problem)
-        chosen = present.language_code(language)
-        engines, pending = self._ready()
-        rows = [results.engine_row(e.info, t) for e, t in zip(engines, self.runner.run(clip, chosen, engines))]
-        rows += [results.engine_row(s.info, Transcript(engine=s.name, audio_s=clip.duration_s,
-                                                       error=f"{s.name} is still loading ({s.message})"))
-                 for s in pending]
-        return results.run_result(self.live.model.name, clip.name, clip.duration_s, clip.sample_rate_in, rows)
+        return steps.json_result(self.live.model.name, self.runner, clip, present.language_code(language),
+                                 *self._ready())
 
     def export(self):
-        """The INT8 download: a zip built once per artifact set (in the cache),
-        handed to gradio from a temp folder (gradio serves only what it copied)."""
-        int8 = next((s.engine for s in self.live.snapshot() if s.precision == "int8"), None)
-        if int8 is None or not int8.info.available:
-            raise gr.Error("The INT8 engine is not ready" + ("" if int8 is None else f": {int8.info.error}"))
-        try:
-            built = export.export_zip(self.settings, int8)
-        except export.ExportError as exc:
-            raise gr.Error(str(exc)) from None
+        """The INT8 download (a zip built once per artifact set, in the cache), handed
+        to gradio from a temp folder (gradio serves only what it copied)."""
         with tempfile.TemporaryDirectory(prefix="asrq-export-") as tmp:
-            shutil.copyfile(built, Path(tmp) / "asr-quant-int8.zip")
-            yield str(Path(tmp) / "asr-quant-int8.zip")  # gradio copies it before it resumes us
+            try:
+                path = steps.int8_zip(self.live.snapshot(), self.settings, Path(tmp))
+            except export.ExportError as exc:
+                raise gr.Error(str(exc)) from None
+            yield str(path)  # gradio copies it before it resumes us
+
+
+# --- live microphone mode (the logic is gradio-free, in app/stream/) ---
+class _LiveMode:
+    """Streaming microphone: segments go to every ready engine as cut (stream.LivePages), columns show
+    text and live RTF; on stop the recording goes into the clip input and runs as an upload."""
+
+    def __init__(self, page: "_Page"):
+        self.page, self.pages = page, stream.LivePages()
+        with gr.Accordion("Live: speak, and every engine types along", open=True, elem_id="live-box"):
+            self.mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", elem_id="live-mic",
+                                label="Live microphone (cut at pauses; the whole recording runs as one clip at the end)")
+            self.box = gr.Markdown("", elem_id="live-status", label="live status")
+
+    def _show(self, shown) -> dict:
+        cols = [] if shown is None else [c for c in self.page.cols if c.name in shown.columns]
+        return {**({self.box: shown.box} if shown else {}),
+                **{w: v for c in cols for w, v in zip((c.text, c.figures), shown.columns[c.name])}}
+
+    def start(self, language, request: gr.Request):
+        return self._show(self.pages.start(request.session_hash, self.page._ready()[0], present.language_code(language)))
+
+    def feed(self, chunk, request: gr.Request):
+        return self._show(self.pages.feed(request.session_hash, chunk))
+
+    def stop(self, request: gr.Request):
+        with tempfile.TemporaryDirectory(prefix="asrq-live-") as tmp:
+            shown, path = self.pages.stop(request.session_hash, Path(tmp))
+            yield {**self._show(shown), self.page.clip: str(path) if path else None}  # gradio copies it first
+
+    def wire(self, transcribe) -> None:
+        outs, private = [self.box, *[w for c in self.page.cols for w in (c.text, c.figures)]], "private"
+        self.mic.start_recording(self.start, inputs=[self.page.language], outputs=outs, api_visibility=private)
+        self.mic.stream(self.feed, [self.mic], outs, stream_every=0.5, concurrency_limit=None, api_visibility=private)
+        self.mic.stop_recording(self.stop, outputs=[*outs, self.page.clip], api_visibility=private).then(
+            transcribe, inputs=self.page.inputs, outputs=self.page.outputs, concurrency_id="engines")
 
 
 def build(engines: EngineSet | LiveEngines, settings: Settings, examples: Sequence[Example] | None = None) -> gr.Blocks:
@@ -346,7 +349,7 @@ def build(engines: EngineSet | LiveEngines, settings: Settings, examples: Sequen
         def validate(clip, *others):
             """Before the queue (gradio runs an event's validator with queue=False):
             bad input is told at once instead of waiting behind transcriptions."""
-            problem = page.input_problem(clip)
+            problem = page.decode(clip)[1]
             return [gr.validate(problem is None, problem or ""), *[gr.validate(True, "") for _ in others]]
 
         page.button.click(transcribe, inputs=page.inputs, outputs=page.outputs, api_name="transcribe",
@@ -363,6 +366,7 @@ def build(engines: EngineSet | LiveEngines, settings: Settings, examples: Sequen
         page.clip.change(page.new_clip, outputs=[page.status, *[w for c in page.cols for w in c.outputs],
                                                  page.lat_plot, page.mem_plot],
                          queue=False, show_progress="hidden", api_visibility="private")
+        page.live_mode.wire(transcribe)
         page.timer.tick(page.refresh, outputs=page.loading_outputs, queue=False, api_visibility="private")
         demo.load(page.refresh, outputs=page.loading_outputs, queue=False, api_visibility="private")
     demo.queue(default_concurrency_limit=settings.concurrency, max_size=settings.max_queue)
