@@ -32,7 +32,7 @@ def priority(engines: Sequence[Engine]) -> list[Engine]:
 class LiveConfig:
     silence_s: float = 0.5  # a pause this long ends a segment
     max_s: float = 20.0  # the longest segment
-    max_backlog_s: float = 12.0  # audio waiting for an engine before it is left out of live mode
+    max_backlog_s: float = 30.0  # audio waiting for an engine before it is left out of live mode
 
 
 def to_mono_16k(sample_rate: int, data: np.ndarray) -> np.ndarray:

@@ -62,7 +62,7 @@ class WorkerState:
 
 class EngineWorker:
     def __init__(self, engine: Engine, language: str | None, idle: Callable[[], bool] | None = None,
-                 max_backlog_s: float = 12.0, clock: Callable[[], float] = time.perf_counter):
+                 max_backlog_s: float = 30.0, clock: Callable[[], float] = time.perf_counter):
         """`idle`: for a low-priority worker, True when the others have nothing to do."""
         self.engine = engine
         self.name = engine.info.name
@@ -113,7 +113,7 @@ class EngineWorker:
         audio = sum(d.piece.duration_s for d in done)
         compute = sum(d.compute_s for d in done)
         rtf = compute / audio if audio > 0 else None
-        keeps_up = not dropped and (rtf is None or rtf <= 1.0)
+        keeps_up = not dropped and (rtf is None or rtf <= 1.0) and waiting <= 1
         notes = sorted({w for d in done for w in d.warnings if "context" in w})
         return WorkerState(self.name, self.text(), len(done), waiting, rtf, keeps_up, dropped, busy,
                            done[-1].delay_s if done else None, "; ".join(notes))
