@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -103,20 +104,25 @@ def main(argv=None) -> int:
         samples, placed = rec.samples, rec.placed
     engines = load_engines(settings)
     ready = [e for e in engines.engines if e.info.available]
-    print(f"host: {host.detect().describe()}; {settings.threads} threads per engine; "
+    print(f"host: {host.detect().describe()}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
+          f"{settings.threads} threads per engine; "
           f"{len(samples) / SR:.1f} s streamed in {args.chunk_s} s chunks in real time", flush=True)
 
     sess = stream.LiveSession(ready, args.language)
     t0 = time.perf_counter()
     stream_in_real_time(sess, samples, args.chunk_s)
     stopped_at = time.perf_counter()
-    sess.stop()
+    recorded = sess.stop()  # what the page runs as one clip once recording stops
     sess.wait(600.0)
     caught_up_s = time.perf_counter() - stopped_at
     print(f"streamed {stopped_at - t0:.1f} s; {len(sess.pieces)} segments; all caught up {caught_up_s:.1f} s "
           "after the stream ended\n")
+    same_audio = len(recorded) == len(samples) and float(abs(recorded - samples).max()) == 0.0
+    print(f"the recording assembled from the stream is the streamed audio, sample for sample: {same_audio} "
+          "(so the one-clip pass after stop reads what an upload of the same audio reads)")
     report = {"host": host.detect().as_dict(), "audio_s": len(samples) / SR, "segments": len(sess.pieces),
-              "caught_up_after_stop_s": caught_up_s, "engines": {}}
+              "caught_up_after_stop_s": caught_up_s, "recording_identical": same_audio,
+              "load_average": os.getloadavg(), "engines": {}}
     print("| engine | live RTF | segments done | delay after cut, median | worst | kept up |")
     print("|---|---|---|---|---|---|")
     for w in sess.workers:
@@ -138,10 +144,14 @@ def main(argv=None) -> int:
 
             upload = worker.engine.transcribe(Clip(samples=samples, name="stream"), args.language)
             same, total, differ = matching_prompts(worker, upload.text, placed)
+            ref = " ".join(p.utt.text for p in placed)
+            wer_live, wer_upload = (metrics.error_rate(ref, t, "es").rate for t in (worker.text(), upload.text))
             report["compare"] = {"engine": args.compare, "prompts_matching": same, "prompts": total,
+                                 "wer_live": wer_live, "wer_upload": wer_upload,
                                  "differ": differ, "live_text": worker.text(), "upload_text": upload.text}
             print(f"\n{args.compare}: live transcript once stopped vs the same audio uploaded as one clip: "
-                  f"{same} of {total} prompts word for word ({100 * same / total:.0f} %)")
+                  f"{same} of {total} prompts word for word ({100 * same / total:.0f} %); WER against the prompts' "
+                  f"texts: live {wer_live:.3f}, one clip {wer_upload:.3f}")
             for t in differ:
                 print(f"  differs: {t}")
     if args.json:

@@ -19,7 +19,7 @@ from ...engines.base import Engine
 from .segmenter import SAMPLE_RATE, Piece, Segmenter
 from .worker import EngineWorker, WorkerState
 
-FIRST = ("INT8", "FP32")  # the key comparison gets the CPU first
+FIRST = ("INT8", "FP32")  # the fastest engine, then the baseline: the key comparison gets the CPU first
 
 
 def priority(engines: Sequence[Engine]) -> list[Engine]:
@@ -63,9 +63,8 @@ class LiveSession:
         self.stopped = False
         ordered = priority([e for e in engines if e.info.available])
         self.workers: list[EngineWorker] = []
-        for i, e in enumerate(ordered):
-            high = self.workers[:2]
-            idle = (lambda hs=tuple(high): all(w.idle_now for w in hs)) if i >= 2 else None
+        for i, e in enumerate(ordered):  # each starts a segment only while those before it are idle
+            idle = (lambda before=tuple(self.workers): all(w.idle_now for w in before)) if i else None
             self.workers.append(EngineWorker(e, language, idle=idle, max_backlog_s=self.config.max_backlog_s,
                                              clock=clock))
 

@@ -5,10 +5,12 @@ without FP16 arithmetic FP16 is emulated and several times slower than real
 time, and a shared queue would hold INT8's text back behind it. Each worker
 transcribes its segments in order, with the text of the segments before as
 context (Whisper: after <|startofprev|>, as condition_on_previous_text), and
-keeps its live real-time factor. A worker marked `low` (the engines after the
-first two) starts a segment only while the others are idle, and one whose
-backlog grows past `max_backlog_s` of audio stops taking segments: it
-"falls behind", says so, and is left to the whole-recording pass at the end.
+keeps its live real-time factor. Workers are ranked (INT8, FP32, then the
+rest): each starts a segment only while those ranked before it are idle, so
+on a 2-core CPU INT8 rarely shares the cores when its segment arrives (a
+segment already under way elsewhere is not interrupted). One whose backlog
+grows past `max_backlog_s` of audio stops taking segments: it "falls behind",
+says so, and is left to the whole-recording pass at the end.
 """
 from __future__ import annotations
 
@@ -63,7 +65,7 @@ class WorkerState:
 class EngineWorker:
     def __init__(self, engine: Engine, language: str | None, idle: Callable[[], bool] | None = None,
                  max_backlog_s: float = 30.0, clock: Callable[[], float] = time.perf_counter):
-        """`idle`: for a low-priority worker, True when the others have nothing to do."""
+        """`idle`: True when the workers ranked before this one have nothing to do (None: the first)."""
         self.engine = engine
         self.name = engine.info.name
         self.language = language
