@@ -59,7 +59,7 @@ class FaultyEngine(Engine):
         with self._idle:
             return self._idle.wait_for(lambda: self._running == 0, timeout)
 
-    def transcribe(self, clip, language=None):
+    def transcribe(self, clip, language=None, **options):
         self.calls += 1
         fault, hang, escape = self._take()
         if fault is not None and escape:
@@ -68,7 +68,7 @@ class FaultyEngine(Engine):
         with self._lock:
             self._running += 1
         try:
-            return super().transcribe(clip, language)
+            return super().transcribe(clip, language, **options)
         finally:
             with self._idle:
                 self._running -= 1

@@ -71,8 +71,10 @@ def build(utts: list[Utterance], total_s: float, gap_s: float = 0.6, across: tup
         clip = audio.load(u.path, name=u.id).samples
         d = len(clip) / SAMPLE_RATE
         start = t + (gap_s if placed else 0.0)
-        if pending and start + d > pending[0]:
+        if pending and start + d > pending[0] - min_gap_s:  # this one ends at the mark or after it
             start = max(t + min_gap_s, min(start, pending[0] - d / 2))
+            if not start < pending[0] < start + d:  # it would end at the mark: a longer gap centres it
+                start = max(start, pending[0] - d / 2)
             if start < pending[0] < start + d:
                 pending.pop(0)
         if start + d > total_s:
