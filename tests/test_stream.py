@@ -144,3 +144,29 @@ def test_browser_chunks_are_made_16k_mono_float():
     stereo = np.stack([np.full(4410, 16384, np.int16), np.zeros(4410, np.int16)], axis=1)
     y = stream.to_mono_16k(44100, stereo)
     assert y.dtype == np.float32 and len(y) == 1600 and abs(float(np.median(y)) - 0.25) < 0.01
+
+
+def test_the_runner_passes_window_progress_on_and_a_failing_reporter_harms_no_engine():
+    from asr_quant.app import steps
+    from asr_quant.app.runner import Runner
+    from asr_quant.audio import Clip
+
+    class Windows(Recorder):
+        def _run(self, clip, language, prompt=None, progress=None):
+            for done in (30.0, 60.0, clip.duration_s):
+                progress(done, clip.duration_s)
+            return RawResult(text="ok", language="en", token_ids=[1])
+
+    heard, bar = [], []
+    clip = Clip(samples=np.zeros(SR * 75, np.float32))
+    out = list(Runner([Windows("INT8", 0.0)], timeout_s=5).run(clip, "en", progress=lambda *a: heard.append(a)))
+    assert out[0].ok and heard == [("INT8", 30.0, 75.0), ("INT8", 60.0, 75.0), ("INT8", 75.0, 75.0)]
+
+    def broken(*a):
+        raise RuntimeError("no page")
+
+    out = list(Runner([Windows("INT8", 0.0)], timeout_s=5).run(clip, "en", progress=broken))
+    assert out[0].ok and out[0].text == "ok"
+    tell = steps.window_progress(lambda value, desc: bar.append((value, desc)), 75.0)
+    tell("FP32", 30.0, 75.0)
+    assert bar == [((30.0, 75.0), "FP32: 30 of 75 s")] and steps.window_progress(bar.append, 12.0) is None

@@ -77,3 +77,11 @@ def int8_zip(slots, settings, folder: Path) -> Path:
     path = Path(folder) / "asr-quant-int8.zip"
     shutil.copyfile(export.export_zip(settings, int8), path)
     return path
+
+
+def window_progress(report, duration_s: float, window_s: float = 30.0):
+    """For a clip over one window: (engine, done_s, total_s) as the page's
+    progress bar takes it (`report((done, total), desc=...)`); else None."""
+    if duration_s <= window_s:
+        return None
+    return lambda name, done, total: report((done, total), desc=f"{name}: {done:.0f} of {total:.0f} s")

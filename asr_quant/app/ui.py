@@ -253,7 +253,8 @@ class _Page:
 
         request = compare.Request(self.baseline, chosen, reference)
         filled: dict = dict(waiting)  # every column's final values, repeated in the last yield for API clients
-        for i, t in enumerate(self.runner.run(clip, chosen, engines)):
+        tell = steps.window_progress(progress, clip.duration_s)  # long clips: how far each engine has got
+        for i, t in enumerate(self.runner.run(clip, chosen, engines, tell)):
             update = cols[i].fill(request.add(t))
             filled.update(update)
             if i + 1 < n:
@@ -301,7 +302,7 @@ class _LiveMode:
         self.page, self.pages = page, stream.LivePages()
         with gr.Accordion("Live: speak, and every engine types along", open=True, elem_id="live-box"):
             self.mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", elem_id="live-mic",
-                                label="Live microphone (cut at pauses; the whole recording runs as one clip at the end)")
+                                label="Live microphone (cut at pauses; at the end the recording runs as one clip)")
             self.box = gr.Markdown("", elem_id="live-status", label="live status")
 
     def _show(self, shown) -> dict:
@@ -310,7 +311,7 @@ class _LiveMode:
                 **{w: v for c in cols for w, v in zip((c.text, c.figures), shown.columns[c.name])}}
 
     def start(self, language, request: gr.Request):
-        return self._show(self.pages.start(request.session_hash, self.page._ready()[0], present.language_code(language)))
+        return self._show(self.pages.start(request.session_hash, self.page._ready()[0], language))
 
     def feed(self, chunk, request: gr.Request):
         return self._show(self.pages.feed(request.session_hash, chunk))

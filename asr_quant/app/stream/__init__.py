@@ -7,5 +7,5 @@ from .segmenter import Piece, Segmenter
 from .session import LiveConfig, LiveSession, priority, to_mono_16k
 from .worker import EngineWorker, WorkerState
 
-__all__ = ["LivePages", "Shown", "Piece", "Segmenter", "LiveConfig", "LiveSession", "priority", "to_mono_16k", "EngineWorker",
-           "WorkerState"]
+__all__ = ["LivePages", "Shown", "Piece", "Segmenter", "LiveConfig", "LiveSession", "priority", "to_mono_16k",
+           "EngineWorker", "WorkerState"]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ...engines.base import Engine
+from .. import present
 from . import view
 from .session import LiveConfig, LiveSession
 
@@ -33,7 +34,8 @@ class LivePages:
         self._lock = threading.Lock()
 
     def start(self, key: str, engines: Sequence[Engine], language: str | None) -> Shown:
-        sess = LiveSession([e for e in engines if e.info.available], language, self.config)
+        """`language`: as the page's dropdown gives it ("auto", "es", "Spanish (es)")."""
+        sess = LiveSession([e for e in engines if e.info.available], present.language_code(language), self.config)
         with self._lock:
             old = self._by.pop(key, None)
             self._by[key] = sess
