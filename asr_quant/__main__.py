@@ -105,7 +105,8 @@ def transcribe(args: argparse.Namespace) -> int:
         alone.attach(engines, settings, args.clip, args.language)
     else:
         alone.attach_cached(engines, settings, args.clip, args.language)
-    rows = [engine_row(e, e.transcribe(clip, args.language)) for e in engines.engines]
+    rows = [engine_row(e, e.transcribe(clip, args.language, progress=_progress(e.info.name, clip.duration_s)))
+            for e in engines.engines]
     # A bad --language is bad input: every loaded engine rejects it with the same message.
     errors = {r["error"] for e, r in zip(engines.engines, rows) if e.info.available}
     if len(errors) == 1 and None not in errors and "language" in next(iter(errors)):
@@ -124,6 +125,13 @@ def transcribe(args: argparse.Namespace) -> int:
         for _, txt in explained.values():
             print("\n" + txt)
     return 0 if any(r["error"] is None for r in rows) else EXIT_ENGINE_FAILED
+
+
+def _progress(name: str, duration_s: float):
+    """Long clips: each engine's progress per window, on stderr (stdout stays the result)."""
+    if duration_s <= 30.0:
+        return None
+    return lambda done, total: print(f"{name}: {done:.0f} of {total:.0f} s", file=sys.stderr, flush=True)
 
 
 def _explain(engines, model: str, clip, language, rows) -> dict[str, tuple[dict | None, str]]:

@@ -27,7 +27,7 @@ class Settings:
     device: str = "auto"  # auto | cpu | cuda[:N]
     threads: int = field(default_factory=_default_threads)  # same for torch and onnxruntime
     cache_dir: str = field(default_factory=_default_cache)
-    max_audio_s: float = 60.0
+    max_audio_s: float = 600.0  # longest clip accepted (10 minutes); over 30 s is decoded long-form
     max_file_mb: float = 50.0
     inference_timeout_s: float = 300.0
     server_name: str = "127.0.0.1"

@@ -59,7 +59,7 @@ class FaultyEngine(Engine):
         with self._idle:
             return self._idle.wait_for(lambda: self._running == 0, timeout)
 
-    def transcribe(self, clip, language=None):
+    def transcribe(self, clip, language=None, **options):
         self.calls += 1
         fault, hang, escape = self._take()
         if fault is not None and escape:
@@ -68,7 +68,7 @@ class FaultyEngine(Engine):
         with self._lock:
             self._running += 1
         try:
-            return super().transcribe(clip, language)
+            return super().transcribe(clip, language, **options)
         finally:
             with self._idle:
                 self._running -= 1
@@ -100,6 +100,8 @@ class PerturbedWhisper(Engine):
     there: nothing in the encoder or the layers before, growing from that layer
     on. Traced like any torch engine (it has `step_model` and `bundle`)."""
 
+    carries_context = True
+
     def __init__(self, fp32, layer: int = 3, scale: float = 3.0, name: str = "FAULTY"):
         import copy
 
@@ -117,8 +119,8 @@ class PerturbedWhisper(Engine):
         self.info = dataclasses.replace(fp32.info, name=name, precision=name.lower(),
                                         details=f"FP32 with decoder layer {layer}'s fc2 perturbed")
 
-    def _run(self, clip, language):
-        from asr_quant.engines.whisper import decoding
+    def _run(self, clip, language, prompt=None, progress=None):
+        from asr_quant.engines.whisper import longform
 
-        return decoding.transcribe_samples(self.step_model, clip.samples, self.bundle.tokens, language,
-                                           n_mels=self.bundle.n_mels)
+        return longform.transcribe_samples(self.step_model, clip.samples, self.bundle.tokens, language,
+                                           n_mels=self.bundle.n_mels, prompt=prompt, progress=progress)

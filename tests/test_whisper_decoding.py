@@ -11,12 +11,13 @@ from tokenizers.models import WordLevel
 from tokenizers.pre_tokenizers import WhitespaceSplit
 
 from asr_quant.engines.base import EngineError
-from asr_quant.engines.whisper import decoding, features
+from asr_quant.engines.whisper import decoding, features, longform
 from asr_quant.engines.whisper.tokens import TokenizerInfo
 
 WORDS = ["the", "cat", "sat", "on", "mat", "la", "di", "da", "dum"] + [f"w{i}" for i in range(60)]
 SPECIAL = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|zh|>", "<|ja|>",
-           "<|translate|>", "<|transcribe|>", "<|nocaptions|>", "<|notimestamps|>"]
+           "<|translate|>", "<|transcribe|>", "<|nocaptions|>", "<|startofprev|>", "<|notimestamps|>"]
+N_STAMPS = 1501  # <|0.00|> .. <|30.00|>: logits rows after <|notimestamps|>, as in Whisper
 
 
 def make_info(multilingual: bool = True) -> TokenizerInfo:
@@ -30,11 +31,11 @@ def make_info(multilingual: bool = True) -> TokenizerInfo:
     ids = {s: vocab[s] for s in SPECIAL}
     langs = {"en": ids["<|en|>"], "zh": ids["<|zh|>"], "ja": ids["<|ja|>"]} if multilingual else {}
     return TokenizerInfo(
-        tokenizer=tok, vocab_size=len(vocab), sot=ids["<|startoftranscript|>"], eot=ids["<|endoftext|>"],
+        tokenizer=tok, vocab_size=len(vocab) + N_STAMPS, sot=ids["<|startoftranscript|>"], eot=ids["<|endoftext|>"],
         transcribe=ids["<|transcribe|>"], translate=ids["<|translate|>"],
         no_timestamps=ids["<|notimestamps|>"], no_speech=ids["<|nocaptions|>"], lang_to_id=langs,
         suppress_ids=[WORDS.index("dum")], suppress_ids_begin=[WORDS.index("la"), ids["<|endoftext|>"]],
-        max_positions=64)
+        max_positions=64, sot_prev=ids["<|startofprev|>"])
 
 
 def w(*words: str) -> list[int]:
@@ -61,8 +62,9 @@ class ScriptModel:
             self.prompts.append(tokens[0].tolist())
             history = tokens[0].tolist()
         else:
-            assert tokens.shape == (1, 1)
             history = cache + tokens[0].tolist()
+            if tokens.shape[1] > 1:  # the rest of a prompt fed in two parts
+                self.prompts[-1] = history
         logits = np.full(self.info.vocab_size, -10.0, dtype=np.float32)
         if history == [self.info.sot]:  # language detection call
             for code, score in self.lang_scores.items():
@@ -270,11 +272,103 @@ def test_windows_split_long_audio_evenly_and_keep_short_clips_whole():
     assert padded.shape == (80, 3000) and np.all(padded[:, full.shape[1]:] == 0)
 
 
-def test_transcribe_samples_detects_once_and_joins_windows():
+def ts(info, seconds: float) -> int:
+    return info.timestamp_begin + int(round(seconds / decoding.TIME_PRECISION_S))
+
+
+def test_split_segments_keeps_complete_segments_and_seeks_to_the_last_end():
     info = make_info()
-    model = ScriptModel(info, sequence_then_eot(w("the", "cat"), info.eot), lang_scores={"en": 5.0})
-    rng = np.random.default_rng(1)
-    raw = decoding.transcribe_samples(model, rng.normal(0, 0.1, 16000 * 45).astype(np.float32), info, None)
-    assert raw.text == "the cat the cat" and raw.language == "en" and raw.token_ids == w("the", "cat") * 2
-    assert model.prompts[0] == [info.sot] and model.prompts.count([info.sot]) == 1  # detected on window 1 only
-    assert raw.features_s > 0 and raw.encoder_s >= 0 and raw.decoding_s > 0
+    toks = [ts(info, 0), *w("the", "cat"), ts(info, 10), ts(info, 10), *w("sat"), ts(info, 20), ts(info, 20), *w("mat")]
+    pieces, seek = longform.split_segments(toks, info, offset_s=5.0, window_frames=3000)
+    assert [(a, b, info.decode(t)) for a, b, t in pieces] == [(5.0, 15.0, "the cat"), (15.0, 25.0, "sat")]
+    assert seek == 2000  # the unfinished "mat" is decoded again from 20 s on
+    pieces, seek = longform.split_segments(toks + [ts(info, 24)], info, 0.0, 3000)
+    assert [info.decode(t) for *_, t in pieces] == ["the cat", "sat", "mat"] and seek == 3000  # single ending
+    pieces, seek = longform.split_segments([ts(info, 0), *w("cat"), ts(info, 4)], info, 30.0, 1200)
+    assert pieces == [(30.0, 34.0, [ts(info, 0), *w("cat"), ts(info, 4)])] and seek == 1200
+
+
+def test_timestamp_rules_pair_order_and_first_token():
+    info = make_info()
+    tb = info.timestamp_begin
+    scores = np.zeros(info.vocab_size, np.float32)
+    s = scores.copy()
+    decoding.timestamp_rules(s, [], info)  # first: a timestamp of at most 1 s
+    allowed = np.flatnonzero(np.isfinite(s))
+    assert allowed.min() == tb and allowed.max() == ts(info, 1.0)
+    s = scores.copy()
+    s[info.eot] = 50.0  # a likely end keeps the timestamps' total from taking over
+    decoding.timestamp_rules(s, [ts(info, 2), *w("cat"), ts(info, 5)], info)  # after an end: no text, not earlier
+    allowed = np.flatnonzero(np.isfinite(s))
+    assert allowed[allowed >= tb].min() == ts(info, 5) and info.eot in allowed and not (allowed < info.eot).any()
+    s = scores.copy()
+    decoding.timestamp_rules(s, [ts(info, 2), *w("cat"), ts(info, 5)], info)  # ...else their total wins
+    assert np.flatnonzero(np.isfinite(s)).min() == ts(info, 5)
+    s = scores.copy()
+    decoding.timestamp_rules(s, [ts(info, 2), *w("cat"), ts(info, 5), ts(info, 5)], info)  # after a pair: text
+    assert not np.isfinite(s[tb:]).any() and np.isfinite(s[w("cat")[0]])
+    s = scores.copy()
+    decoding.timestamp_rules(s, [ts(info, 2), *w("cat")], info)  # a segment is never empty or backwards
+    assert not np.isfinite(s[tb:ts(info, 2) + 1]).any() and np.isfinite(s[ts(info, 2) + 1])
+
+
+class WindowScript(ScriptModel):
+    """One script per window (by encode count), in timestamp mode."""
+
+    def __init__(self, info, scripts):
+        super().__init__(info, None, lang_scores={"en": 5.0})
+        self.scripts = scripts
+        self.script = lambda gen: self.scripts[self.encodes - 1](gen)
+
+
+def test_long_form_seeks_to_the_last_complete_segment_and_carries_the_text():
+    info = make_info()
+    windows = [
+        [ts(info, 0), *w("the", "cat"), ts(info, 10), ts(info, 10), *w("sat", "on"), ts(info, 20),
+         ts(info, 20), *w("mat")],  # "mat" unfinished at the window's end
+        [ts(info, 0), *w("mat", "la"), ts(info, 6)],
+        [ts(info, 0), *w("di", "da"), ts(info, 3)],
+    ]
+    model = WindowScript(info, [sequence_then_eot(x, info.eot) for x in windows])
+    seen = []
+    raw = longform.transcribe_samples(model, np.random.default_rng(1).normal(0, 0.1, 16000 * 75).astype(np.float32),
+                                      info, None, progress=lambda done, total: seen.append((done, total)))
+    assert raw.text == "the cat sat on mat la di da" and raw.language == "en"
+    assert raw.token_ids == w("the", "cat", "sat", "on", "mat", "la", "di", "da")
+    assert [(s.start_s, s.end_s, s.text) for s in raw.segments] == [
+        (0.0, 10.0, "the cat"), (10.0, 20.0, "sat on"), (20.0, 26.0, "mat la"), (50.0, 53.0, "di da")]
+    assert model.encodes == 3 and seen == [(20.0, 75.0), (50.0, 75.0), (75.0, 75.0)]
+    # window 2 starts after <|startofprev|> and window 1's complete segments (not the unfinished "mat")
+    second = model.prompts[2]  # [sot] (language detection), window 1, window 2
+    assert second[0] == info.sot_prev and second[1:-3] == windows[0][:-2]
+    assert second[-3:] == [info.sot, info.lang_to_id["en"], info.transcribe]  # timestamps on: no <|notimestamps|>
+
+
+def test_previous_text_is_capped_at_half_the_context_and_a_prompt_reaches_a_short_clip():
+    info = make_info()
+    prev = [WORDS.index(f"w{i % 60}") for i in range(100)]
+    assert info.previous(prev) == [info.sot_prev] + prev[-(info.max_positions // 2 - 1):]
+    model = ScriptModel(info, sequence_then_eot(w("cat"), info.eot))
+    raw = longform.transcribe_samples(model, np.zeros(16000 * 4, np.float32), info, "en", prompt="the mat")
+    assert model.prompts == [[info.sot_prev, *w("the", "mat"), info.sot, info.lang_to_id["en"], info.transcribe,
+                              info.no_timestamps]]
+    assert raw.text == "cat" and [(s.start_s, s.end_s) for s in raw.segments] == [(0.0, 4.0)]
+
+
+def test_a_silent_window_is_skipped_by_its_no_speech_probability():
+    info = make_info()
+
+    class Silent(WindowScript):
+        def step(self, enc, tokens, cache):
+            logits, history = super().step(enc, tokens, cache)
+            if self.encodes == 2:  # window 2: all but certain there is no speech, and unsure of its text
+                logits = logits * 0.03
+                if history[-1] == info.sot:
+                    logits[info.no_speech] = 30.0
+            return logits, history
+
+    hallucination = [WORDS.index(f"w{i}") for i in range(40)]  # low-confidence text where nothing was said
+    windows = [[ts(info, 0), *w("the", "cat"), ts(info, 4)], [ts(info, 0), *hallucination, ts(info, 20)]]
+    model = Silent(info, [sequence_then_eot(x, info.eot) for x in windows])
+    raw = longform.transcribe_samples(model, np.zeros(16000 * 50, np.float32), info, "en")
+    assert raw.text == "the cat" and model.encodes == 2

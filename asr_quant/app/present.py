@@ -279,3 +279,23 @@ def highlight(ops) -> list[tuple[str, str | None]]:
         else:
             pairs.append((f"{op.base}→{op.other}", "substituted"))
     return pairs
+
+
+# The page's fixed texts (ui.py lays them out).
+PAGE_INTRO = ("# One recognizer at several precisions, side by side\n"
+              "Record or upload a clip (or pick an example): every engine transcribes it, one after another, the "
+              "baseline first and then the fastest, and each column fills in as soon as its engine is done.")
+EXPORT_NOTE = ("The quantized encoder and decoder (ONNX), tokenizer, mel parameters, the manifest (plan, "
+               "calibration, measured agreement with FP32, sizes) and a README with a numpy + onnxruntime script "
+               "that transcribes a wav with those files alone.")
+
+
+def explain_intro(baseline: str) -> str:
+    return (f"Where an engine's text differs from {baseline}'s on the clip above: the first token where the two "
+            "decodes part, both engines' top-5 there, and per layer how far its hidden state is from the "
+            "baseline's. Computed only when you ask (two more decodes and one trace each).")
+
+
+def live_model_card(engine_set, pending: Sequence[str]) -> str:
+    """The model card, and which engines are still loading."""
+    return model_card(engine_set) + (f"\n\n_{still_loading(list(pending))}_" if pending else "")

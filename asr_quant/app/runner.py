@@ -18,11 +18,12 @@ app is idle instead of competing with a visitor's request.
 """
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from .. import memory as _memory
 from ..audio import Clip
@@ -97,27 +98,31 @@ class Runner:
     def names(self) -> list[str]:
         return [e.info.name for e in self.engines]
 
-    def run(self, clip: Clip, language: str | None = None,
-            engines: Sequence[Engine] | None = None) -> Iterator[Transcript]:
+    def run(self, clip: Clip, language: str | None = None, engines: Sequence[Engine] | None = None,
+            progress: Callable[[str, float, float], None] | None = None) -> Iterator[Transcript]:
         """Every engine in order (`engines`: those ready now, default all);
-        never raises for an engine's failure. Freed memory goes back to the OS
-        after the last one, so that a long-running app's resident memory stays
-        flat (see `memory.trim_heap`)."""
+        never raises for an engine's failure. `progress(engine name, done_s,
+        total_s)` hears each window of a long clip (its failures are logged,
+        never the engine's). Freed memory goes back to the OS after the last
+        one, so that a long-running app's resident memory stays flat (see
+        `memory.trim_heap`)."""
         for engine in self.engines if engines is None else engines:
-            yield self.run_one(engine, clip, language)
+            yield self.run_one(engine, clip, language, progress)
         _memory.trim_heap()
 
-    def run_one(self, engine: Engine, clip: Clip, language: str | None = None) -> Transcript:
+    def run_one(self, engine: Engine, clip: Clip, language: str | None = None,
+                progress: Callable[[str, float, float], None] | None = None) -> Transcript:
         """One engine's call, with the time limit; a call that ran while another engine's
         abandoned call was computing carries a warning that its timing is disturbed."""
         before = set(self.busy())
-        t = self._run_one(engine, clip, language)
+        t = self._run_one(engine, clip, language, progress)
         others = sorted((before | set(self.busy())) - {engine.info.name})
         if others and t.ok:
             t.warnings.append(disturbed_warning(others, self.timeout_s))
         return t
 
-    def _run_one(self, engine: Engine, clip: Clip, language: str | None) -> Transcript:
+    def _run_one(self, engine: Engine, clip: Clip, language: str | None,
+                 progress: Callable[[str, float, float], None] | None = None) -> Transcript:
         name = engine.info.name
         with self._lock:
             stuck = self._abandoned.get(name)
@@ -129,11 +134,14 @@ class Runner:
             return _error(engine, clip, f"still busy with an earlier clip that ran past the "
                                         f"{self.timeout_s:g} s limit ({waited:.0f} s ago); try again later")
         call = _Call(engine)
+        told = _told(name, progress)
         if self.timeout_s <= 0:  # no limit: run here, no thread
             with self.activity:
-                call.result = _safe_transcribe(engine, clip, language)
+                call.result = _safe_transcribe(engine, clip, language, told)
             return call.result
-        call.thread = threading.Thread(target=_work, args=(call, clip, language, self.nice, self.activity),
+        # the caller's context goes along, so a page's progress reporter still finds its request
+        call.thread = threading.Thread(target=contextvars.copy_context().run,
+                                       args=(_work, call, clip, language, self.nice, told, self.activity),
                                        name=f"asrq-{name}", daemon=True)
         call.thread.start()
         call.thread.join(self.timeout_s)
@@ -161,17 +169,36 @@ def disturbed_warning(others: Sequence[str], timeout_s: float) -> str:
             f"while this one ran, so its latency here is not comparable")
 
 
-def _work(call: _Call, clip: Clip, language: str | None, nice: int = 0, activity: Activity = ACTIVITY) -> None:
+def _told(name: str, progress) -> Callable[[float, float], None] | None:
+    """`progress` for one engine, made safe: a reporter that fails is logged once and then left alone."""
+    if progress is None:
+        return None
+    broken = []
+
+    def tell(done_s: float, total_s: float) -> None:
+        if broken:
+            return
+        try:
+            progress(name, done_s, total_s)
+        except Exception:  # noqa: BLE001 - the reporter's fault must not become the engine's
+            broken.append(True)
+            log.exception("progress reporter failed for %s", name)
+
+    return tell
+
+
+def _work(call: _Call, clip: Clip, language: str | None, nice: int = 0, progress=None,
+          activity: Activity = ACTIVITY) -> None:
     runtime_policy.lower_thread_priority(nice)
     with activity:  # an abandoned call counts until it really ends
-        call.result = _safe_transcribe(call.engine, clip, language)
+        call.result = _safe_transcribe(call.engine, clip, language, progress)
 
 
-def _safe_transcribe(engine: Engine, clip: Clip, language: str | None) -> Transcript:
+def _safe_transcribe(engine: Engine, clip: Clip, language: str | None, progress=None) -> Transcript:
     """`Engine.transcribe` promises not to raise; this keeps that promise for
     engines that break it (BaseExceptions other than exit included)."""
     try:
-        return engine.transcribe(clip, language)
+        return engine.transcribe(clip, language, progress=progress) if progress else engine.transcribe(clip, language)
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # noqa: BLE001 - one engine must not take the others down

@@ -8,7 +8,6 @@ calls in `runner`, diffs and WER/CER in `compare`/`metrics`, words in
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -17,12 +16,12 @@ from typing import Any, Sequence
 import gradio as gr
 import pandas as pd
 
-from .. import audio, export
+from .. import export
 from ..sensitivity_chart import engines_sensitivity
-from . import charts, compare, explain, inputs, order, present
-from ..engines import EngineSet, Transcript, results
+from . import charts, compare, explain, inputs, order, present, steps, stream
+from ..engines import EngineSet
 from ..examples import Example, read_examples
-from .history import History, run_record
+from .history import History
 from .live import LiveEngines, Slot
 from .runner import Runner
 from ..settings import Settings
@@ -43,8 +42,7 @@ class _EngineWidgets:
         ready = slot.state == "ready"
         with gr.Column(elem_classes="engine-col", elem_id=f"engine-{key}", min_width=220):
             self.head = gr.Markdown(self.header(slot), elem_id=f"head-{key}", label=f"{slot.name} engine")
-            self.state = gr.Markdown("", elem_id=f"state-{key}", elem_classes="col-state",
-                                     label=f"{slot.name} state")
+            self.state = gr.Markdown("", elem_id=f"state-{key}", elem_classes="col-state", label=f"{slot.name} state")
             self.text = gr.Textbox(label=f"{slot.name} transcript", lines=4, max_lines=12,
                                    interactive=False, elem_id=f"text-{key}", buttons=["copy"], visible=ready)
             self.diff = None
@@ -102,10 +100,7 @@ class _Page:
         slots = order.run_order(slots, baseline)  # the baseline's column first, then the fastest expected
         self.runner = Runner([], settings.inference_timeout_s, nice=settings.inference_nice)
 
-        gr.Markdown("# One recognizer at several precisions, side by side\n"
-                    "Record or upload a clip (or pick an example): every engine transcribes it, one after "
-                    "another, the baseline first and then the fastest, and each column fills in as soon as its "
-                    "engine is done.")
+        gr.Markdown(present.PAGE_INTRO)
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
                 self.clip = gr.Audio(sources=["upload", "microphone"], type="filepath",
@@ -124,6 +119,7 @@ class _Page:
                         example_labels=[e.label for e in examples],
                         label="Examples (language · recorded or synthetic; reference and language are filled in)",
                         examples_per_page=12)
+        self.live_mode = _LiveMode(self)
         self.status = gr.Markdown("", elem_id="status", elem_classes="status-line", label="status")
         with gr.Row(equal_height=False):
             self.cols = [_EngineWidgets(s, baseline) for s in slots]
@@ -137,9 +133,7 @@ class _Page:
                                      elem_id="sensitivity", visible=fig is not None)
         others = [s.name for s in slots if s.name != baseline]
         with gr.Accordion("Explain the difference", open=False, elem_id="explain-box"):
-            gr.Markdown(f"Where an engine's text differs from {baseline}'s on the clip above: the first token where "
-                        "the two decodes part, both engines' top-5 there, and per layer how far its hidden state "
-                        "is from the baseline's. Computed only when you ask (two more decodes and one trace each).")
+            gr.Markdown(present.explain_intro(baseline))
             with gr.Row():
                 self.explain_engine = gr.Dropdown(choices=others, value=others[0] if others else None,
                                                   label=f"Engine to compare with {baseline}", elem_id="explain-engine")
@@ -153,9 +147,7 @@ class _Page:
                 self.csv_btn = gr.DownloadButton("Download history (CSV)", visible=False, elem_id="dl-csv")
                 self.json_btn = gr.DownloadButton("Download history (JSON)", visible=False, elem_id="dl-json")
         with gr.Accordion("Take the INT8 model away", open=False):
-            gr.Markdown("The quantized encoder and decoder (ONNX), tokenizer, mel parameters, the manifest "
-                        "(recipe, calibration, measured agreement with FP32, sizes) and a README with a "
-                        "numpy + onnxruntime script that transcribes a wav with those files alone.")
+            gr.Markdown(present.EXPORT_NOTE)
             self.export_btn = gr.Button("Prepare the INT8 download (zip)", elem_id="export")
             self.export_file = gr.File(label="INT8 model (zip)", elem_id="export-file", interactive=False)
         self.history = gr.State(History())  # one per browser session (gradio copies it)
@@ -181,9 +173,7 @@ class _Page:
                 self.timer]
 
     def model_card(self) -> str:
-        card = present.model_card(self.live.engine_set())
-        pending = [s.name for s in self.live.snapshot() if s.engine is None]
-        return card + (f"\n\n_{present.still_loading(pending)}_" if pending else "")
+        return present.live_model_card(self.live.engine_set(), [s.name for s in self.live.snapshot() if s.engine is None])
 
     def refresh(self) -> dict:
         """The loading state now (the timer's tick): headers, columns, model card."""
@@ -197,7 +187,7 @@ class _Page:
 
     def explain(self, clip_path, language, other):
         """The explanation's text and per-layer chart (the clip is checked first)."""
-        clip, problem = self.decode(clip_path)
+        clip, problem = self.uploads.decode(clip_path)
         if problem is not None or not other:
             return f"⚠️ {present.escape(problem or 'Pick an engine to compare first.')}", None
         r = explain.explain(self.live.engine_set(), self.settings.model, self.baseline, other, clip,
@@ -210,13 +200,9 @@ class _Page:
         return {self.status: "", self.lat_plot: None, self.mem_plot: None,
                 **{k: v for c in self.cols for k, v in c.clear(False).items()}}
 
-    def decode(self, clip_path) -> tuple[audio.Clip | None, str | None]:
-        """(the clip, None), or (None, what is wrong with the upload in the decoder's words)."""
-        return self.uploads.decode(clip_path)
-
     def input_problem(self, clip_path) -> str | None:
         """What is wrong with an upload; None when it is fine (the validator's check)."""
-        return self.decode(clip_path)[1]
+        return self.uploads.decode(clip_path)[1]
 
     def _problem(self, message: str) -> dict:
         """An input problem: the message as toast and status line, nothing transcribed."""
@@ -237,7 +223,7 @@ class _Page:
         (the validator has already turned them away before the queue)."""
         started = time.perf_counter()
         progress(0, desc="decoding")
-        clip, problem = self.decode(clip_path)
+        clip, problem = self.uploads.decode(clip_path)
         if (problem := problem or inputs.reference_problem(reference)) is not None:
             yield self._problem(problem)
             return
@@ -260,7 +246,8 @@ class _Page:
 
         request = compare.Request(self.baseline, chosen, reference)
         filled: dict = dict(waiting)  # every column's final values, repeated in the last yield for API clients
-        for i, t in enumerate(self.runner.run(clip, chosen, engines)):
+        tell = steps.window_progress(progress, clip.duration_s)  # long clips: how far each engine has got
+        for i, t in enumerate(self.runner.run(clip, chosen, engines, tell)):
             self.speeds.record(t)
             update = cols[i].fill(request.add(t), engines[i].info)
             filled.update(update)
@@ -269,59 +256,71 @@ class _Page:
                 progress((i + 1, n), desc=f"{cols[i + 1].name} running")
             yield update
 
-        loaded = [e.info.name for e in engines if e.info.available]  # the others stay out of charts and history
-        record = hist.add(run_record(clip.name, clip.duration_s, request, loaded))
-        transcripts = [r.transcript for r in request.results if r.transcript.engine in loaded]
-        figures = (charts.latency_figure(transcripts), charts.memory_figure(transcripts),
-                   charts.history_figure(hist))
-        headers, rows = hist.table()
         with tempfile.TemporaryDirectory(prefix="asrq-history-") as tmp:
-            csv_path, json_path = Path(tmp) / "asr-quant-history.csv", Path(tmp) / "asr-quant-history.json"
-            record.wall_s = time.perf_counter() - started  # all but writing these two small files
-            csv_path.write_text(hist.to_csv(), encoding="utf-8")
-            json_path.write_text(hist.to_json(), encoding="utf-8")
-            log.info("run %d: %s, %.1f s of audio: request %.3f s, engines %.3f s, decode %.3f s, "
-                     "outside the engines %.1f %%", record.run, clip.name, clip.duration_s, record.wall_s,
-                     record.engines_s, decode_s, 100 * record.outside_engines_s / max(record.wall_s, 1e-9))
-            summary = present.summary(request.results, record.wall_s, clip.name, clip.duration_s, clip.notes)
+            done = steps.finish(hist, clip, request, engines, started, decode_s, Path(tmp))
             yield {
                 **filled,
-                self.status: summary + (f"  \n{later}" if later else ""),
-                self.lat_plot: figures[0], self.mem_plot: figures[1], self.hist_plot: figures[2],
-                self.hist_table: pd.DataFrame(rows, columns=headers),
-                self.csv_btn: gr.DownloadButton(value=str(csv_path), visible=True),
-                self.json_btn: gr.DownloadButton(value=str(json_path), visible=True),
+                self.status: done.summary + (f"  \n{later}" if later else ""),
+                self.lat_plot: done.latency, self.mem_plot: done.memory, self.hist_plot: done.history,
+                self.hist_table: pd.DataFrame(done.rows, columns=done.headers),
+                self.csv_btn: gr.DownloadButton(value=str(done.csv_path), visible=True),
+                self.json_btn: gr.DownloadButton(value=str(done.json_path), visible=True),
                 self.history: hist,
             }  # gradio copies the files into its own cache before it resumes us; then tmp goes
 
     def run_json(self, clip_path, language) -> dict:
-        """The CLI's `--json` object for one clip (the `/transcribe_json` API);
-        engines still loading are listed with that as their error."""
-        clip, problem = self.decode(clip_path)
+        """The CLI's `--json` object for one clip (the `/transcribe_json` API)."""
+        clip, problem = self.uploads.decode(clip_path)
         if problem is not None:
             raise gr.Error(problem)
-        chosen = present.language_code(language)
         engines, pending = self._ready()
-        answers = [self.speeds.record(t) for t in self.runner.run(clip, chosen, engines)]
-        rows = [results.engine_row(e.info, t) for e, t in zip(engines, answers)]
-        rows += [results.engine_row(s.info, Transcript(engine=s.name, audio_s=clip.duration_s,
-                                                       error=f"{s.name} is still loading ({s.message})"))
-                 for s in pending]
-        return results.run_result(self.live.model.name, clip.name, clip.duration_s, clip.sample_rate_in, rows)
+        answers = [self.speeds.record(t) for t in self.runner.run(clip, present.language_code(language), engines)]
+        return steps.json_result(self.live.model.name, clip, engines, answers, pending)
 
     def export(self):
-        """The INT8 download: a zip built once per artifact set (in the cache),
-        handed to gradio from a temp folder (gradio serves only what it copied)."""
-        int8 = next((s.engine for s in self.live.snapshot() if s.precision == "int8"), None)
-        if int8 is None or not int8.info.available:
-            raise gr.Error("The INT8 engine is not ready" + ("" if int8 is None else f": {int8.info.error}"))
-        try:
-            built = export.export_zip(self.settings, int8)
-        except export.ExportError as exc:
-            raise gr.Error(str(exc)) from None
+        """The INT8 download (a zip built once per artifact set, in the cache), handed
+        to gradio from a temp folder (gradio serves only what it copied)."""
         with tempfile.TemporaryDirectory(prefix="asrq-export-") as tmp:
-            shutil.copyfile(built, Path(tmp) / "asr-quant-int8.zip")
-            yield str(Path(tmp) / "asr-quant-int8.zip")  # gradio copies it before it resumes us
+            try:
+                path = steps.int8_zip(self.live.snapshot(), self.settings, Path(tmp))
+            except export.ExportError as exc:
+                raise gr.Error(str(exc)) from None
+            yield str(path)  # gradio copies it before it resumes us
+
+
+class _LiveMode:
+    """Streaming microphone: segments go to every ready engine as cut (stream.LivePages), columns show
+    text and live RTF; on stop the recording goes into the clip input and runs as an upload."""
+
+    def __init__(self, page: "_Page"):
+        self.page, self.pages = page, stream.LivePages()
+        with gr.Accordion("Live: speak, and every engine types along", open=True, elem_id="live-box"):
+            self.mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", elem_id="live-mic",
+                                label="Live microphone (cut at pauses; at the end the recording runs as one clip)")
+            self.box = gr.Markdown("", elem_id="live-status", label="live status")
+
+    def _show(self, shown) -> dict:
+        cols = [] if shown is None else [c for c in self.page.cols if c.name in shown.columns]
+        return {**({self.box: shown.box} if shown else {}),
+                **{w: v for c in cols for w, v in zip((c.text, c.figures), shown.columns[c.name])}}
+
+    def start(self, language, request: gr.Request):
+        return self._show(self.pages.start(request.session_hash, self.page._ready()[0], language))
+
+    def feed(self, chunk, request: gr.Request):
+        return self._show(self.pages.feed(request.session_hash, chunk))
+
+    def stop(self, request: gr.Request):
+        with tempfile.TemporaryDirectory(prefix="asrq-live-") as tmp:
+            shown, path = self.pages.stop(request.session_hash, Path(tmp))
+            yield {**self._show(shown), self.page.clip: str(path) if path else None}  # gradio copies it first
+
+    def wire(self, transcribe) -> None:
+        outs, private = [self.box, *[w for c in self.page.cols for w in (c.text, c.figures)]], "private"
+        self.mic.start_recording(self.start, inputs=[self.page.language], outputs=outs, api_visibility=private)
+        self.mic.stream(self.feed, [self.mic], outs, stream_every=0.5, concurrency_limit=None, api_visibility=private)
+        self.mic.stop_recording(self.stop, outputs=[*outs, self.page.clip], api_visibility=private).then(
+            transcribe, inputs=self.page.inputs, outputs=self.page.outputs, concurrency_id="engines")
 
 
 def build(engines: EngineSet | LiveEngines, settings: Settings, examples: Sequence[Example] | None = None) -> gr.Blocks:
@@ -345,7 +344,7 @@ def build(engines: EngineSet | LiveEngines, settings: Settings, examples: Sequen
         def validate(clip, *others):
             """Before the queue (gradio runs an event's validator with queue=False):
             bad input is told at once instead of waiting behind transcriptions."""
-            problem = page.input_problem(clip)
+            problem = page.decode(clip)[1]
             return [gr.validate(problem is None, problem or ""), *[gr.validate(True, "") for _ in others]]
 
         def validate_run(clip, language, reference, hist):
@@ -368,6 +367,7 @@ def build(engines: EngineSet | LiveEngines, settings: Settings, examples: Sequen
         page.clip.change(page.new_clip, outputs=[page.status, *[w for c in page.cols for w in (c.state, *c.outputs)],
                                                  page.lat_plot, page.mem_plot],
                          queue=False, show_progress="hidden", api_visibility="private")
+        page.live_mode.wire(transcribe)
         page.timer.tick(page.refresh, outputs=page.loading_outputs, queue=False, api_visibility="private")
         demo.load(page.refresh, outputs=page.loading_outputs, queue=False, api_visibility="private")
     demo.queue(default_concurrency_limit=settings.concurrency, max_size=settings.max_queue)

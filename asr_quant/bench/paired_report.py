@@ -74,6 +74,8 @@ def paired_section(res: dict, h: str, table) -> str:
               f"({p.get('resamples')} resamples, seed {p.get('seed')}). WER or CER as in the table above; pools "
               "of several languages mix words and characters."
             + (" *One 30 s window*: the recorded clips that fit Whisper's window; longer ones are decoded "
-               "window by window, which faster-whisper does its own way (seeking by timestamps), so there a "
-               "peer's text moves for a reason that is not its precision. The verdict is judged on all "
-               "recorded clips." if longer else "") + "\n")
+               "long-form (seeking by timestamps, conditioned on the previous text), by faster-whisper in its "
+               "own implementation (no loop guard, its own token limit), so there a peer's text can move for "
+               "a reason that is not its precision. The verdict is judged on all recorded clips."
+               if longer else "") + "\n")
+

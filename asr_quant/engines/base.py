@@ -11,7 +11,7 @@ import time
 import traceback
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from ..audio import Clip
 from .. import memory as _memory
@@ -101,6 +101,19 @@ class EngineInfo:
 
 
 @dataclass
+class Segment:
+    """A stretch of the clip and what was said in it (long-form decoding's unit)."""
+
+    start_s: float
+    end_s: float
+    text: str
+
+
+# Told how far a call has got: (seconds of audio done, seconds in the clip).
+Progress = Callable[[float, float], None]
+
+
+@dataclass
 class Transcript:
     """One engine's answer on one clip. `error` is None on success."""
 
@@ -114,6 +127,7 @@ class Transcript:
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
     token_ids: list[int] = field(default_factory=list)
+    segments: list[Segment] = field(default_factory=list)  # with times, where the engine gives them
 
     @property
     def ok(self) -> bool:
@@ -146,6 +160,7 @@ class RawResult:
     encoder_s: float = 0.0
     decoding_s: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    segments: list[Segment] = field(default_factory=list)
 
 
 @dataclass
@@ -180,13 +195,21 @@ class Engine(ABC):
     """One precision of one model, loaded once and held resident."""
 
     info: EngineInfo
+    # True where `_run` takes `prompt` (text said just before the clip, carried
+    # as context) and `progress` keywords; others get a warning for a prompt.
+    carries_context = False
 
     @abstractmethod
     def _run(self, clip: Clip, language: str | None) -> RawResult:
         """Transcribe; may raise. Called only through `transcribe`."""
 
-    def transcribe(self, clip: Clip, language: str | None = None) -> Transcript:
-        """Never raises: any failure, MemoryError included, becomes `error`."""
+    def transcribe(self, clip: Clip, language: str | None = None, prompt: str | None = None,
+                   progress: Progress | None = None) -> Transcript:
+        """Never raises: any failure, MemoryError included, becomes `error`.
+
+        `prompt`: what was said before this clip (a live recording's previous
+        segments), for engines that carry context. `progress(done_s, total_s)`
+        hears how far a long clip has got; it must not raise."""
         if not self.info.available:
             return Transcript(
                 engine=self.info.name,
@@ -199,7 +222,13 @@ class Engine(ABC):
         start = time.perf_counter()
         try:
             with sampler:
-                raw = self._run(clip, language)
+                if self.carries_context:
+                    raw = self._run(clip, language, prompt=prompt, progress=progress)
+                else:
+                    raw = self._run(clip, language)
+                    if prompt:
+                        raw.warnings.append(f"{self.info.name} carries no context between segments: "
+                                            "each is transcribed on its own")
             _memory.synchronize(self.info.device)
         except MemoryError:
             return self._failed(clip, "ran out of memory on this clip", start, sampler)
@@ -216,6 +245,7 @@ class Engine(ABC):
             timings=Timings(total, raw.features_s, raw.encoder_s, raw.decoding_s),
             memory=self._memory(sampler),
             warnings=list(raw.warnings),
+            segments=list(raw.segments),
         )
 
     def close(self) -> None:

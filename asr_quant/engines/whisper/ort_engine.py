@@ -18,7 +18,7 @@ from ... import memory as _memory
 from ...audio import Clip
 from .. import runtime_policy
 from ..base import Engine, EngineError, EngineInfo, RawResult
-from . import decoding, onnx_io, ort_artifacts
+from . import longform, onnx_io, ort_artifacts
 from .model import WhisperBundle
 from .plans.config import QuantConfig
 
@@ -73,6 +73,7 @@ class OrtWhisperEngine(Engine):
 
     kind = "fp32"
     name = "ORT-FP32"
+    carries_context = True
     precision = "fp32"
 
     def __init__(self, bundle: WhisperBundle, settings, plan, quant: QuantConfig | None = None,
@@ -122,11 +123,11 @@ class OrtWhisperEngine(Engine):
                 "Runtime: against PyTorch FP32 it shows what the runtime alone changes, against INT8 what "
                 "precision alone changes.")
 
-    def _run(self, clip: Clip, language: str | None) -> RawResult:
+    def _run(self, clip: Clip, language: str | None, prompt: str | None = None, progress=None) -> RawResult:
         if self.step_model is None:
             raise EngineError(f"the {self.name} engine was closed")
-        return decoding.transcribe_samples(self.step_model, clip.samples, self.bundle.tokens, language,
-                                           n_mels=self.bundle.n_mels)
+        return longform.transcribe_samples(self.step_model, clip.samples, self.bundle.tokens, language,
+                                           n_mels=self.bundle.n_mels, prompt=prompt, progress=progress)
 
     def close(self) -> None:
         self.step_model = None

@@ -1,12 +1,17 @@
 """faster-whisper (CTranslate2) as a peer engine: the runtime a user would pick
 instead of this project's INT8, on the same Whisper weights, run the same way.
 
-Settings chosen for a like-for-like comparison with the project's engines:
-greedy (beam 1, best_of 1), temperature 0 only (no fallback re-decoding), no
-VAD, no timestamps, no conditioning on previous text, no no-speech dropping,
-language forced when known, and the token budget of the project's decoder
-(tokens per second of audio + a margin). Unlike the project's engines it has no
-repetition-loop guard: a loop runs to the budget once. faster-whisper is
+Settings chosen for a like-for-like comparison with the project's engines
+(which decode a clip of up to 30 s as one window without timestamps, and a
+longer one long-form, see longform.py): greedy (beam 1, best_of 1), temperature
+0 only (no fallback re-decoding), no VAD, language forced when known. Up to
+30 s: no timestamps, no conditioning on previous text, no no-speech dropping,
+and the token budget of the project's decoder (tokens per second of audio + a
+margin). Over 30 s: faster-whisper's own long-form decoding, as the project's
+long-form path does it: timestamps on, conditioned on the previous text, a
+window skipped at no-speech probability > 0.6 with average log-probability
+< -1, and faster-whisper's per-window limit of 448 positions. Unlike the
+project's engines it has no repetition-loop guard: a loop runs to the budget once. faster-whisper is
 installed with --no-deps (its `onnxruntime` requirement is only for the VAD,
 and plain onnxruntime must never sit beside onnxruntime-gpu), so it is
 imported lazily here.
@@ -20,7 +25,9 @@ from pathlib import Path
 from ... import memory
 from ...audio import Clip
 from .decoding import token_budget
-from ..base import Engine, EngineError, EngineInfo, RawResult, UnavailableEngine
+from .features import WINDOW_S
+from .longform import LOGPROB_THRESHOLD, NO_SPEECH_THRESHOLD
+from ..base import Engine, EngineError, EngineInfo, RawResult, Segment, UnavailableEngine
 from ...settings import Settings
 
 COMPUTE_TYPES = ("float32", "int8", "int8_float32", "float16", "int8_float16", "bfloat16", "int8_bfloat16")
@@ -54,7 +61,9 @@ class FasterWhisperEngine(Engine):
             runtime=f"faster-whisper {_version('faster-whisper')} / CTranslate2 {_version('ctranslate2')}",
             device="cpu", model=model_name,
             details=(f"peer on the same CTranslate2 weights (stored float16 on disk, converted to {compute_type} "
-                     "at load); greedy, temperature 0 only, no VAD, no timestamps, language forced when known"),
+                     "at load); greedy, temperature 0 only, no VAD, language forced when known; up to 30 s one "
+                     "window without timestamps, longer clips its own long-form decoding (timestamps, "
+                     "conditioned on the previous text)"),
             threads=threads, disk_bytes=memory.disk_bytes(*files), resident_bytes=meter.grown_bytes,
             load_s=time.perf_counter() - start)
 
@@ -75,19 +84,23 @@ class FasterWhisperEngine(Engine):
 
     def _run(self, clip: Clip, language: str | None) -> RawResult:
         lang = self._language(language)
-        budget = token_budget(clip.duration_s, prompt_len=4)
+        if clip.duration_s > WINDOW_S:
+            options = dict(without_timestamps=False, condition_on_previous_text=True,
+                           no_speech_threshold=NO_SPEECH_THRESHOLD, log_prob_threshold=LOGPROB_THRESHOLD)
+        else:
+            options = dict(without_timestamps=True, condition_on_previous_text=False, no_speech_threshold=None,
+                           log_prob_threshold=None, max_new_tokens=token_budget(clip.duration_s, prompt_len=4))
         segments, info = self.model.transcribe(
             clip.samples, language=lang, task="transcribe", beam_size=1, best_of=1, temperature=0.0,
-            vad_filter=False, without_timestamps=True, condition_on_previous_text=False,
-            no_speech_threshold=None, log_prob_threshold=None, compression_ratio_threshold=None,
-            max_new_tokens=budget)
+            vad_filter=False, compression_ratio_threshold=None, **options)
         segments = list(segments)  # the generator decodes lazily: consume it inside the timed call
         tokens = [t for s in segments for t in s.tokens]
         warnings = []
         if lang != language:
             warnings.append(f"language {language!r} decoded as {lang!r}")
         return RawResult(text="".join(s.text for s in segments).strip(), language=info.language,
-                         token_ids=tokens, warnings=warnings)
+                         token_ids=tokens, warnings=warnings,
+                         segments=[Segment(round(s.start, 2), round(s.end, 2), s.text.strip()) for s in segments])
 
 
 def faster_whisper_engines(settings: Settings, compute_types: list[str], model_name: str = "Whisper") -> list[Engine]:

@@ -28,6 +28,7 @@ class TokenizerInfo:
     suppress_ids: list[int]  # config "suppress_ids": never emitted
     suppress_ids_begin: list[int]  # config "suppress_ids_begin": not as the first token
     max_positions: int = 448  # decoder positions: prompt + output must fit
+    sot_prev: int | None = None  # <|startofprev|>: opens the previous text given as context
     _masks: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -72,6 +73,7 @@ class TokenizerInfo:
             suppress_ids=[int(i) for i in config.get("suppress_ids") or [] if 0 <= int(i) < vocab_size],
             suppress_ids_begin=[int(i) for i in config.get("suppress_ids_begin") or [] if 0 <= int(i) < vocab_size],
             max_positions=max_positions,
+            sot_prev=special.get("<|startofprev|>"),
         )
 
     # ------------------------------------------------------------------ languages
@@ -100,11 +102,34 @@ class TokenizerInfo:
             raise EngineError(f"unknown language code {language!r} for this Whisper model (it knows: {known})")
         return code, warnings
 
-    def prompt(self, language: str) -> list[int]:
-        """<|startoftranscript|>[<|xx|><|transcribe|>]<|notimestamps|>."""
+    @property
+    def timestamp_begin(self) -> int:
+        """<|0.00|>: timestamp tokens follow <|notimestamps|> in every Whisper
+        vocabulary (they are logits rows, not entries of tokenizer.json)."""
+        return self.no_timestamps + 1
+
+    @property
+    def has_timestamps(self) -> bool:
+        return self.vocab_size > self.timestamp_begin
+
+    def prompt(self, language: str, timestamps: bool = False) -> list[int]:
+        """<|startoftranscript|>[<|xx|><|transcribe|>][<|notimestamps|>]."""
+        tail = [] if timestamps else [self.no_timestamps]
         if not self.multilingual:
-            return [self.sot, self.no_timestamps]
-        return [self.sot, self.lang_to_id[language], self.transcribe, self.no_timestamps]
+            return [self.sot] + tail
+        return [self.sot, self.lang_to_id[language], self.transcribe] + tail
+
+    def previous(self, tokens: list[int]) -> list[int]:
+        """<|startofprev|> and the last n_text_ctx // 2 - 1 tokens of `tokens`,
+        as openai-whisper prefixes the previous text; [] without either."""
+        if not tokens or self.sot_prev is None:
+            return []
+        return [self.sot_prev] + list(tokens)[-(self.max_positions // 2 - 1):]
+
+    def encode_text(self, text: str) -> list[int]:
+        """Text tokens of `text` (openai-whisper encodes a prompt as " " + text)."""
+        text = (text or "").strip()
+        return self.tokenizer.encode(" " + text, add_special_tokens=False).ids if text else []
 
     def language_ids(self) -> tuple[list[str], np.ndarray]:
         codes = list(self.lang_to_id)
@@ -112,21 +137,23 @@ class TokenizerInfo:
 
     # ------------------------------------------------------------------ suppression
 
-    def suppress_mask(self, first: bool) -> np.ndarray:
+    def suppress_mask(self, first: bool, timestamps: bool = False) -> np.ndarray:
         """Boolean [vocab] of tokens that may not be emitted.
 
         Always: the config's suppress_ids (Whisper's non-speech symbols and
-        control tokens) and every special token but <|endoftext|> (we decode
-        text only, without timestamps). At the first step also the config's
+        control tokens) and every special token but <|endoftext|>, timestamp
+        tokens included unless `timestamps` (long-form decoding, whose
+        timestamp rules live in `decoding`). At the first step also the config's
         suppress_ids_begin (a blank, or <|endoftext|>), as Whisper's suppress_blank."""
-        if first not in self._masks:
+        key = (first, timestamps)
+        if key not in self._masks:
             mask = np.zeros(self.vocab_size, dtype=bool)
             mask[self.suppress_ids] = True
-            mask[self.eot + 1:] = True
+            mask[self.eot + 1:self.timestamp_begin if timestamps else None] = True
             if first:
                 mask[self.suppress_ids_begin] = True
-            self._masks[first] = mask
-        return self._masks[first]
+            self._masks[key] = mask
+        return self._masks[key]
 
     # ------------------------------------------------------------------ text
 

@@ -16,7 +16,7 @@ from .. import runtime_policy
 from ..base import Engine, EngineInfo, RawResult
 from ... import memory as _memory
 from ...audio import Clip
-from . import decoding
+from . import longform
 from .model import WhisperBundle
 
 _DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
@@ -124,6 +124,8 @@ def half_dir(bundle: WhisperBundle, precision: str):
 class WhisperTorchEngine(Engine):
     """One precision of Whisper in PyTorch."""
 
+    carries_context = True
+
     def __init__(self, bundle: WhisperBundle, precision: str, device: str, threads: int):
         import torch
 
@@ -153,9 +155,9 @@ class WhisperTorchEngine(Engine):
             artifact=f"{bundle.sha256[:12]}/{weights_file(bundle, precision).parent.name}",
         )
 
-    def _run(self, clip: Clip, language: str | None) -> RawResult:
-        return decoding.transcribe_samples(self.step_model, clip.samples, self.bundle.tokens, language,
-                                           n_mels=self.bundle.n_mels)
+    def _run(self, clip: Clip, language: str | None, prompt: str | None = None, progress=None) -> RawResult:
+        return longform.transcribe_samples(self.step_model, clip.samples, self.bundle.tokens, language,
+                                           n_mels=self.bundle.n_mels, prompt=prompt, progress=progress)
 
     def close(self) -> None:
         self.model = None

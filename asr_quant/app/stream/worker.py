@@ -1,0 +1,155 @@
+"""One engine's side of live mode: a thread with its own queue of segments.
+
+Why a thread per engine: engines must not wait on each other. On a CPU
+without FP16 arithmetic FP16 is emulated and several times slower than real
+time, and a shared queue would hold INT8's text back behind it. Each worker
+transcribes its segments in order, with the text of the segments before as
+context (Whisper: after <|startofprev|>, as condition_on_previous_text), and
+keeps its live real-time factor. Workers are ranked (INT8, FP32, then the
+rest): each starts a segment only while those ranked before it are idle, so
+on a 2-core CPU INT8 rarely shares the cores when its segment arrives (a
+segment already under way elsewhere is not interrupted). One whose backlog
+grows past `max_backlog_s` of audio stops taking segments: it "falls behind",
+says so, and is left to the whole-recording pass at the end.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ...audio import Clip
+from ...engines.base import Engine
+from .segmenter import Piece
+
+
+@dataclass
+class Done:
+    """One segment as this engine transcribed it."""
+
+    piece: Piece
+    text: str
+    compute_s: float
+    delay_s: float  # from the segment being cut (handed to the engines) to its text
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class WorkerState:
+    """What a column shows while recording."""
+
+    name: str
+    text: str
+    done: int
+    waiting: int
+    rtf: float | None
+    keeps_up: bool
+    dropped: bool
+    busy: bool
+    last_delay_s: float | None
+    note: str
+
+    def line(self) -> str:
+        rtf = f"RTF {self.rtf:.2f}" if self.rtf is not None else "RTF -"
+        if self.dropped:
+            return f"falls behind: {rtf}; left out of live mode, transcribed when the recording stops"
+        if not self.keeps_up:
+            return f"falls behind: {rtf}, {self.waiting} segment(s) waiting; catches up when the recording stops"
+        tail = f", last text {self.last_delay_s:.1f} s after its segment" if self.last_delay_s is not None else ""
+        return f"keeps up: {rtf}{tail}" + (f"; {self.note}" if self.note else "")
+
+
+class EngineWorker:
+    def __init__(self, engine: Engine, language: str | None, idle: Callable[[], bool] | None = None,
+                 max_backlog_s: float = 30.0, clock: Callable[[], float] = time.perf_counter):
+        """`idle`: True when the workers ranked before this one have nothing to do (None: the first)."""
+        self.engine = engine
+        self.name = engine.info.name
+        self.language = language
+        self.idle = idle
+        self.max_backlog_s = max_backlog_s
+        self.clock = clock
+        self.done: list[Done] = []
+        self.dropped = False
+        self.busy = False
+        self._queue: queue.Queue = queue.Queue()
+        self._waiting_s = 0.0
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name=f"live-{self.name}", daemon=True)
+        self._thread.start()
+
+    # --------------------------------------------------------------- feeding
+    def submit(self, piece: Piece, cut_at: float) -> None:
+        with self._lock:
+            if self.dropped:
+                return
+            self._waiting_s += piece.duration_s
+            if self._waiting_s > self.max_backlog_s:
+                self.dropped = True  # behind by more than it can catch up live
+                self._drain()
+                return
+        self._queue.put((piece, cut_at))
+
+    def stop(self) -> None:
+        """No more segments; the worker ends after those queued."""
+        self._stopping = True
+        self._queue.put(None)
+
+    def join(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def idle_now(self) -> bool:
+        return not self.busy and self._queue.empty()
+
+    # --------------------------------------------------------------- state
+    def state(self) -> WorkerState:
+        with self._lock:
+            done = list(self.done)
+            waiting, dropped, busy = self._queue.qsize(), self.dropped, self.busy
+        audio = sum(d.piece.duration_s for d in done)
+        compute = sum(d.compute_s for d in done)
+        rtf = compute / audio if audio > 0 else None
+        keeps_up = not dropped and (rtf is None or rtf <= 1.0) and waiting <= 1
+        notes = sorted({w for d in done for w in d.warnings if "context" in w})
+        return WorkerState(self.name, self.text(), len(done), waiting, rtf, keeps_up, dropped, busy,
+                           done[-1].delay_s if done else None, "; ".join(notes))
+
+    def text(self) -> str:
+        return " ".join(d.text for d in self.done if d.text)
+
+    # --------------------------------------------------------------- the thread
+    def _drain(self) -> None:
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                self._queue.put(None)
+                break
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            piece, cut_at = item
+            while self.idle is not None and not self.idle() and not self._stopping:
+                time.sleep(0.05)
+            with self._lock:
+                if self.dropped:
+                    continue
+                self.busy = True
+            t = self.engine.transcribe(Clip(samples=piece.samples, name=f"segment {piece.index + 1}"),
+                                       self.language, prompt=self.text() or None)
+            with self._lock:
+                self._waiting_s = max(0.0, self._waiting_s - piece.duration_s)
+                self.done.append(Done(piece, t.text.strip(), t.timings.total_s, self.clock() - cut_at,
+                                      t.error, list(t.warnings)))
+                self.busy = False
