@@ -108,7 +108,7 @@ def files(tmp_path_factory):
 @pytest.fixture(scope="module")
 def page():
     engines = [FakeEngine(name, text) for name, text in TEXTS.items()]
-    settings = Settings(max_file_mb=MAX_FILE_MB, inference_timeout_s=30)
+    settings = Settings(max_file_mb=MAX_FILE_MB, max_audio_s=60.0, inference_timeout_s=30)  # the limit _expected uses
     demo = ui.build(fake_set(*engines), settings, examples=[])
     return demo, engines, settings
 
@@ -175,7 +175,7 @@ def test_cli(case, files, monkeypatch, capsys):
     if case.error is not None:
         message = _expected(case, path, None)
         with pytest.raises(SystemExit) as info:
-            cli.main(["transcribe", str(path)])
+            cli.main(["transcribe", str(path), "--max-audio-s", "60"])  # the limit _expected uses
         assert info.value.code == cli.EXIT_BAD_INPUT
         out, err = capsys.readouterr()
         assert err == f"error: {message}\n" and out == ""
@@ -194,7 +194,7 @@ def test_cli_processes_exit_2_with_one_line(files):
     """The real process: exit code 2, one line on stderr, no traceback, for
     every error case of the table (run side by side to save time)."""
     bad = [c for c in CLI_CASES if c.error is not None]
-    procs = [subprocess.Popen([sys.executable, "-m", "asr_quant", "transcribe", str(files[c.name])],
+    procs = [subprocess.Popen([sys.executable, "-m", "asr_quant", "transcribe", str(files[c.name]), "--max-audio-s", "60"],
                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for c in bad]
     for case, p in zip(bad, procs):

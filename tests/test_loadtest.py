@@ -47,7 +47,7 @@ def test_bad_inputs_cover_the_mix(inputs):
 
 def test_good_and_bad_requests_are_all_answered(inputs, serve_page):
     engines = [FakeEngine("FP32", "a b c"), FakeEngine("FP16", "a b c"), FakeEngine("INT8", "a b d")]
-    demo, url = serve_page(fake_set(*engines), Settings(max_file_mb=CAP_MB, inference_timeout_s=60))
+    demo, url = serve_page(fake_set(*engines), Settings(max_file_mb=CAP_MB, max_audio_s=60.0, inference_timeout_s=60))
     try:
         driver = loadtest.Driver(url, inputs, clients=3, duration_s=4.0, drain_s=30.0, bad_share=0.6,
                                  cap_bytes=int(CAP_MB * 2**20), seed=1)
@@ -105,7 +105,7 @@ def test_full_queue_is_busy_and_no_answer_is_lost(inputs, serve_page):
 def test_good_clip_missing_a_transcript_is_wrong(inputs, serve_page):
     engines = [FakeEngine("FP32", "a b"), FakeEngine("FP16", fail=RuntimeError("broken")),
                FakeEngine("INT8", "a b"), unavailable("BF16", "not on this CPU")]
-    demo, url = serve_page(fake_set(*engines), Settings(max_file_mb=CAP_MB, inference_timeout_s=60))
+    demo, url = serve_page(fake_set(*engines), Settings(max_file_mb=CAP_MB, max_audio_s=60.0, inference_timeout_s=60))
     good = [i for i in inputs if i.kind == "good"]
     try:
         driver = loadtest.Driver(url, good, clients=1, duration_s=3.0, drain_s=30.0)

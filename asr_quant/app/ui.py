@@ -344,7 +344,7 @@ def build(engines: EngineSet | LiveEngines, settings: Settings, examples: Sequen
         def validate(clip, *others):
             """Before the queue (gradio runs an event's validator with queue=False):
             bad input is told at once instead of waiting behind transcriptions."""
-            problem = page.decode(clip)[1]
+            problem = page.input_problem(clip)
             return [gr.validate(problem is None, problem or ""), *[gr.validate(True, "") for _ in others]]
 
         def validate_run(clip, language, reference, hist):

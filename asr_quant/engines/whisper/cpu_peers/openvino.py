@@ -29,7 +29,7 @@ from ....audio import Clip
 from ....cache import build_dir, key_of, source_hash
 from .. import decoding, onnx_io, ort_artifacts
 from ..model import WhisperBundle
-from ..quant_config import QuantConfig
+from ..plans.config import QuantConfig
 
 REASON_OPTIMUM = ("optimum-intel 2.2.0 (newest on PyPI) requires transformers<5.6,>=4.51 and torchvision, which "
                   "would replace this project's transformers 5.23.0 and torch 2.13.0")
