@@ -8,7 +8,7 @@ Why: the INT8 plans differ in two places (the encoder's 1500-frame products
 and the decoder's one-token products) and along two axes (the weight grid and
 the activation grid); this measures each on its own so a plan is chosen for
 what it costs and buys, not by guess. Every variant is a pair of ONNX graphs
-run by the engines' own step loop (decoding.transcribe_samples) in ONNX
+run by the engines' own step loop (longform.transcribe_samples) in ONNX
 Runtime; the reference is the same export unquantized (ORT-FP32), so every
 difference is precision alone. Variants run interleaved clip by clip, their
 order rotated (bench.run.rotated), with ORT-FP32 among them: time is the
@@ -175,7 +175,7 @@ def main(argv=None) -> int:
     ap.add_argument("--section", default="GENERATED", help="the marked block of --docs to write (BEGIN/END <section>)")
     a = ap.parse_args(argv)
     logging.getLogger().setLevel(logging.ERROR)
-    from asr_quant.engines.whisper import decoding, load_bundle, onnx_export
+    from asr_quant.engines.whisper import load_bundle, longform, onnx_export
     from asr_quant.engines.whisper.ort_engine import OrtStepModel
     from asr_quant.settings import Settings
 
@@ -204,11 +204,11 @@ def main(argv=None) -> int:
     data = clips(a.every, Path(a.speech))
     res: dict[str, list[dict]] = {v: [] for v in names}
     for v in names:  # one untimed call each: first-call allocations and prepacking are not a variant's cost
-        decoding.transcribe_samples(models[v], data[0][1], bundle.tokens, data[0][0].language)
+        longform.transcribe_samples(models[v], data[0][1], bundle.tokens, data[0][0].language)
     for i, (u, samples) in enumerate(data):
         for v in rotated(names, i):
             t = time.perf_counter()
-            r = decoding.transcribe_samples(models[v], samples, bundle.tokens, u.language)
+            r = longform.transcribe_samples(models[v], samples, bundle.tokens, u.language)
             res[v].append({"text": r.text, "s": time.perf_counter() - t, "enc": r.encoder_s})
         print(f"{i + 1}/{len(data)}", end="\r", file=sys.stderr, flush=True)
     (work / "results.json").write_text(json.dumps({"clips": [Path(u.path).name for u, _ in data], "results": res}))

@@ -61,6 +61,11 @@ def fmt_bytes(n: int | None) -> str:
     return units.fmt_bytes(n, missing="not measured yet")
 
 
+def isa_label(isa) -> str:
+    """'AVX512-VNNI + AMX' for a table cell: each instruction set kept whole (no break at its hyphen)."""
+    return " + ".join(num(_cell(part)) for part in isa.label.split(" + "))
+
+
 def num(text: str) -> str:
     """A figure in a table cell that must not wrap (a narrow column would break
     "102.6 s" digit by digit)."""
@@ -90,7 +95,8 @@ def model_card(es: EngineSet) -> str:
     if m.notes:
         lines.append(f"\n{m.notes}")
     isa = host.detect()
-    lines.append(f"\nCPU: {escape(isa.describe())}. INT8's speed, and even its agreement with FP32, depend on "
+    where = escape(f"{isa.cpu}, ") if isa.cpu else ""
+    lines.append(f"\nCPU: {where}{isa_label(isa)}. INT8's speed, and even its agreement with FP32, depend on "
                  "this instruction set: figures measured on another CPU do not carry over.")
     lines.append("")
     lines.append("| engine | precision · runtime · device | on disk | peak RSS alone (to provision) | "
@@ -103,7 +109,7 @@ def model_card(es: EngineSet) -> str:
             lines.append(f"| **{i.name}** | unavailable: {_cell(i.error or 'unknown reason')} | | | | | |")
             continue
         threads = f", {i.threads} threads" if i.threads else ""
-        cpu = f" · for {_cell(isa.label)}" if i.precision == "int8" else ""
+        cpu = f" · for {isa_label(isa)}" if i.precision == "int8" else ""
         lines.append(f"| **{i.name}** | {_cell(i.label)}{threads}{cpu} | {num(fmt_bytes(i.disk_bytes))} | "
                      f"{peak_alone(i)} | {working(i)} | {num(fmt_bytes(i.weights_bytes))} | "
                      f"{num(f'{i.load_s:.1f} s')} |")

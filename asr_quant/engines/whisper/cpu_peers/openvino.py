@@ -17,7 +17,6 @@ The compressed graphs are saved once as OpenVINO IR in the cache.
 """
 from __future__ import annotations
 
-import importlib.metadata
 import time
 from typing import Any
 
@@ -27,7 +26,7 @@ from ...base import Engine, EngineInfo, RawResult
 from .... import memory as _memory
 from ....audio import Clip
 from ....cache import build_dir, key_of, source_hash
-from .. import decoding, onnx_io, ort_artifacts
+from .. import longform, onnx_io, ort_artifacts
 from ..model import WhisperBundle
 from ..plans.config import QuantConfig
 
@@ -75,6 +74,8 @@ def _compressed(folder, onnx_dir) -> None:
 
 
 class OpenVINOEngine(Engine):
+    carries_context = True  # the shared long-form loop: previous text as prompt, window progress
+
     def __init__(self, bundle: WhisperBundle, kind: str, threads: int, cache_dir: str):
         import openvino as ov
 
@@ -107,9 +108,9 @@ class OpenVINOEngine(Engine):
             threads=threads, disk_bytes=_memory.disk_bytes(*files), resident_bytes=meter.grown_bytes,
             load_s=time.perf_counter() - t0)
 
-    def _run(self, clip: Clip, language: str | None) -> RawResult:
-        return decoding.transcribe_samples(self.step_model, clip.samples, self.bundle.tokens, language,
-                                           n_mels=self.bundle.n_mels)
+    def _run(self, clip: Clip, language: str | None, prompt: str | None = None, progress=None) -> RawResult:
+        return longform.transcribe_samples(self.step_model, clip.samples, self.bundle.tokens, language,
+                                           n_mels=self.bundle.n_mels, prompt=prompt, progress=progress)
 
     def close(self) -> None:
         self.step_model = None

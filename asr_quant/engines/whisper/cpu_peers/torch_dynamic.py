@@ -15,7 +15,7 @@ from ...base import Engine, EngineInfo, RawResult
 from .... import memory as _memory
 from ....audio import Clip
 from ....cache import build_dir
-from .. import decoding
+from .. import longform
 from ..model import WhisperBundle
 from ..torch_engine import TorchStepModel, set_threads
 
@@ -48,6 +48,8 @@ def state_bytes(model) -> int:
 
 
 class TorchDynamicInt8Engine(Engine):
+    carries_context = True  # the shared long-form loop: previous text as prompt, window progress
+
     def __init__(self, bundle: WhisperBundle, threads: int):
         import torch
 
@@ -71,9 +73,9 @@ class TorchDynamicInt8Engine(Engine):
             threads=torch.get_num_threads(), disk_bytes=_memory.disk_bytes(folder / "model.pt"),
             weights_bytes=state_bytes(self.model), load_s=time.perf_counter() - t0)
 
-    def _run(self, clip: Clip, language: str | None) -> RawResult:
-        return decoding.transcribe_samples(self.step_model, clip.samples, self.bundle.tokens, language,
-                                           n_mels=self.bundle.n_mels)
+    def _run(self, clip: Clip, language: str | None, prompt: str | None = None, progress=None) -> RawResult:
+        return longform.transcribe_samples(self.step_model, clip.samples, self.bundle.tokens, language,
+                                           n_mels=self.bundle.n_mels, prompt=prompt, progress=progress)
 
     def close(self) -> None:
         self.model = self.step_model = None
