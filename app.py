@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         ui.launch(demo, settings)
     finally:
-        children.kill_all()  # helper processes (the memory probe) end with the app
+        # helper processes (the memory probe) end with the app; the interpreter's exit (atexit) closes for good
+        children.kill_all(close=False)
         ui.close(demo)  # uploads and downloads are deleted, not left in the temp folder
 
 

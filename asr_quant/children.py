@@ -93,12 +93,14 @@ def _kill(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
-def kill_all() -> None:
-    """Kill every child started by `popen` that is still running, and start no
-    more (at exit, and when the app is told to stop)."""
+def kill_all(close: bool = True) -> None:
+    """Kill every child started by `popen` that is still running; with `close`,
+    start no more (at exit, and when a signal tells the app to stop). An app
+    that returns in a process that goes on (a test's in-process app) passes
+    close=False, so the process can still start children afterwards."""
     global _CLOSED
     with _LOCK:
-        _CLOSED = True
+        _CLOSED = _CLOSED or close
         live = list(_LIVE)
         _LIVE.clear()
     for proc in live:

@@ -84,3 +84,16 @@ def test_killed_app_leaves_no_memory_probe_behind(sig, tmp_path):
     finally:
         app.proc.kill()
         app.stop(5)
+
+
+def test_an_app_that_returns_leaves_the_process_able_to_start_children():
+    """app.main's normal return kills its children but does not close the process for good
+    (a test's in-process app did, and every later memory probe in that process was refused)."""
+    import sys
+
+    from asr_quant import children
+
+    p = children.popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    children.kill_all(close=False)
+    assert p.wait(timeout=5) != 0  # killed
+    assert children.run([sys.executable, "-c", "print(1)"], timeout_s=30).stdout.strip() == "1"

@@ -85,9 +85,12 @@ def test_long_form_loses_and_doubles_nothing_at_window_edges(recording, whisper_
     assert wer_whole.rate <= wer_clips.rate + 0.01, (whole.text, clips_text)
     lost_whole = _edits_per_prompt(recording.placed, whole.text)
     lost_clips = _edits_per_prompt(recording.placed, clips_text)
+    # Per prompt across an edge: a lost or doubled segment there costs 5-15 words; INT8's two decodes of
+    # the same speech also differ by single words (on the default plan, "de agente seguido" once came out
+    # "de seguido" mid-prompt at 30 s), so one word of slack here; FP32 is held to no slack at 30 s below.
     for mark in MARKS:
         k = recording.placed.index(_across(recording, mark))
-        assert lost_whole[k] <= lost_clips[k], (mark, recording.placed[k].utt.text, whole.text)
+        assert lost_whole[k] <= lost_clips[k] + 1, (mark, recording.placed[k].utt.text, whole.text)
 
 
 def test_fp32_keeps_the_prompt_across_30_s_whole(recording, whisper_engines):
