@@ -5,7 +5,6 @@ message on the page and in a benchmark corpus, and a file of nothing but
 undecodable packets is still bounded by the decode time limit."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from asr_quant import audio, metrics

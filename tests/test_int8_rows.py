@@ -236,3 +236,11 @@ def test_the_ablation_studies_round_only_what_they_say():
         got = _run(model, x)[0]
         err = np.linalg.norm(got - ref) / np.linalg.norm(ref)
         assert 0 < err < 0.02
+
+
+@pytest.mark.parametrize("isa, bits", [("amx", "8-bit"), ("avx512-vnni", "8-bit"), ("avx2", "7-bit")])
+def test_rows_says_the_weight_grid_it_was_built_for(isa, bits):
+    m = {"report": {"dynamic_nodes": 48, "decoder_nodes": 37, "reason": "", "fc2": "split", "outlier_clips": 4},
+         "quant": {"outlier_channels": 16, "isa": isa}}
+    text = rows.describe(m)
+    assert f"{bits} weights" in text and f"built for instruction set {isa}" in text

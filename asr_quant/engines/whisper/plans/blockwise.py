@@ -30,8 +30,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .common import FIXED, BuildContext, BuildReport, Plan, counted, holdout, measured_reason, measured_sentence
-from .measure import measure
+from .common import FIXED, BuildContext, BuildReport, Plan, holdout, measure_built, measured_sentence
 from .sensitivity import groups
 
 ACCURACY_LEVEL = 4  # MatMulNBits on the CPU: int8 activations, integer products (0 dequantizes to FP32)
@@ -167,15 +166,8 @@ def build(ctx: BuildContext) -> BuildReport:
     report.dynamic_nodes = quantize(enc32, enc8, cfg.block_size)
     secs["quantize"] = time.perf_counter() - t
     report.reason += f"blockwise, blocks of {cfg.block_size}"
-    if samples:
-        t = time.perf_counter()
-        report.measured = measure((enc32, dec32), {"blockwise": (enc8, dec8)},
-                                  counted(samples, "measuring hold-out clips", say), onnx_export.dims(hf_model.config),
-                                  threads)
-        secs["measure"] = time.perf_counter() - t
-        m = report.measured["blockwise"]
-        report.plan["measured"] = {**m, "teacher": report.holdout_tokens}
-        report.reason += measured_reason(m, cfg.holdout_size)
+    measure_built(report, "blockwise", (enc32, dec32), (enc8, dec8), samples, cfg, onnx_export.dims(hf_model.config),
+                  threads, say, secs)
     secs["total"] = time.perf_counter() - t0
     report.seconds = {k: round(v, 2) for k, v in secs.items()}
     shutil.rmtree(work, ignore_errors=True)

@@ -4,6 +4,7 @@ clips and the sentences that state measured figures. Imports nothing of the
 plans, so they import it and not each other."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -101,3 +102,19 @@ def measured_sentence(m: dict) -> str:
         return ""
     return (f" Measured in ONNX Runtime: mean KL {m['kl']:.4f}, top-1 {m['top1']:.1%} over "
             f"{m.get('positions', '?')} teacher-forced positions of hold-out speech.")
+
+
+def measure_built(report: BuildReport, name: str, fp32: tuple[Path, Path], built: tuple[Path, Path], samples: list,
+                  cfg, dims: dict, threads: int, say: Callable[[str], None], secs: dict) -> None:
+    """One plan's built graphs against FP32 on the hold-out samples (none: nothing), into the report:
+    its measured figures, the plan's `measured` entry and the reason's sentence."""
+    if not samples:
+        return
+    from .measure import measure
+
+    t = time.perf_counter()
+    report.measured = measure(fp32, {name: built}, counted(samples, "measuring hold-out clips", say), dims, threads)
+    secs["measure"] = time.perf_counter() - t
+    m = report.measured[name]
+    report.plan["measured"] = {**m, "teacher": report.holdout_tokens}
+    report.reason += measured_reason(m, cfg.holdout_size)

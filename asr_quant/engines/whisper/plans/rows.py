@@ -26,9 +26,8 @@ from dataclasses import asdict
 
 from .. import calibration
 from . import blockwise, rowwise
-from .common import FIXED, BuildContext, BuildReport, Plan, counted, holdout, measured_reason, measured_sentence
+from .common import FIXED, BuildContext, BuildReport, Plan, holdout, measure_built, measured_sentence
 from .config import OUTLIER_CLIPS
-from .measure import measure
 from .sensitivity import groups
 
 DECODER_BLOCK = 16
@@ -92,14 +91,8 @@ def build(ctx: BuildContext) -> BuildReport:
     secs["quantize"] = time.perf_counter() - t
     report.reason += (f"encoder per row with {'8' if qmax == rowwise.QMAX else '7'}-bit weights (instruction set "
                       f"{cfg.isa}), decoder in blocks of {DECODER_BLOCK}")
-    if samples:
-        t = time.perf_counter()
-        report.measured = measure((enc32, dec32), {"rows": (enc8, dec8)}, counted(samples, "measuring hold-out clips", say),
-                                  onnx_export.dims(hf_model.config), ctx.threads)
-        secs["measure"] = time.perf_counter() - t
-        m = report.measured["rows"]
-        report.plan["measured"] = {**m, "teacher": report.holdout_tokens}
-        report.reason += measured_reason(m, cfg.holdout_size)
+    measure_built(report, "rows", (enc32, dec32), (enc8, dec8), samples, cfg, onnx_export.dims(hf_model.config),
+                  ctx.threads, say, secs)
     secs["total"] = time.perf_counter() - t0
     report.seconds = {k: round(v, 2) for k, v in secs.items()}
     shutil.rmtree(work, ignore_errors=True)
@@ -109,7 +102,7 @@ def build(ctx: BuildContext) -> BuildReport:
 def describe(manifest: dict) -> str:
     """What runs in which precision, for `EngineInfo.details`."""
     r, q = manifest["report"], manifest["quant"]
-    bits = "8-bit" if "8-bit" in r["reason"] else "7-bit"
+    bits = "8-bit" if weight_qmax(q["isa"]) == rowwise.QMAX else "7-bit"
     split = (f"; each encoder MLP's {q['outlier_channels']} outlier hidden channels (found on {r['outlier_clips']} "
              f"synthesized clips) computed apart in FP32" if r.get("fc2") == "split" else "")
     return (f"Plan 'rows': encoder weight products ({r['dynamic_nodes']}) in INT8 with one activation scale per "
