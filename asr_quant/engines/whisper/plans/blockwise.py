@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .common import FIXED, BuildContext, BuildReport, Plan, holdout, measure_built, measured_sentence
+from .common import FIXED, BuildContext, BuildReport, Plan, finished, holdout, measure_built, measured_sentence
 from .sensitivity import groups
 
 ACCURACY_LEVEL = 4  # MatMulNBits on the CPU: int8 activations, integer products (0 dequantizes to FP32)
@@ -139,7 +139,6 @@ def build(ctx: BuildContext) -> BuildReport:
     clips (teacher-forced on the reference text, as the recipe is). Returns
     common.BuildReport."""
     from .. import onnx_export
-    import shutil
     import time
     from dataclasses import asdict
 
@@ -168,10 +167,7 @@ def build(ctx: BuildContext) -> BuildReport:
     report.reason += f"blockwise, blocks of {cfg.block_size}"
     measure_built(report, "blockwise", (enc32, dec32), (enc8, dec8), samples, cfg, onnx_export.dims(hf_model.config),
                   threads, say, secs)
-    secs["total"] = time.perf_counter() - t0
-    report.seconds = {k: round(v, 2) for k, v in secs.items()}
-    shutil.rmtree(work, ignore_errors=True)
-    return report
+    return finished(report, secs, t0, work)
 
 
 def describe(manifest: dict) -> str:

@@ -118,3 +118,13 @@ def measure_built(report: BuildReport, name: str, fp32: tuple[Path, Path], built
     m = report.measured[name]
     report.plan["measured"] = {**m, "teacher": report.holdout_tokens}
     report.reason += measured_reason(m, cfg.holdout_size)
+
+
+def finished(report: BuildReport, secs: dict, t0: float, work: Path) -> BuildReport:
+    """The end of every plan's build: its step times in the report, its work folder gone."""
+    import shutil
+
+    secs["total"] = time.perf_counter() - t0
+    report.seconds = {k: round(v, 2) for k, v in secs.items()}
+    shutil.rmtree(work, ignore_errors=True)
+    return report

@@ -48,7 +48,7 @@ import numpy as np
 
 from .. import calibration
 from . import search
-from .common import FIXED, BuildContext, BuildReport, Plan, counted, holdout, measured_reason
+from .common import FIXED, BuildContext, BuildReport, Plan, counted, finished, holdout, measured_reason
 from .config import OUTLIER_CLIPS, QuantConfig
 from .measure import choose, measure
 from .sensitivity import groups
@@ -177,27 +177,13 @@ def share_embedding(path: Path) -> None:
 def fc2_input_amax(hf_model, batches: list[tuple[np.ndarray, list[int]]]) -> dict[str, list]:
     """Per-channel max |x| of every fc2 input (the GELU outputs), encoder and
     decoder, over calibration clips run through the FP32 model with their own
-    text teacher-forced."""
-    import torch
+    text teacher-forced (smooth.input_amax's hooks on the fc2 layers)."""
+    from .smooth import input_amax
 
     sides = {"encoder": hf_model.model.encoder.layers, "decoder": hf_model.model.decoder.layers}
-    amax: dict[str, list] = {k: [None] * len(v) for k, v in sides.items()}
-    hooks = []
-    for side, layers in sides.items():
-        for i, layer in enumerate(layers):
-            def hook(_mod, args, side=side, i=i):
-                a = args[0].detach().abs().reshape(-1, args[0].shape[-1]).amax(0)
-                amax[side][i] = a if amax[side][i] is None else torch.maximum(amax[side][i], a)
-
-            hooks.append(layer.fc2.register_forward_pre_hook(hook))
-    try:
-        with torch.inference_mode():
-            for mel, tokens in batches:
-                hf_model(input_features=torch.from_numpy(mel), decoder_input_ids=torch.tensor([tokens]))
-    finally:
-        for h in hooks:
-            h.remove()
-    return amax
+    found = input_amax(hf_model, batches, {f"{side}.{i}": layer.fc2 for side, layers in sides.items()
+                                           for i, layer in enumerate(layers)})
+    return {side: [found.get(f"{side}.{i}") for i in range(len(layers))] for side, layers in sides.items()}
 
 
 def outlier_channels(amax: dict[str, list], k: int) -> dict[str, list]:
@@ -233,7 +219,6 @@ def build(ctx: BuildContext) -> BuildReport:
     teacher: (mel, language) -> the same with FP32's own greedy tokens, which
     plan "search" scores and measures on (agreement with FP32 is its goal)."""
     from .. import onnx_export
-    import shutil
 
     hf_model, out_dir, cfg, features, prompt = ctx.hf_model, ctx.out_dir, ctx.cfg, ctx.features, ctx.prompt
     cache_dir, threads, say, teacher = ctx.cache_dir, ctx.threads, ctx.say, ctx.teacher
@@ -348,10 +333,7 @@ def build(ctx: BuildContext) -> BuildReport:
     report.decoder_nodes = n_dec
     report.fp32_nodes = ["encoder" + n for n in enc_fp32] + ["decoder" + n for n in dec_fp32]
     candidates[choice][0].replace(out_dir / "encoder.onnx")
-    secs["total"] = time.perf_counter() - t0
-    report.seconds = {k: round(v, 2) for k, v in secs.items()}
-    shutil.rmtree(work, ignore_errors=True)
-    return report
+    return finished(report, secs, t0, work)
 
 
 def describe(manifest: dict) -> str:

@@ -20,13 +20,12 @@ rounded to 7 bits (ONNX Runtime's `reduce_range`), so no sum can saturate.
 """
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import asdict
 
 from .. import calibration
 from . import blockwise, rowwise
-from .common import FIXED, BuildContext, BuildReport, Plan, holdout, measure_built, measured_sentence
+from .common import FIXED, BuildContext, BuildReport, Plan, finished, holdout, measure_built, measured_sentence
 from .config import OUTLIER_CLIPS
 from .sensitivity import groups
 
@@ -93,10 +92,7 @@ def build(ctx: BuildContext) -> BuildReport:
                       f"{cfg.isa}), decoder in blocks of {DECODER_BLOCK}")
     measure_built(report, "rows", (enc32, dec32), (enc8, dec8), samples, cfg, onnx_export.dims(hf_model.config),
                   ctx.threads, say, secs)
-    secs["total"] = time.perf_counter() - t0
-    report.seconds = {k: round(v, 2) for k, v in secs.items()}
-    shutil.rmtree(work, ignore_errors=True)
-    return report
+    return finished(report, secs, t0, work)
 
 
 def describe(manifest: dict) -> str:
