@@ -102,10 +102,11 @@ def test_two_shards_merged_equal_one_run(tmp_path, folder):
     int8 = merged["paired"]["engines"]["INT8"]["rows"]["en (clips)"]
     assert int8["identical_clips"] == len(TEXTS) - len(WRONG) and int8["delta"] > 0
     assert [u["id"] for u in merged["corpus"]["utterances"]] == [u["id"] for u in whole["corpus"]["utterances"]]
-    # latency: a different run, so the two agree within the noise each report states
+    # latency: the shards are a different run on a shared machine, so their times are
+    # not compared here (speed comes from benchmarks, not timed tests); every pair is
+    # there, and the merge arithmetic on times is checked exactly in the next test
     a, b = whole["ratios"]["INT8"]["latency"], merged["ratios"]["INT8"]["latency"]
     assert a["pairs"] == b["pairs"] == 2 * len(TEXTS)
-    assert a["ci_low"] <= b["ci_high"] and b["ci_low"] <= a["ci_high"], (a, b)
     md = (tmp_path / "m" / "results.md").read_text()
     assert "Merged from 2 shard(s)" in md and "shard 1/2" in md and "median's 95 % CI" in md
 
