@@ -37,8 +37,8 @@ class Settings:
     # the page's inference threads run this much nicer than its web server, so
     # that uploads, bad-input checks and page loads get the CPU first (Linux)
     inference_nice: int = 10
-    int8_plan: str = "auto"  # Whisper INT8: "auto" (the plan plans/default.py names for this host) | "recipe" | "search" | "blockwise" | "rows"
-    int8_budget: str = "kl=0.004"  # for "search": mean KL ("kl=") or top-1 agreement ("top1=") on hold-out speech
+    int8_plan: str = "auto"  # Whisper INT8: "auto" (the plan plans/default.py names for this host) | "recipe" | "search" | "blockwise" | "rows" | "costed"
+    int8_budget: str = "kl=0.004"  # for "search" and "costed": mean KL ("kl=") or top-1 agreement ("top1=") on hold-out speech; "costed" also takes time=<ratio to FP32 product time>
     memory_probe: str = "background"  # background: measure each engine alone once (cached) after start | off
 
     @property

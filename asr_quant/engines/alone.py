@@ -58,7 +58,7 @@ def spec_for(settings: Settings, name: str, clip: str | os.PathLike, language: s
                 artifact=artifact)
     if kind == "engine" and name == "int8":
         spec.update(int8_plan=settings.int8_plan,
-                    **({"int8_budget": settings.int8_budget} if settings.int8_plan == "search" else {}))
+                    **({"int8_budget": settings.int8_budget} if settings.int8_plan in ("search", "costed") else {}))
     return spec
 
 

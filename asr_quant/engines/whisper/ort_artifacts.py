@@ -82,11 +82,17 @@ def artifact_key(bundle: WhisperBundle, kind: str, quant: QuantConfig | None) ->
     """Everything that changes the files: the weights, the builder's source, the
     libraries that write the graphs and, for INT8, the plan's settings, the
     packaged calibration speech as it is on disk and the host's instruction-set
-    level (QuantConfig.isa: the plan is built for it, host.py)."""
+    level (QuantConfig.isa: the plan is built for it, host.py); for plan
+    "costed", the digest of the kernel cost table it is searched on (measured
+    once on this host and kept, plans/costs.py)."""
     spec = {"sha": bundle.sha256, "kind": kind, "code": builder_hash(), "libraries": library_versions()}
     if kind == "int8":
         quant = quant or QuantConfig()
         spec.update(recipe=RECIPE_VERSION, quant=asdict(quant), calibration=calibration.digest())
+        if quant.plan == "costed":  # the plan is chosen from this host's cost table: its measured figures
+            from .plans import costs
+
+            spec["costs"] = costs.for_quant(bundle.config, quant, bundle.cache_dir).digest()
     return key_of(spec)
 
 
@@ -234,7 +240,8 @@ def _child(argv: list[str] | None = None) -> int:
                                             max_positions=cfg.max_target_positions)
         n_mels = cfg.num_mel_bins
         built = build(BuildContext(model, out, quant, lambda x: features.windows(x, n_mels)[0].mel, _prompt_fn(tokens),
-                                   a.cache_dir, a.threads, say=_say, teacher=_teacher_fn(model, tokens)))
+                                   a.cache_dir, a.threads, say=_say, teacher=_teacher_fn(model, tokens),
+                                   model_cache_dir=src.cache_dir))
         report["report"] = asdict(built)
         report["calibration_languages"] = calibration.languages(calibration.CALIBRATION, quant.calib_size)
         report["holdout_languages"] = calibration.languages(calibration.HOLDOUT, quant.holdout_size)

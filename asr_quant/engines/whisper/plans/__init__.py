@@ -15,6 +15,10 @@ Layout (arrows are imports; no module imports a plan but this one):
     recipe       plans "recipe" and "search" (-> search)
     blockwise    plan "blockwise" (MatMulNBits blocks)
     rows         plan "rows" (per-row encoder, blockwise decoder)
+    costs        the host's kernel cost table per granularity (measured once, cached)
+    granular     every granularity simulated in PyTorch per group
+    mixed        ONNX graphs with a granularity per group
+    costed       plan "costed": the search with time as a cost (-> costs, granular, mixed)
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ from importlib import import_module
 from .common import BuildContext, BuildReport  # noqa: F401 - the interface
 from .config import PLANS, QuantConfig  # noqa: F401
 
-MODULES = {"recipe": "recipe", "search": "recipe", "blockwise": "blockwise", "rows": "rows"}
+MODULES = {"recipe": "recipe", "search": "recipe", "blockwise": "blockwise", "rows": "rows", "costed": "costed"}
 
 
 def _module(plan: str):

@@ -29,6 +29,7 @@ class BuildContext:
     threads: int = 2
     say: Callable[[str], None] = lambda message: None
     teacher: Callable[[np.ndarray, str], tuple[list[int], int]] | None = None  # FP32's own greedy tokens
+    model_cache_dir: Path | None = None  # this model's own cache folder (plan "costed" keeps its cost table there)
 
 
 @dataclass

@@ -10,7 +10,7 @@ from .. import calibration
 
 OUTLIER_CLIPS = 4  # calibration clips used to find the MLPs' outlier channels
 RECIPE_VERSION = 6  # bump when the recipe changes so old caches become misses
-PLANS = ("recipe", "search", "blockwise", "rows")  # see QuantConfig.plan; "auto" picks one (default.py)
+PLANS = ("recipe", "search", "blockwise", "rows", "costed")  # see QuantConfig.plan; "auto" picks one (default.py)
 BLOCK_SIZES = (16, 32, 64, 128, 256)  # plan "blockwise": what MatMulNBits takes
 DEFAULT_BUDGET = "kl=0.004"  # the search keeps FP32 up to the size cap when it cannot be met
 
@@ -44,6 +44,12 @@ class Budget:
         return f"{self.kind}={self.value!r}"
 
 
+def _probe() -> str:
+    from .probe import u8s8
+
+    return u8s8()
+
+
 @dataclass(frozen=True)
 class QuantConfig:
     """How the INT8 engine is built; every field is part of the cache key."""
@@ -62,12 +68,16 @@ class QuantConfig:
     # "blockwise": every weight MatMul in 8-bit blocks of `block_size` inputs, activations int8 per row
     # and block (blockwise.py); no calibration, no outlier split.
     plan: str = "recipe"
-    budget: str = DEFAULT_BUDGET  # for plan "search"
+    budget: str = DEFAULT_BUDGET  # for plans "search" and "costed" ("costed" also takes time=<ratio to FP32>)
     max_extra_mb: float = 20.0  # the search keeps no more FP32 than this above all-INT8
     block_size: int = 16  # for plan "blockwise": inputs per weight scale and per activation scale
+    cost_threads: int = 2  # for plan "costed": the threads its kernel cost table is measured with (costs.py)
     # The instruction-set level the graphs are built for (host.LEVELS): plan "rows" rounds the encoder's
     # weights to 7 bits where u8s8 products saturate (no VNNI). This host's, unless a test asks for another.
     isa: str = field(default_factory=lambda: host.detect().level)
+    # Whether this host's ONNX Runtime adds u8 x s8 products in saturating 16-bit pairs (probe.py: measured,
+    # since CPU flags do not tell): "saturates" puts the u8s8 kernels' weights on 7 bits (|w| <= 63).
+    u8s8: str = field(default_factory=lambda: _probe())
 
     @classmethod
     def from_settings(cls, settings) -> "QuantConfig":
@@ -78,9 +88,15 @@ class QuantConfig:
         from .default import resolve
 
         plan = resolve(settings.int8_plan, host.detect().level)
-        if plan == "search":
-            return cls(plan="search", budget=settings.int8_budget)
+        if plan in ("search", "costed"):
+            return cls(plan=plan, budget=settings.int8_budget)
         return cls(plan=plan)
+
+    @property
+    def weight_qmax(self) -> int:
+        """The u8s8 kernels' weight grid: 7 bits where pair sums can saturate (no
+        VNNI at this instruction-set level, or the probe saw it), else 8."""
+        return 63 if self.u8s8 == "saturates" or not host.Isa(self.isa).vnni else 127
 
     @property
     def keep_fp32(self) -> tuple[str, ...]:
@@ -101,10 +117,20 @@ class QuantConfig:
             if self.mode == "static":
                 raise ValueError(f"the {self.plan} INT8 plan quantizes activations at each call; use mode auto or dynamic")
             object.__setattr__(self, "mode", "dynamic")  # one build, one cache key, however it was asked for
+        if self.u8s8 not in ("exact", "saturates"):
+            raise ValueError(f"u8s8 must be exact or saturates, not {self.u8s8!r}")
         if self.isa not in host.LEVELS:
             raise ValueError(f"isa must be one of {', '.join(host.LEVELS)}, not {self.isa!r}")
         if self.block_size not in BLOCK_SIZES:
             raise ValueError(f"block_size must be one of {', '.join(map(str, BLOCK_SIZES))}, not {self.block_size}")
-        object.__setattr__(self, "budget", str(Budget.parse(self.budget)))
+        if self.plan == "costed":
+            from .costed import parse_budget
+
+            object.__setattr__(self, "mode", "dynamic")
+            object.__setattr__(self, "budget", str(parse_budget(self.budget)))
+        else:
+            object.__setattr__(self, "budget", str(Budget.parse(self.budget)))
+        if self.cost_threads < 1:
+            raise ValueError(f"cost_threads must be >= 1, not {self.cost_threads}")
         if not 1 <= self.calib_size <= len(calibration.CALIBRATION):
             raise ValueError(f"calib_size must be 1..{len(calibration.CALIBRATION)}, not {self.calib_size}")

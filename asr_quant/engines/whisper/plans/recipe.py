@@ -113,14 +113,16 @@ def quantize_encoder_static(fp32: Path, out: Path, mels: list[np.ndarray], cfg: 
         nodes_to_quantize=[n.name for n in weighted if n.name not in keep],
         calibrate_method=method,
         calibration_providers=["CPUExecutionProvider"],
+        reduce_range=cfg.weight_qmax < 127,  # 7-bit weights where u8s8 pair sums saturate (probe.py)
         extra_options={"MatMulConstBOnly": True},
     )
     return len(weighted) - len(keep), keep
 
 
 def quantize_dynamic_graph(fp32: Path, out: Path, per_channel: bool = False,
-                           keep_fp32: Iterable[str] = ()) -> tuple[int, list[str]]:
-    """Weight MatMuls -> MatMulInteger, but those in `keep_fp32` modules.
+                           keep_fp32: Iterable[str] = (), reduce_range: bool = False) -> tuple[int, list[str]]:
+    """Weight MatMuls -> MatMulInteger, but those in `keep_fp32` modules
+    (`reduce_range`: 7-bit weights, where u8s8 pair sums saturate).
     Returns (quantized nodes, nodes left in FP32)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -131,7 +133,8 @@ def quantize_dynamic_graph(fp32: Path, out: Path, per_channel: bool = False,
     if not todo:  # an empty list would mean "everything" to quantize_dynamic
         raise ValueError(f"nothing to quantize in {fp32.name}: every weight MatMul is kept in FP32")
     quantize_dynamic(str(fp32), str(out), op_types_to_quantize=["MatMul"], per_channel=per_channel,
-                     nodes_to_quantize=todo, weight_type=QuantType.QInt8, extra_options={"MatMulConstBOnly": True})
+                     nodes_to_quantize=todo, weight_type=QuantType.QInt8, reduce_range=reduce_range,
+                     extra_options={"MatMulConstBOnly": True})
     return len(todo), keep
 
 
@@ -282,7 +285,8 @@ def build(ctx: BuildContext) -> BuildReport:
     t = time.perf_counter()
     dec8 = out_dir / "decoder.onnx"
     say("quantizing the decoder")
-    n_dec, dec_fp32 = quantize_dynamic_graph(dec32, dec8, per_channel=True, keep_fp32=keep_dec)
+    n_dec, dec_fp32 = quantize_dynamic_graph(dec32, dec8, per_channel=True, keep_fp32=keep_dec,
+                                             reduce_range=cfg.weight_qmax < 127)
     if share:
         share_embedding(dec8)
     secs["decoder"] = time.perf_counter() - t
@@ -299,7 +303,7 @@ def build(ctx: BuildContext) -> BuildReport:
         t = time.perf_counter()
         say("quantizing the encoder (dynamic)")
         infos["dynamic"] = quantize_dynamic_graph(enc32, work / "encoder.dynamic.onnx", per_channel=cfg.per_channel,
-                                                  keep_fp32=keep_enc)
+                                                  keep_fp32=keep_enc, reduce_range=cfg.weight_qmax < 127)
         candidates["dynamic"] = (work / "encoder.dynamic.onnx", dec8)
         secs["encoder_dynamic"] = time.perf_counter() - t
 

@@ -13,10 +13,11 @@ Why this split (docs/int8-plans.md has the ablation that shows it):
   blocks of 16 are as fast as MatMulInteger and much closer to FP32 (blocks
   on both sides); its token table is stored once in those blocks.
 
-On a CPU without VNNI (host.Isa.vnni false), MLAS's u8s8 kernel adds pairs
-of u8 x s8 products in 16 bits (`vpmaddubsw`), which saturate for |w| > 63
-when activations use the full uint8 range; there the encoder's weights are
-rounded to 7 bits (ONNX Runtime's `reduce_range`), so no sum can saturate.
+Where MLAS's u8s8 kernel adds pairs of u8 x s8 products in 16 bits
+(`vpmaddubsw`: a CPU without VNNI, and, measured by probe.py, this Xeon with
+AVX512-VNNI and AMX under ONNX Runtime 1.31), sums saturate for |w| > 63 when
+activations use the full uint8 range; there the encoder's weights are rounded
+to 7 bits (ONNX Runtime's `reduce_range`), so no sum can saturate.
 """
 from __future__ import annotations
 
@@ -33,11 +34,12 @@ DECODER_BLOCK = 16
 QMAX_7BIT = 63  # |w| <= 63: 2 x 255 x 63 < 2^15, no saturation in vpmaddubsw's 16-bit pair sums
 
 
-def weight_qmax(isa: str) -> int:
-    """The encoder's weight grid for an instruction-set level (host.LEVELS)."""
-    from ....host import Isa
+def weight_qmax(isa: str, u8s8: str = "exact") -> int:
+    """The encoder's weight grid for an instruction-set level (host.LEVELS) and
+    what the probe measured of this host's u8s8 sums (QuantConfig.weight_qmax)."""
+    from .config import QuantConfig
 
-    return rowwise.QMAX if Isa(isa).vnni else QMAX_7BIT
+    return QuantConfig(plan="rows", isa=isa, u8s8=u8s8).weight_qmax
 
 
 def rows_plan(hf_model, outliers) -> Plan:
@@ -81,7 +83,7 @@ def build(ctx: BuildContext) -> BuildReport:
     t = time.perf_counter()
     say("quantizing the encoder (per row) and the decoder (blocks)")
     enc8, dec8 = out_dir / "encoder.onnx", out_dir / "decoder.onnx"
-    qmax = weight_qmax(cfg.isa)
+    qmax = cfg.weight_qmax
     report.dynamic_nodes = rowwise.quantize(enc32, enc8, lambda name: "_outliers" not in name, qmax=qmax)
     report.fp32_nodes = [f"encoder layers.{i}/mlp/fc{k}_outliers" for i in range(len(outliers["encoder"]))
                          for k in (1, 2)] if outliers else []
@@ -89,7 +91,7 @@ def build(ctx: BuildContext) -> BuildReport:
     blockwise.share_embedding(dec8)
     secs["quantize"] = time.perf_counter() - t
     report.reason += (f"encoder per row with {'8' if qmax == rowwise.QMAX else '7'}-bit weights (instruction set "
-                      f"{cfg.isa}), decoder in blocks of {DECODER_BLOCK}")
+                      f"{cfg.isa}, u8s8 sums {cfg.u8s8}), decoder in blocks of {DECODER_BLOCK}")
     measure_built(report, "rows", (enc32, dec32), (enc8, dec8), samples, cfg, onnx_export.dims(hf_model.config),
                   ctx.threads, say, secs)
     return finished(report, secs, t0, work)
@@ -98,12 +100,12 @@ def build(ctx: BuildContext) -> BuildReport:
 def describe(manifest: dict) -> str:
     """What runs in which precision, for `EngineInfo.details`."""
     r, q = manifest["report"], manifest["quant"]
-    bits = "8-bit" if weight_qmax(q["isa"]) == rowwise.QMAX else "7-bit"
+    bits = "8-bit" if weight_qmax(q["isa"], q.get("u8s8", "exact")) == rowwise.QMAX else "7-bit"
     split = (f"; each encoder MLP's {q['outlier_channels']} outlier hidden channels (found on {r['outlier_clips']} "
              f"synthesized clips) computed apart in FP32" if r.get("fc2") == "split" else "")
     return (f"Plan 'rows': encoder weight products ({r['dynamic_nodes']}) in INT8 with one activation scale per "
             f"frame (symmetric) and {bits} weights with one scale per output channel (MatMulIntegerToFloat, the "
             f"u8s8 GEMM){split}; decoder weight products ({r['decoder_nodes']}) as MatMulNBits, 8-bit blocks of "
             f"{DECODER_BLOCK} inputs on weights and activations (accuracy level 4); token table stored once in those "
-            f"blocks; built for instruction set {q['isa']}; FP32: convolutions, LayerNorm, attention scores/softmax."
+            f"blocks; built for instruction set {q['isa']} (u8s8 sums measured {q.get('u8s8', 'exact')}); FP32: convolutions, LayerNorm, attention scores/softmax."
             + measured_sentence((r.get("plan") or {}).get("measured") or {}))

@@ -206,8 +206,11 @@ class Sample:
 class Scorer:
     """Teacher-forced next-token logits of plans against FP32 on fixed samples."""
 
-    def __init__(self, hf_model, samples: list[Sample]):
+    def __init__(self, hf_model, samples: list[Sample], simulate=None):
+        """simulate: the context manager that puts a plan on the model
+        (`simulated` here; granular.simulated for plan "costed")."""
         self.model, self.samples = hf_model, samples
+        self.simulate = simulate or simulated
         starts = {s.first + 1 for s in samples}  # the start sequence: the decoder's first call
         if len(starts) > 1:
             raise ValueError(f"samples with start sequences of different lengths {sorted(starts)} cannot share a scorer")
@@ -262,7 +265,7 @@ class Scorer:
         start = min((-1 if k == "enc.conv" else int(k.split(".")[1]) for k in changed), default=None)
         key = (id(outliers), *sorted((k, plan[k]) for k in changed))
         kl = agree = n = 0
-        with simulated(self.model, plan, outliers, self.first_call):
+        with self.simulate(self.model, plan, outliers, self.first_call):
             encs = self._enc_cache.get(key)
             if encs is None:
                 encs = [e if start is None else self._encode(s.mel) if start < 0 else self._encode_from(i, start)
