@@ -3,12 +3,14 @@
 Why: MLAS's u8s8 GEMM (behind MatMulInteger and MatMulIntegerToFloat, the
 recipe's and plan "rows"' encoder kernel) either accumulates in 32 bits
 (VNNI's vpdpbusd, AMX) or adds pairs of u8 x s8 products in 16 bits with
-saturation (vpmaddubsw), which the CPU flags alone do not tell: on an Intel
-Xeon with AVX512-VNNI and AMX, ONNX Runtime 1.31 saturates (255 x 127 x 64
-came back as 32 x 32767). A saturated sum is a wrong product, far above
-8-bit rounding (2.4 % against 1.1 % relative error on a 512 x 512 product);
-weights on 7 bits (|w| <= 63: 2 x 255 x 63 < 2^15) cannot saturate, which is
-ONNX Runtime's own `reduce_range`.
+saturation (vpmaddubsw: AVX2 without VNNI). Which one runs is MLAS's dispatch,
+not the CPU flags host.py reads (a hypervisor can hide a feature's state, a
+build can lack a kernel), so it is measured. On an AMD EPYC with AVX2 and FMA
+only, ONNX Runtime 1.31 saturates: 255 x 127 summed over 64 inputs came back
+as 32 x 32767, and on random 512 x 512 products 8-bit weights gave 2.4 %
+relative error against 1.1 % for exact 8-bit arithmetic; 7-bit weights
+(|w| <= 63: 2 x 255 x 63 < 2^15, ONNX Runtime's own `reduce_range`) gave
+1.7 %, exactly what 7-bit rounding predicts.
 
 The probe multiplies the worst case (all 255 by all 127) in a tiny graph and
 compares with the exact sum. It runs once per process (microseconds of

@@ -14,10 +14,10 @@ Why this split (docs/int8-plans.md has the ablation that shows it):
   on both sides); its token table is stored once in those blocks.
 
 Where MLAS's u8s8 kernel adds pairs of u8 x s8 products in 16 bits
-(`vpmaddubsw`: a CPU without VNNI, and, measured by probe.py, this Xeon with
-AVX512-VNNI and AMX under ONNX Runtime 1.31), sums saturate for |w| > 63 when
-activations use the full uint8 range; there the encoder's weights are rounded
-to 7 bits (ONNX Runtime's `reduce_range`), so no sum can saturate.
+(`vpmaddubsw`: a CPU without VNNI, host.Isa.vnni false, or wherever probe.py
+measures it), sums saturate for |w| > 63 when activations use the full uint8
+range; there the encoder's weights are rounded to 7 bits (ONNX Runtime's
+`reduce_range`), so no sum can saturate.
 """
 from __future__ import annotations
 
