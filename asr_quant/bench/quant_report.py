@@ -109,7 +109,34 @@ def section(res: dict, h: str) -> str:
                                  + ("" if s.get("kept", True) else " (undone: no closer)") for s in steps)
                       + "."]
         parts.append("")
+    for e in engines:
+        parts += costed_section(e, h)
     return "\n".join(parts)
+
+
+def costed_section(e: dict, h: str) -> list[str]:
+    """Plan "costed": its mix of granularities, its predicted product time and the
+    Pareto front of the plans its search scored (host cost table, simulated
+    agreement); [] for other plans."""
+    plan = (e.get("quant") or {}).get("plan") or {}
+    if plan.get("name") != "costed" or not plan.get("front"):
+        return []
+    c = plan.get("costs") or {}
+    mix: dict[str, int] = {}
+    for o in (plan.get("levels") or {}).values():
+        mix[o] = mix.get(o, 0) + 1
+    fp32_ms = plan.get("fp32_ms") or 1.0
+    out = [f"{h}## {e['name']}: the costed search", "",
+           f"Budget {plan.get('budget')} ({'met' if plan.get('met') else 'not met: the closest plan found'}); "
+           f"groups per option: {', '.join(f'{o} {n}' for o, n in sorted(mix.items()))}; predicted product time "
+           f"{plan.get('ms', 0) / fp32_ms:.3f}x the all-FP32 plan's ({fp32_ms:.0f} ms a window by the cost table "
+           f"measured on {c.get('host', '?')} at {c.get('threads', '?')} threads, {c.get('tokens_per_window', '?')} "
+           f"tokens a window; table digest {c.get('digest', '?')}). The Pareto front of the "
+           f"{len(plan.get('points') or [])} plans its search scored (simulated, teacher-forced on FP32's tokens; "
+           "product time, not latency):", "",
+           "| product time vs FP32 | mean KL | top-1 | reached by |", "|---|---|---|---|"]
+    out += [f"| {p['ms'] / fp32_ms:.3f}x | {p['kl']:.4f} | {p['top1']:.1%} | {p['action']} |" for p in plan["front"]]
+    return out + [""]
 
 
 def chart(res: dict, out_dir: Path) -> list[Path]:
