@@ -89,14 +89,19 @@ def test_explanation_places_a_known_fault(whisper_fp32_and_faulty):
 
 @pytest.mark.model
 def test_real_int8_difference_is_traced_through_its_onnx_graphs(whisper_engines):
-    """The default CPU INT8 engine (plan rows) differs from FP32 on question_en.flac
-    (the recipe did on quantization_en.flac, which rows reads as FP32 does): the
-    explanation parts where the two token sequences part, and INT8's quantized
-    encoder already differs from FP32's at layer 0."""
+    """Where the default CPU INT8 engine's decode parts from FP32's on an example
+    clip, the explanation parts at the same token, and INT8's quantized encoder
+    already differs from FP32's at layer 0. Which example differs depends on the
+    plan and the host (plan rows read question_en.flac differently on an AVX512
+    Xeon), so the test takes the first English example that does."""
     fp32, int8 = whisper_engines.by_name("FP32"), whisper_engines.by_name("INT8")
-    clip = audio.load(REPO / "examples" / "question_en.flac")
-    a, b = fp32.transcribe(clip, "en"), int8.transcribe(clip, "en")
-    assert a.token_ids != b.token_ids, "INT8 now agrees with FP32 here: pick another clip for this test"
+    for path in sorted((REPO / "examples").glob("*_en.flac")):
+        clip = audio.load(path)
+        a, b = fp32.transcribe(clip, "en"), int8.transcribe(clip, "en")
+        if a.token_ids != b.token_ids:
+            break
+    else:
+        pytest.skip("INT8 decodes every English example exactly as FP32 on this host: no difference to trace")
     k = next(i for i, (x, y) in enumerate(zip(a.token_ids, b.token_ids)) if x != y)
     r = app_explain.explain(whisper_engines, "base", "FP32", "INT8", clip, "en")
     d = r.divergence

@@ -246,3 +246,20 @@ def test_rows_says_the_weight_grid_it_was_built_for(isa, bits):
          "quant": {"outlier_channels": 16, "isa": isa}}
     text = rows.describe(m)
     assert f"{bits} weights" in text and f"built for instruction set {isa}" in text
+
+
+def test_auto_builds_the_budgeted_plan_the_evidence_measured(monkeypatch):
+    """When the rule names a plan built for a budget ("costed:kl=0.002"), `auto`
+    builds that plan with that budget; a plan named by hand keeps the setting's."""
+    from asr_quant import host
+    from asr_quant.settings import Settings
+
+    ev = default.Evidence("h", "cmd", 10, {"rows": default.Score(0.85, 0.8),
+                                           "costed:kl=0.002": default.Score(0.9, 0.9),
+                                           "costed:kl=0.004": default.Score(0.88, 0.7),
+                                           "blockwise": default.Score(0.95, 1.3)})
+    monkeypatch.setattr(default, "EVIDENCE", {level: ev for level in host.LEVELS})
+    q = QuantConfig.from_settings(Settings())
+    assert (q.plan, q.budget) == ("costed", "kl=0.002")
+    q = QuantConfig.from_settings(Settings(int8_plan="costed", int8_budget="time=0.5"))
+    assert (q.plan, q.budget) == ("costed", "time=0.5")

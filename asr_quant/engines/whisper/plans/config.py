@@ -87,9 +87,9 @@ class QuantConfig:
         budget, so it is not in their key."""
         from .default import resolve
 
-        plan = resolve(settings.int8_plan, host.detect().level)
-        if plan in ("search", "costed"):
-            return cls(plan=plan, budget=settings.int8_budget)
+        plan, _, budget = resolve(settings.int8_plan, host.detect().level).partition(":")
+        if plan in ("search", "costed"):  # the evidence's own budget for "auto" (default.py), else the setting
+            return cls(plan=plan, budget=budget if settings.int8_plan == "auto" and budget else settings.int8_budget)
         return cls(plan=plan)
 
     @property

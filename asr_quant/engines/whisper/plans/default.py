@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class Score:
     """One plan in one benchmark run: share of recorded clips identical to FP32
-    and median per-clip latency ratio to the peer (faster-whisper int8)."""
+    and median per-clip latency ratio to the peer (faster-whisper int8). Keyed
+    by plan name, or "plan:budget" for a plan built for a budget."""
 
     identical: float
     vs_peer: float
@@ -84,5 +85,7 @@ def choose(isa: str) -> tuple[str, str]:
 
 
 def resolve(plan: str, isa: str) -> str:
-    """The concrete plan for a Settings.int8_plan value ("auto" or a plan name)."""
+    """The concrete plan for a Settings.int8_plan value ("auto" or a plan name):
+    a plan name, or "plan:budget" when the evidence measured a budgeted plan
+    (e.g. "costed:kl=0.004"), as the benchmark's --int8-plans names it."""
     return choose(isa)[0] if plan == "auto" else plan
