@@ -96,16 +96,18 @@ def test_the_token_lookup_reads_the_output_projections_blocks(blockwise):
 
 
 @pytest.mark.model
-def test_the_build_measures_blockwise_closer_to_fp32_than_the_default_rows_plan(blockwise, whisper_engines):
-    """Both builds measure their graphs on the same hold-out clips, teacher-forced
-    on the reference text; blocks on both sides must be clearly closer to FP32
-    than the default plan's per-frame encoder (measured on base: mean KL 0.0012
-    against rows' 0.0037 and the recipe's 0.0118)."""
+def test_the_build_measures_blockwise_closer_to_fp32_than_the_default_plan(blockwise, whisper_engines):
+    """Both builds measure their graphs on the same hold-out clips; blocks on
+    both sides must be clearly closer to FP32 than the default plan, whose
+    encoder runs on the fast u8s8 GEMM (rows on an AVX512 Xeon, costed on an
+    AVX2 EPYC; measured on base: mean KL 0.0012 against rows' 0.0037 there and
+    0.0073 with 7-bit weights here, costed's 0.0043, the recipe's 0.0118)."""
     default = whisper_engines.by_name("INT8").manifest["report"]
     mine = blockwise.manifest["report"]
-    assert default["plan"]["name"] == "rows" and mine["plan"]["name"] == "blockwise"
+    name = default["plan"]["name"]
+    assert name in ("rows", "costed") and mine["plan"]["name"] == "blockwise"
     assert default["holdout_tokens"] == mine["holdout_tokens"] == "reference text"
-    r, b = default["measured"]["rows"], mine["measured"]["blockwise"]
+    r, b = default["measured"][name], mine["measured"]["blockwise"]
     assert r["positions"] == b["positions"] > 0
     assert b["kl"] < 0.5 * r["kl"]  # top-1 over ~80 positions moves by one position either way: not asserted
     from asr_quant import audio

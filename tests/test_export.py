@@ -59,9 +59,9 @@ def test_export_folder_holds_what_the_readme_says(exported):
     assert {p.name for p in exported.iterdir()} == FILES
     m = json.loads((exported / "manifest.json").read_text())
     plan = m["recipe"]["plan"]  # the default engine's plan: the export carries what the page measured
-    assert plan in ("recipe", "rows", "blockwise", "search") and m["recipe"]["isa"]
-    assert m["encoder"] == {"rows": "rows", "blockwise": "blockwise"}.get(plan, m["encoder"])
-    assert m["encoder"] in ("static", "dynamic", "rows", "blockwise")
+    assert plan in ("recipe", "rows", "blockwise", "search", "costed") and m["recipe"]["isa"]
+    assert m["encoder"] == {"rows": "rows", "blockwise": "blockwise", "costed": "costed"}.get(plan, m["encoder"])
+    assert m["encoder"] in ("static", "dynamic", "rows", "blockwise", "costed")
     chosen = m["agreement_with_fp32"][m["encoder"]]
     assert 0.0 <= chosen["kl"] < 0.2 and 0.8 < chosen["top1"] <= 1.0  # measured, not a placeholder
     assert m["calibration"]["clips"] >= 1
