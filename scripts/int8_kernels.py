@@ -31,7 +31,8 @@ sys.path.insert(0, str(REPO))
 
 from asr_quant.bench.run import rotated  # noqa: E402
 from asr_quant.engines import runtime_policy  # noqa: E402
-from asr_quant.engines.whisper.plans import blockwise  # noqa: E402
+from asr_quant.engines.whisper.plans import costs  # noqa: E402 - the plans' own graph writers
+from asr_quant.engines.whisper.plans.config import QuantConfig  # noqa: E402
 
 # (name, rows, inputs, outputs): Whisper base, one 30 s window / one decoded token
 SHAPES = [("encoder fc1", 1500, 512, 2048), ("encoder fc2", 1500, 2048, 512),
@@ -40,59 +41,12 @@ KERNELS = ("FP32 MatMul", "recipe: MatMulInteger", "per row: MatMulIntegerToFloa
            "blockwise: MatMulNBits, blocks of 16", "MatMulNBits, blocks of 128")
 
 
-def _model(nodes, inits, m: int, k: int):
-    from onnx import TensorProto, helper, numpy_helper
-
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, m, k])],
-                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
-                              [numpy_helper.from_array(np.asarray(v), n) for n, v in inits.items()])
-    return helper.make_model(graph, ir_version=9, opset_imports=[helper.make_opsetid("", 17),
-                                                                 helper.make_opsetid("com.microsoft", 1)])
-
-
-def fp32_model(w: np.ndarray, m: int):
-    from onnx import helper
-
-    return _model([helper.make_node("MatMul", ["X", "W"], ["Y"], name="matmul")], {"W": w}, m, w.shape[0])
-
-
-def recipe_model(w: np.ndarray, m: int, tmp: Path):
-    """The recipe's own writer (quantize.quantize_dynamic_graph: per-channel int8 weights)."""
-    import logging
-
-    import onnx
-
-    from asr_quant.engines.whisper.plans.recipe import quantize_dynamic_graph
-
-    onnx.save(fp32_model(w, m), str(tmp / "f.onnx"))
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # quantize_dynamic's advice to pre-process, once a graph
-    try:
-        quantize_dynamic_graph(tmp / "f.onnx", tmp / "q.onnx", per_channel=True)
-    finally:
-        root.setLevel(level)
-    return onnx.load(str(tmp / "q.onnx"))
-
-
-def per_row_model(w: np.ndarray, m: int):
-    """Plan "rows"' own writer (plans/rowwise.rewrite: symmetric int8 per row, per-channel int8 weights)."""
-    from asr_quant.engines.whisper.plans import rowwise
-
-    model = fp32_model(w, m)
-    rowwise.rewrite(model, lambda name: True)
-    return model
-
-
-def nbits_model(w: np.ndarray, m: int, block: int):
-    """The blockwise plan's own writer (blockwise.quantize_model: 8 bits, symmetric, accuracy level 4)."""
-    return blockwise.quantize_model(fp32_model(w, m), block)
-
-
 def models(w: np.ndarray, m: int, tmp: Path) -> dict:
     """One graph per kernel of KERNELS, all computing x @ w."""
-    return dict(zip(KERNELS, (fp32_model(w, m), recipe_model(w, m, tmp), per_row_model(w, m),
-                              nbits_model(w, m, 16), nbits_model(w, m, 128))))
+    qmax = QuantConfig().weight_qmax  # 7-bit weights where this host's u8s8 sums saturate (plans/probe.py)
+    return dict(zip(KERNELS, (costs.fp32_model(w, m), costs.tensor_model(w, m, tmp, qmax),
+                              costs.row_model(w, m, qmax), costs.blocks_model(w, m, 16),
+                              costs.blocks_model(w, m, 128))))
 
 
 def measure(shapes, threads: int, rounds: int, tmp: Path, seed: int = 0) -> list[dict]:

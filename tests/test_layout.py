@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "asr_quant"
-CORE = {"audio", "metrics", "memory", "settings", "cache", "espeak", "examples", "host", "units", "children"}
+CORE = {"audio", "metrics", "memory", "settings", "cache", "espeak", "examples", "host", "units", "children", "latin"}
 APPS = {"app", "bench", "loadtest"}
 RUNTIMES = {"torch", "onnxruntime", "funasr", "transformers", "ctranslate2", "faster_whisper"}
 MAX_LINES = 400

@@ -22,6 +22,7 @@ from . import divergences, family, paired, report, shards
 from .env import machine, threads_summary, versions
 from .memprobe import isolated_timing, memory_probe
 from .stats import Record, paired_latency_ratio, ratio, ratios_to, spread, summarize
+from ..latin import rotated, williams_order  # noqa: F401 - the run order, re-exported for its users
 
 REFERENCE = "FP32"  # PyTorch FP32: what the seed article compares against
 ORT_REFERENCE = "ORT-FP32"  # the same exported graph in the same runtime as INT8: precision alone
@@ -48,35 +49,6 @@ def load_clips(utts: list[_corpus.Utterance], log) -> list[tuple[_corpus.Utteran
     if not out:
         raise BenchError("no clip could be decoded")
     return out
-
-
-def rotated(engines: list, k: int) -> list:
-    """The engines in the k-th order of a balanced Latin square (Williams
-    design): over a full cycle (n orders for n engines, 2n when n is odd)
-    every engine runs in every position, and right after every other engine,
-    equally often, so none always runs first, on a cold cache or after the
-    same neighbour's threads. k counts clips and runs; it wraps around."""
-    n = len(engines)
-    if n < 2:
-        return list(engines)
-    order = williams_order(n, k)
-    return [engines[i] for i in order]
-
-
-def williams_order(n: int, k: int) -> list[int]:
-    """Row k (mod the cycle) of a Williams square for n items: the first row
-    is 0, 1, n-1, 2, n-2, ...; row i adds i to each (mod n); for odd n the
-    rows are followed by their reverses, which balance the neighbours."""
-    first, lo, hi = [0], 1, n - 1
-    while len(first) < n:
-        first.append(lo)
-        lo += 1
-        if len(first) < n:
-            first.append(hi)
-            hi -= 1
-    k %= n if n % 2 == 0 else 2 * n
-    row = [(x + k % n) % n for x in first]
-    return row[::-1] if k >= n else row
 
 
 def interleave(engines: list[Engine], clips, runs: int, warmup: int, progress=None,

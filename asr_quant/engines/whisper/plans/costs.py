@@ -206,7 +206,7 @@ def time_products(products: list[Product], options: tuple[str, ...], threads: in
     import onnxruntime as ort
 
     from ...runtime_policy import ort_session_options
-    from ....bench.run import rotated
+    from ....latin import rotated
 
     rng = np.random.default_rng(seed)
     out: dict[str, dict[str, float]] = {}
