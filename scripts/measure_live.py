@@ -3,8 +3,11 @@ page's own live logic (asr_quant.app.stream), then the same audio uploaded as
 one clip.
 
 Prints, per engine: its live RTF (compute over audio of the segments it did),
-the delay from a segment being cut (0.5 s into the pause after it) to that
-engine's text, median and worst, and whether it kept up. Then, for FP32 (or
+the delay from a segment's end in the stream (0.5 s into the pause after it,
+where it is cut) to that engine's text, on the wall clock of the stream (so
+the wait for the 0.5 s chunk that holds the end counts), median, worst and how
+many within 2 s; the worst from where its speech ended, 0.5 s earlier; and
+whether it kept up. Then, for FP32 (or
 --compare), the live transcript once stopped against the same audio as one
 clip (long-form decoding), prompt by prompt: a prompt matches when its words
 come out the same, word for word, in both.
@@ -42,8 +45,9 @@ def words(text: str) -> list[str]:
     return metrics.normalize(text, "es").split()
 
 
-def stream_in_real_time(sess: stream.LiveSession, samples, chunk_s: float) -> None:
-    """Chunks of `chunk_s` handed over no faster than they would be recorded."""
+def stream_in_real_time(sess: stream.LiveSession, samples, chunk_s: float) -> float:
+    """Chunks of `chunk_s` handed over no faster than they would be recorded;
+    returns the clock at the stream's start (sample 0 was "said" then)."""
     step = int(chunk_s * SR)
     t0 = time.perf_counter()
     for i in range(0, len(samples), step):
@@ -51,6 +55,7 @@ def stream_in_real_time(sess: stream.LiveSession, samples, chunk_s: float) -> No
         if wait > 0:
             time.sleep(wait)
         sess.feed(SR, samples[i:i + step])
+    return t0
 
 
 def prompt_of(piece, placed) -> int | None:
@@ -109,8 +114,7 @@ def main(argv=None) -> int:
           f"{len(samples) / SR:.1f} s streamed in {args.chunk_s} s chunks in real time", flush=True)
 
     sess = stream.LiveSession(ready, args.language)
-    t0 = time.perf_counter()
-    stream_in_real_time(sess, samples, args.chunk_s)
+    t0 = stream_in_real_time(sess, samples, args.chunk_s)
     stopped_at = time.perf_counter()
     recorded = sess.stop()  # what the page runs as one clip once recording stops
     sess.wait(600.0)
@@ -123,19 +127,30 @@ def main(argv=None) -> int:
     report = {"host": host.detect().as_dict(), "audio_s": len(samples) / SR, "segments": len(sess.pieces),
               "caught_up_after_stop_s": caught_up_s, "recording_identical": same_audio,
               "load_average": os.getloadavg(), "engines": {}}
-    print("| engine | live RTF | segments done | delay after cut, median | worst | kept up |")
-    print("|---|---|---|---|---|---|")
+    print("| engine | live RTF | segments done | delay after segment end, median | worst | within 2 s | "
+          "worst after speech end | kept up |")
+    print("|---|---|---|---|---|---|---|---|")
     for w in sess.workers:
         s = w.state()
-        delays = [d.delay_s for d in w.done]
+        delays = [d.shown_at - (t0 + d.piece.end_s) for d in w.done]  # the stream's clock, not the cut's
+        after_speech = [d.shown_at - (t0 + d.piece.speech_end_s) for d in w.done]
         med = statistics.median(delays) if delays else None
         worst = max(delays) if delays else None
-        report["engines"][w.name] = {"rtf": s.rtf, "done": s.done, "segments": len(sess.pieces),
-                                     "delay_median_s": med, "delay_max_s": worst, "kept_up": s.keeps_up,
-                                     "dropped": s.dropped, "delays_s": delays}
+        within = sum(d <= 2.0 for d in delays)
+        report["engines"][w.name] = {
+            "rtf": s.rtf, "done": s.done, "segments": len(sess.pieces), "delay_median_s": med, "delay_max_s": worst,
+            "within_2_s": within, "delay_after_speech_max_s": max(after_speech) if after_speech else None,
+            "kept_up": s.keeps_up, "dropped": s.dropped, "delays_s": delays,
+            "after_cut_s": [d.delay_s for d in w.done], "compute_s": [d.compute_s for d in w.done],
+            "segment_s": [d.piece.duration_s for d in w.done]}
         fmt = (lambda v: f"{v:.2f} s" if v is not None else "-")
         print(f"| {w.name} | {s.rtf:.2f} | {s.done}/{len(sess.pieces)} | {fmt(med)} | {fmt(worst)} | "
-              f"{'yes' if s.keeps_up else 'no: ' + s.line()} |" if s.rtf is not None else f"| {w.name} | - |")
+              f"{within} of {s.done} | {fmt(max(after_speech))} | {'yes' if s.keeps_up else 'no: ' + s.line()} |"
+              if s.rtf is not None else f"| {w.name} | - |")
+    note = ", ".join(f"{w.name} (RTF {w.state().rtf:.2f})" for w in sess.workers
+                     if w.state().keeps_up and w.state().rtf is not None)
+    behind = ", ".join(f"{w.name} ({w.state().line()})" for w in sess.workers if not w.state().keeps_up)
+    print(f"\nkeep up here: {note or 'none'}" + (f"; fall behind: {behind}" if behind else ""))
 
     if placed:
         worker = next((w for w in sess.workers if w.name == args.compare), None)

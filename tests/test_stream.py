@@ -170,3 +170,48 @@ def test_the_runner_passes_window_progress_on_and_a_failing_reporter_harms_no_en
     tell = steps.window_progress(lambda value, desc: bar.append((value, desc)), 75.0)
     tell("FP32", 30.0, 75.0)
     assert bar == [((30.0, 75.0), "FP32: 30 of 75 s")] and steps.window_progress(bar.append, 12.0) is None
+
+
+class Stepper(Recorder):
+    """Works in `steps` steps of `step_s`, each after `gate.pause_point()`, as
+    the decoding loop does; notes when each step ended and each call's span."""
+
+    def __init__(self, name: str, steps: int, step_s: float):
+        super().__init__(name, 0.0)
+        self.steps, self.step_s, self.ticks, self.spans = steps, step_s, [], []
+
+    def _run(self, clip, language, prompt=None, progress=None):
+        from asr_quant.engines import gate
+
+        import os
+        import threading
+
+        self.nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        start = time.perf_counter()
+        for _ in range(self.steps):
+            gate.pause_point()
+            time.sleep(self.step_s)
+            self.ticks.append(time.perf_counter())
+        self.spans.append((start, time.perf_counter()))
+        return RawResult(text="ok", language="en", token_ids=[1])
+
+
+def test_a_lower_ranked_engine_pauses_while_int8_has_a_segment_and_the_pause_is_not_its_compute():
+    int8, fp32 = Stepper("INT8", 1, 0.3), Stepper("FP32", 40, 0.02)
+    sess = stream.LiveSession([fp32, int8], "en")
+    first, second = cut(speech(2))
+    sess._hand_out([first])
+    deadline = time.perf_counter() + 5.0
+    while len(fp32.ticks) < 5 and time.perf_counter() < deadline:
+        time.sleep(0.005)  # FP32 is under way on the first segment (INT8 done with it)
+    sess._hand_out([second])
+    sess.stop()
+    assert sess.wait(10.0)
+    busy_from, busy_to = int8.spans[1]
+    # FP32 finishes at most the step it was in, then nothing while INT8 works (without the gate it
+    # would tick 15 times in those 0.3 s)
+    assert not [t for t in fp32.ticks if busy_from + 0.03 < t < busy_to], (busy_from, busy_to)
+    assert fp32.spans[0][1] > busy_to  # its first segment was under way across INT8's second
+    assert fp32.nice == min(19, int8.nice + 5)  # and runs nicer, for what a pause point cannot split
+    done = sess.workers[1].done[0]
+    assert done.piece is first and done.compute_s < (fp32.spans[0][1] - fp32.spans[0][0]) - 0.2

@@ -16,9 +16,10 @@ Pure functions on `stats.Record`s, the first timed run of each clip (as
 never identical. Rows pool words and characters when they mix (e.g. zh + es).
 
 Recorded clips are also pooled over those that fit one 30 s window
-(`recorded_one_window`): a longer clip is decoded long-form (seeking by
-timestamps), which faster-whisper does in its own implementation, so on those
-clips a peer's text can move for a reason that has nothing to do with its precision.
+(`recorded_one_window`): a longer clip is cut at pauses by this project's
+engines and decoded long-form (seeking by timestamps) by faster-whisper in its
+own implementation, so on those clips a peer's text can move for a reason that
+has nothing to do with its precision.
 """
 from __future__ import annotations
 

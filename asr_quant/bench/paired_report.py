@@ -73,9 +73,10 @@ def paired_section(res: dict, h: str, table) -> str:
               "edits pooled over the clips; the interval is a paired bootstrap over clips "
               f"({p.get('resamples')} resamples, seed {p.get('seed')}). WER or CER as in the table above; pools "
               "of several languages mix words and characters."
-            + (" *One 30 s window*: the recorded clips that fit Whisper's window; longer ones are decoded "
-               "long-form (seeking by timestamps, conditioned on the previous text), by faster-whisper in its "
-               "own implementation (no loop guard, its own token limit), so there a peer's text can move for "
-               "a reason that is not its precision. The verdict is judged on all recorded clips."
+            + (" *One 30 s window*: the recorded clips that fit Whisper's window; longer ones are cut at pauses "
+               "by this project's engines (each piece after the text before it), and decoded long-form by "
+               "faster-whisper in its own implementation (seeking by timestamps, no loop guard, its own token "
+               "limit), so there a peer's text can move for a reason that is not its precision. The verdict is "
+               "judged on all recorded clips."
                if longer else "") + "\n")
 

@@ -16,10 +16,11 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ...engines.base import Engine
-from .segmenter import SAMPLE_RATE, Piece, Segmenter
+from .segmenter import MAX_S, SAMPLE_RATE, SILENCE_S, Piece, Segmenter
 from .worker import EngineWorker, WorkerState
 
 FIRST = ("INT8", "FP32")  # the fastest engine, then the baseline: the key comparison gets the CPU first
+NICE_PER_RANK = 5  # each worker after the first runs this much nicer than the one before it
 
 
 def priority(engines: Sequence[Engine]) -> list[Engine]:
@@ -30,8 +31,10 @@ def priority(engines: Sequence[Engine]) -> list[Engine]:
 
 @dataclass
 class LiveConfig:
-    silence_s: float = 0.5  # a pause this long ends a segment
-    max_s: float = 20.0  # the longest segment
+    # a pause this long ends a segment; the longest segment. An upload over 30 s is cut
+    # with the same defaults (engines/pauses.py), so live and upload texts agree
+    silence_s: float = SILENCE_S
+    max_s: float = MAX_S
     max_backlog_s: float = 30.0  # audio waiting for an engine before it is left out of live mode
 
 
@@ -66,7 +69,7 @@ class LiveSession:
         for i, e in enumerate(ordered):  # each starts a segment only while those before it are idle
             idle = (lambda before=tuple(self.workers): all(w.idle_now for w in before)) if i else None
             self.workers.append(EngineWorker(e, language, idle=idle, max_backlog_s=self.config.max_backlog_s,
-                                             clock=clock))
+                                             clock=clock, nice=min(19, NICE_PER_RANK * i)))
 
     @property
     def recorded_s(self) -> float:

@@ -6,9 +6,13 @@ time, and a shared queue would hold INT8's text back behind it. Each worker
 transcribes its segments in order, with the text of the segments before as
 context (Whisper: after <|startofprev|>, as condition_on_previous_text), and
 keeps its live real-time factor. Workers are ranked (INT8, FP32, then the
-rest): each starts a segment only while those ranked before it are idle, so
-on a 2-core CPU INT8 rarely shares the cores when its segment arrives (a
-segment already under way elsewhere is not interrupted). One whose backlog
+rest): each starts a segment only while those ranked before it are idle, and
+one under way pauses (`engines.gate`: between decoder steps and PyTorch
+encoder layers) as soon as one ranked before it gets a segment, so on a
+2-core CPU INT8 has the cores to itself within milliseconds of its segment's
+cut. A pause is not counted in an engine's compute or RTF. What a pause
+cannot split (one emulated FP16 matrix product can take 0.1-0.3 s) is left
+to the OS: a lower-ranked worker runs 5 nice levels lower per rank. One whose backlog
 grows past `max_backlog_s` of audio stops taking segments: it "falls behind",
 says so, and is left to the whole-recording pass at the end.
 """
@@ -22,6 +26,8 @@ from typing import Callable
 
 from ...audio import Clip
 from ...engines.base import Engine
+from ...engines import runtime_policy
+from ...engines.gate import Gate
 from .segmenter import Piece
 
 
@@ -31,10 +37,11 @@ class Done:
 
     piece: Piece
     text: str
-    compute_s: float
+    compute_s: float  # the engine's own time on it, its pauses for engines ranked before it left out
     delay_s: float  # from the segment being cut (handed to the engines) to its text
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    shown_at: float = 0.0  # the clock when its text was there to show
 
 
 @dataclass
@@ -64,9 +71,11 @@ class WorkerState:
 
 class EngineWorker:
     def __init__(self, engine: Engine, language: str | None, idle: Callable[[], bool] | None = None,
-                 max_backlog_s: float = 30.0, clock: Callable[[], float] = time.perf_counter):
-        """`idle`: True when the workers ranked before this one have nothing to do (None: the first)."""
+                 max_backlog_s: float = 30.0, clock: Callable[[], float] = time.perf_counter, nice: int = 0):
+        """`idle`: True when the workers ranked before this one have nothing to do (None: the first).
+        `nice`: added to this worker thread's nice value (and so to the compute threads it starts)."""
         self.engine = engine
+        self.nice = nice
         self.name = engine.info.name
         self.language = language
         self.idle = idle
@@ -105,7 +114,10 @@ class EngineWorker:
 
     @property
     def idle_now(self) -> bool:
-        return not self.busy and self._queue.empty()
+        return not self._thread.is_alive() or (not self.busy and self._queue.empty())
+
+    def _held(self) -> bool:
+        return self.idle is not None and not self.idle()
 
     # --------------------------------------------------------------- state
     def state(self) -> WorkerState:
@@ -135,21 +147,28 @@ class EngineWorker:
                 break
 
     def _loop(self) -> None:
+        runtime_policy.lower_thread_priority(self.nice)  # before any compute: OpenMP's team inherits it
         while True:
             item = self._queue.get()
             if item is None:
                 return
             piece, cut_at = item
-            while self.idle is not None and not self.idle() and not self._stopping:
-                time.sleep(0.05)
             with self._lock:
                 if self.dropped:
                     continue
                 self.busy = True
-            t = self.engine.transcribe(Clip(samples=piece.samples, name=f"segment {piece.index + 1}"),
-                                       self.language, prompt=self.text() or None)
+            gate = Gate(self._held)
+            gate.wait()  # start only while those ranked before are idle
+            start_wait = gate.waited_s
+            with gate:  # and pause whenever one of them gets a segment
+                t = self.engine.transcribe(Clip(samples=piece.samples, name=f"segment {piece.index + 1}"),
+                                           self.language, prompt=self.text() or None)
+            if self.language is None and t.language:
+                self.language = t.language  # detected on the first segment and kept, as for an upload
+            now = self.clock()
+            compute = max(0.0, t.timings.total_s - (gate.waited_s - start_wait))
             with self._lock:
                 self._waiting_s = max(0.0, self._waiting_s - piece.duration_s)
-                self.done.append(Done(piece, t.text.strip(), t.timings.total_s, self.clock() - cut_at,
-                                      t.error, list(t.warnings)))
+                self.done.append(Done(piece, t.text.strip(), compute, now - cut_at, t.error, list(t.warnings),
+                                      shown_at=now))
                 self.busy = False

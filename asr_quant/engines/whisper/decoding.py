@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .. import gate as _gate
 from . import features as _features
 from .tokens import TokenizerInfo
 
@@ -152,6 +153,7 @@ def _greedy(model: StepModel, enc: Any, info: TokenizerInfo, prompt: list[int], 
     total = 0.0
     logits, cache = start or model.step(enc, np.asarray([prompt], dtype=np.int64), None)
     while True:
+        _gate.pause_point()  # a live engine ranked lower waits here while a higher one works
         scores = np.asarray(logits, dtype=np.float32).reshape(-1)[: info.vocab_size].copy()
         scores[info.suppress_mask(first=not tokens, timestamps=timestamps)] = -np.inf
         if timestamps:
@@ -227,6 +229,7 @@ def decode(model: StepModel, mel: np.ndarray, tokenizer_info: TokenizerInfo, lan
     info = tokenizer_info
     code, warnings = info.resolve_language(language)
     t0 = time.perf_counter()
+    _gate.pause_point()
     enc = model.encode(np.ascontiguousarray(mel, dtype=np.float32))
     t1 = time.perf_counter()
     if code is None:

@@ -1,9 +1,14 @@
-"""Whole clips through `decoding.decode`: one window for up to 30 s, and for
-longer clips openai-whisper's long-form algorithm (its transcribe.py), greedy.
+"""Whole clips through `decoding.decode`: one window for up to 30 s; a longer
+clip is cut at pauses as live mode cuts it (`_by_pauses`), and only a run of
+speech over 30 s without a pause is decoded by openai-whisper's long-form
+algorithm (its transcribe.py), greedy (`_long_form`).
 
 Why not fixed 30 s windows: a window that starts with no context and at an
-arbitrary cut loses or doubles the word across the cut. Long-form decoding
-instead decodes each 30 s window with timestamp tokens, keeps the segments that
+arbitrary cut loses or doubles the word across the cut. Cutting at pauses puts
+every cut where no word is, and each piece is decoded after the text before it
+(<|startofprev|>), as a live recording's segments are, so an upload reads what
+the live transcript of the same audio read. Long-form decoding (for a run over
+30 s) decodes each 30 s window with timestamp tokens, keeps the segments that
 end with a timestamp, and moves the next window's start (`seek`) to the end of
 the last complete segment, so an unfinished segment is decoded again whole in
 the next window; and it gives the text so far after <|startofprev|> (the last
@@ -22,6 +27,7 @@ import time
 import numpy as np
 
 from ..base import Progress, RawResult, Segment
+from .. import pauses
 from . import decoding
 from . import features as _features
 from .tokens import TokenizerInfo
@@ -67,25 +73,80 @@ def transcribe_samples(model: decoding.StepModel, samples: np.ndarray, info: Tok
                        n_mels: int = 80, prompt: str | None = None, progress: Progress | None = None) -> RawResult:
     """What every Whisper engine's `_run` returns. Up to 30 s: one window
     without timestamps, after `prompt` (text said before the clip) if given.
-    Longer: long-form decoding as above. The language found first is kept."""
+    Longer: cut at pauses as live mode cuts it (`_by_pauses`). The language
+    found first is kept."""
     info.resolve_language(language)  # fail on a bad code before any compute
-    t0 = time.perf_counter()
-    n_samples = int(np.asarray(samples).shape[-1])
-    mel = _features.log_mel(samples, n_mels)
-    features_s = time.perf_counter() - t0
-    total_s = n_samples / _features.SAMPLE_RATE
-    previous = info.encode_text(prompt) if prompt else []
+    total_s = int(np.asarray(samples).shape[-1]) / _features.SAMPLE_RATE
     if total_s <= _features.WINDOW_S or not info.has_timestamps:
         if total_s > _features.WINDOW_S:  # pragma: no cover - every Whisper vocabulary has timestamps
             raise ValueError("a clip over 30 s needs a model with timestamp tokens")
-        r = decoding.decode(model, _features.pad_or_trim(mel)[None], info, language, duration_s=total_s,
-                            previous=previous)
+        r = _one_window(model, samples, info, language, n_mels, info.encode_text(prompt) if prompt else [])
         if progress:
             progress(total_s, total_s)
-        return RawResult(text=r.text, language=r.language, token_ids=r.token_ids, features_s=features_s,
-                         encoder_s=r.encoder_s, decoding_s=r.decoding_s, warnings=r.warnings,
-                         segments=[Segment(0.0, total_s, r.text)] if r.text else [])
-    return _long_form(model, mel, n_samples, info, language, previous, features_s, progress)
+        return r
+    return _by_pauses(model, samples, info, language, n_mels, prompt, progress)
+
+
+def _one_window(model, samples: np.ndarray, info: TokenizerInfo, language: str | None, n_mels: int,
+                previous: list[int]) -> RawResult:
+    t0 = time.perf_counter()
+    total_s = int(np.asarray(samples).shape[-1]) / _features.SAMPLE_RATE
+    mel = _features.log_mel(samples, n_mels)
+    features_s = time.perf_counter() - t0
+    r = decoding.decode(model, _features.pad_or_trim(mel)[None], info, language, duration_s=total_s,
+                        previous=previous)
+    return RawResult(text=r.text, language=r.language, token_ids=r.token_ids, features_s=features_s,
+                     encoder_s=r.encoder_s, decoding_s=r.decoding_s, warnings=r.warnings,
+                     segments=[Segment(0.0, total_s, r.text)] if r.text else [])
+
+
+def _by_pauses(model, samples: np.ndarray, info: TokenizerInfo, language: str | None, n_mels: int,
+               prompt: str | None, progress: Progress | None) -> RawResult:
+    """A clip over 30 s cut at pauses exactly as live mode cuts it
+    (`pauses.cut_at_pauses`; faster-whisper's vad_filter and WhisperX also cut
+    at pauses first), each run of speech decoded after the text before it as
+    its prompt, joined as live mode joins it. So the upload of a recording
+    reads what its live transcript read, and a cut lies in a pause, never in
+    a word. A run longer than 30 s (pieces cut at the cap inside speech) is
+    decoded by the windows with a seek of `_long_form`, so no word is lost
+    or doubled there either."""
+    total_s = int(np.asarray(samples).shape[-1]) / _features.SAMPLE_RATE
+    texts = [prompt.strip()] if prompt and prompt.strip() else []
+    out = RawResult(text="", language=language, token_ids=[])
+    lang, kept = language, []
+    done_s = [0.0]
+
+    def report(at_s: float) -> None:
+        if progress and at_s > done_s[0]:
+            done_s[0] = at_s
+            progress(at_s, total_s)
+    for k, run in enumerate(pauses.spans(pauses.cut_at_pauses(samples))):
+        x = np.concatenate([p.samples for p in run])
+        a, b = run[0].start_s, min(run[-1].end_s, total_s)
+        before = info.encode_text(" ".join(texts)) if texts else []
+        if len(x) / _features.SAMPLE_RATE <= _features.WINDOW_S:
+            r = _one_window(model, x, info, lang, n_mels, before)
+        else:
+            t0 = time.perf_counter()
+            mel = _features.log_mel(x, n_mels)
+            r = _long_form(model, mel, len(x), info, lang, before, time.perf_counter() - t0,
+                           lambda done, _, a=a: report(min(a + done, total_s)))
+        lang = r.language
+        out.features_s += r.features_s
+        out.encoder_s += r.encoder_s
+        out.decoding_s += r.decoding_s
+        out.token_ids += r.token_ids
+        where = f" (speech {k + 1}, from {a:.1f} s)"
+        out.warnings += [m + where for m in r.warnings]
+        out.segments += [Segment(round(a + s.start_s, 2), round(min(a + s.end_s, b), 2), s.text) for s in r.segments]
+        if r.text.strip():
+            texts.append(r.text.strip())
+            kept.append(r.text.strip())
+        report(b)
+    report(total_s)
+    out.language = lang
+    out.text = ("" if lang in _NO_SPACE else " ").join(kept)
+    return out
 
 
 def _long_form(model, mel: np.ndarray, n_samples: int, info: TokenizerInfo, language: str | None,

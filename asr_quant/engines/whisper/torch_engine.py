@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import gate as _gate
 from .. import runtime_policy
 from ..base import Engine, EngineInfo, RawResult
 from ... import memory as _memory
@@ -59,6 +60,7 @@ class TorchStepModel:
         self.model = hf_model
         self.device = device
         self.dtype = dtype
+        _pause_between_layers(hf_model.model)
 
     def encode(self, mel: np.ndarray) -> Any:
         import torch
@@ -76,6 +78,19 @@ class TorchStepModel:
                                            past_key_values=cache, use_cache=True)
             logits = self.model.proj_out(out.last_hidden_state[:, -1])
             return logits[0].float().cpu().numpy(), out.past_key_values
+
+
+def _pause_between_layers(model) -> None:
+    """`gate.pause_point()` before each leaf layer of the encoder and decoder:
+    the encoder is most of a segment's compute here (FP16 emulated: seconds),
+    and a live engine ranked lower must give the cores back within
+    milliseconds. One attribute lookup per layer where no gate is set."""
+    if getattr(model, "_asrq_pause_points", False):
+        return  # FP32 engines share the bundle's model
+    for m in model.modules():
+        if not any(True for _ in m.children()):
+            m.register_forward_pre_hook(lambda *_: _gate.pause_point())
+    model._asrq_pause_points = True
 
 
 def build_model(bundle: WhisperBundle, precision: str, device: str):
