@@ -81,13 +81,15 @@ class TorchStepModel:
 
 
 def _pause_between_layers(model) -> None:
-    """`gate.pause_point()` before each leaf layer of the encoder and decoder:
-    the encoder is most of a segment's compute here (FP16 emulated: seconds),
-    and a live engine ranked lower must give the cores back within
-    milliseconds. One attribute lookup per layer where no gate is set."""
+    """`gate.pause_point()` before each leaf layer of the encoder: the encoder
+    is most of a segment's compute here (FP16 emulated: seconds), and a live
+    engine ranked lower must give the cores back within milliseconds. The
+    decoder pauses once a token, in the decoding loop: a hook on each of its
+    leaf layers would cost Python time every token in every benchmark, for
+    the same live figures (run A of docs/live.md paused the encoder only)."""
     if getattr(model, "_asrq_pause_points", False):
         return  # FP32 engines share the bundle's model
-    for m in model.modules():
+    for m in model.encoder.modules():
         if not any(True for _ in m.children()):
             m.register_forward_pre_hook(lambda *_: _gate.pause_point())
     model._asrq_pause_points = True
