@@ -15,6 +15,8 @@ Layout (arrows are imports; no module imports a plan but this one):
     recipe       plans "recipe" and "search" (-> search)
     blockwise    plan "blockwise" (MatMulNBits blocks)
     rows         plan "rows" (per-row encoder, blockwise decoder)
+    probe        whether this host's u8s8 sums saturate (measured; QuantConfig.u8s8)
+    outliers     the encoder MLPs' outlier channels, for rows and costed
     costs        the host's kernel cost table per granularity (measured once, cached)
     granular     every granularity simulated in PyTorch per group
     mixed        ONNX graphs with a granularity per group

@@ -187,25 +187,13 @@ def space(ctx, report) -> Space:
     without hold-out speech); what was missing is said in `report`."""
     from functools import partial
 
-    from .. import calibration
     from . import costs, granular
     from .common import holdout
-    from .config import OUTLIER_CLIPS
-    from .recipe import fc2_input_amax, outlier_channels
+    from .outliers import encoder_outliers
     from .sensitivity import Sample, Scorer, groups
 
     hf_model, cfg, say = ctx.hf_model, ctx.cfg, ctx.say
-    outliers = None
-    if cfg.fc2 == "split":
-        say("finding outlier channels")
-        try:
-            calib = [(ctx.features(a), ctx.prompt(u.text, u.language)[0])
-                     for u, a in calibration.calibration_clips(OUTLIER_CLIPS, ctx.cache_dir)]
-            outliers = {"encoder": outlier_channels(fc2_input_amax(hf_model, calib), cfg.outlier_channels)["encoder"]}
-            report.fc2, report.outlier_clips = "split", len(calib)
-            report.outliers = {side: [o.tolist() for o in layers] for side, layers in outliers.items()}
-        except calibration.CalibrationError as exc:
-            report.reason += f"no calibration speech ({exc}): no outlier split among the options; "
+    outliers = encoder_outliers(ctx, report, "no outlier split among the options")
     dims = costs.dims_of(hf_model.config)
     split = cfg.outlier_channels if outliers else 0
     table = costs.for_quant(hf_model.config, cfg, ctx.model_cache_dir or ctx.cache_dir, say)

@@ -24,10 +24,9 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 
-from .. import calibration
 from . import blockwise, rowwise
 from .common import FIXED, BuildContext, BuildReport, Plan, finished, holdout, measure_built, measured_sentence
-from .config import OUTLIER_CLIPS
+from .outliers import encoder_outliers
 from .sensitivity import groups
 
 DECODER_BLOCK = 16
@@ -53,7 +52,6 @@ def build(ctx: BuildContext) -> BuildReport:
     """Export (MLP outlier channels apart), the encoder per row, the decoder in
     blocks of 16 with the token table shared, measured on the hold-out clips."""
     from .. import onnx_export
-    from .recipe import fc2_input_amax, outlier_channels
 
     hf_model, out_dir, cfg, say = ctx.hf_model, ctx.out_dir, ctx.cfg, ctx.say
     t0 = time.perf_counter()
@@ -61,18 +59,7 @@ def build(ctx: BuildContext) -> BuildReport:
     report = BuildReport(encoder="rows", decoder="blockwise", fc2="fp32")
     work = out_dir / "work"
     work.mkdir(parents=True, exist_ok=True)
-    outliers = None
-    if cfg.fc2 == "split":
-        say("finding outlier channels")
-        try:
-            calib = [(ctx.features(a), ctx.prompt(u.text, u.language)[0])
-                     for u, a in calibration.calibration_clips(OUTLIER_CLIPS, ctx.cache_dir)]
-            outliers = outlier_channels(fc2_input_amax(hf_model, calib), cfg.outlier_channels)
-            outliers = {"encoder": outliers["encoder"]}  # the decoder's blocks need no split
-            report.fc2, report.outlier_clips = "split", len(calib)
-            report.outliers = {side: [o.tolist() for o in layers] for side, layers in outliers.items()}
-        except calibration.CalibrationError as exc:  # the digest in the key says the speech is degraded
-            report.reason += f"no calibration speech ({exc}): encoder fc2 per row with no channel apart; "
+    outliers = encoder_outliers(ctx, report, "encoder fc2 per row with no channel apart")
     secs["outliers"] = time.perf_counter() - t0
     samples = holdout(cfg, ctx.features, ctx.prompt, None, report, say)
     report.plan = asdict(rows_plan(hf_model, outliers))
