@@ -203,3 +203,27 @@ def _matmul_integer(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     model = helper.make_model(graph, ir_version=9, opset_imports=[helper.make_opsetid("", 17)])
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     return sess.run(None, {"A": a})[0].astype(np.int64)
+
+
+def test_auto_builds_the_plan_the_evidence_measured_with_no_table_or_search(tmp_path, monkeypatch):
+    """`auto` on a host whose evidence names a searched plan builds that very
+    plan (its levels), so the default is what the benchmark measured: no cost
+    table is measured for its key, and the levels are in the key."""
+    from asr_quant import host
+    from asr_quant.engines.whisper import ort_artifacts
+    from asr_quant.engines.whisper.plans import default
+    from asr_quant.settings import Settings
+
+    levels = {"enc.0.attn": "row", "dec.tokens": "b32"}
+    ev = default.Evidence("h", "cmd", 10, {"costed:kl=0.004": default.Score(0.9, 0.8), "rows": default.Score(0.8, 0.7)},
+                          levels={"costed:kl=0.004": levels})
+    monkeypatch.setattr(default, "EVIDENCE", {level: ev for level in host.LEVELS})
+    q = QuantConfig.from_settings(Settings())
+    assert (q.plan, q.budget, dict(q.levels)) == ("costed", "kl=0.004", levels)
+    assert QuantConfig.from_settings(Settings(int8_plan="costed")).levels == ()  # by hand: searched
+    monkeypatch.setattr(costs, "time_products", lambda *a, **k: pytest.fail("a fixed plan measured a cost table"))
+    bundle = SimpleNamespace(sha256="x" * 64, config=CFG, cache_dir=tmp_path)
+    other = QuantConfig(plan="costed", levels=tuple({**levels, "dec.tokens": "b16"}.items()))
+    assert ort_artifacts.artifact_key(bundle, "int8", q) != ort_artifacts.artifact_key(bundle, "int8", other)
+    with pytest.raises(ValueError):
+        QuantConfig(plan="rows", levels=(("enc.0.attn", "row"),))

@@ -89,7 +89,7 @@ def artifact_key(bundle: WhisperBundle, kind: str, quant: QuantConfig | None) ->
     if kind == "int8":
         quant = quant or QuantConfig()
         spec.update(recipe=RECIPE_VERSION, quant=asdict(quant), calibration=calibration.digest())
-        if quant.plan == "costed":  # the plan is chosen from this host's cost table: its measured figures
+        if quant.plan == "costed" and not quant.levels:  # searched on this host's cost table: its measured figures
             from .plans import costs
 
             spec["costs"] = costs.for_quant(bundle.config, quant, bundle.cache_dir).digest()

@@ -72,6 +72,10 @@ class QuantConfig:
     max_extra_mb: float = 20.0  # the search keeps no more FP32 than this above all-INT8
     block_size: int = 16  # for plan "blockwise": inputs per weight scale and per activation scale
     cost_threads: int = 2  # for plan "costed": the threads its kernel cost table is measured with (costs.py)
+    # For plan "costed": a plan fixed beforehand, ((group, option), ...), built as it is with no cost table
+    # and no search: what `auto` builds from a benchmark's evidence (default.py), so the default is exactly
+    # the plan that was measured. Empty: search on this host's cost table for `budget`.
+    levels: tuple = ()
     # The instruction-set level the graphs are built for (host.LEVELS): plan "rows" rounds the encoder's
     # weights to 7 bits where u8s8 products saturate (no VNNI). This host's, unless a test asks for another.
     isa: str = field(default_factory=lambda: host.detect().level)
@@ -87,9 +91,15 @@ class QuantConfig:
         budget, so it is not in their key."""
         from .default import resolve
 
-        plan, _, budget = resolve(settings.int8_plan, host.detect().level).partition(":")
-        if plan in ("search", "costed"):  # the evidence's own budget for "auto" (default.py), else the setting
-            return cls(plan=plan, budget=budget if settings.int8_plan == "auto" and budget else settings.int8_budget)
+        from .default import fixed_levels
+
+        isa = host.detect().level
+        name = resolve(settings.int8_plan, isa)
+        plan, _, budget = name.partition(":")
+        if plan in ("search", "costed"):  # the evidence's own budget and plan for "auto" (default.py), else the setting
+            auto = settings.int8_plan == "auto"
+            levels = fixed_levels(name, isa) if auto else ()
+            return cls(plan=plan, budget=budget if auto and budget else settings.int8_budget, levels=levels)
         return cls(plan=plan)
 
     @property
@@ -123,6 +133,9 @@ class QuantConfig:
             raise ValueError(f"isa must be one of {', '.join(host.LEVELS)}, not {self.isa!r}")
         if self.block_size not in BLOCK_SIZES:
             raise ValueError(f"block_size must be one of {', '.join(map(str, BLOCK_SIZES))}, not {self.block_size}")
+        if self.levels and self.plan != "costed":
+            raise ValueError("levels fix a plan 'costed'; other plans take none")
+        object.__setattr__(self, "levels", tuple(sorted((str(g), str(o)) for g, o in self.levels)))
         if self.plan == "costed":
             from .costed import parse_budget
 

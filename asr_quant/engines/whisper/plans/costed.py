@@ -175,7 +175,7 @@ class Space:
 
     @property
     def fp32_ms(self) -> float:
-        return sum(self.cost[(g.name, "fp32")] for g in self.groups)
+        return sum(self.cost[(g.name, "fp32")] for g in self.groups) if self.cost else 0.0
 
     def cheapest(self) -> dict[str, str]:
         return {g.name: min(self.options[g.name], key=lambda o, g=g: (self.cost[(g.name, o)], o)) for g in self.groups}
@@ -196,10 +196,13 @@ def space(ctx, report) -> Space:
     outliers = encoder_outliers(ctx, report, "no outlier split among the options")
     dims = costs.dims_of(hf_model.config)
     split = cfg.outlier_channels if outliers else 0
-    table = costs.for_quant(hf_model.config, cfg, ctx.model_cache_dir or ctx.cache_dir, say)
     gs = [g for g in groups(hf_model) if g.kind != "conv"]
     options = {g.name: granular.options_for(g, outliers, dims["d_model"]) for g in gs}
-    cost = {(g.name, o): costs.group_ms(table, dims, g.kind, g.side, o, split) for g in gs for o in options[g.name]}
+    table, cost = None, {}
+    if not cfg.levels:  # a plan fixed beforehand needs no cost table
+        table = costs.for_quant(hf_model.config, cfg, ctx.model_cache_dir or ctx.cache_dir, say)
+        cost = {(g.name, o): costs.group_ms(table, dims, g.kind, g.side, o, split)
+                for g in gs for o in options[g.name]}
     qmax = cfg.weight_qmax
     samples = holdout(cfg, ctx.features, ctx.prompt, ctx.teacher, report, say)
     scorer = (Scorer(hf_model, [Sample(*x) for x in samples], simulate=partial(granular.simulated, qmax=qmax))
@@ -239,15 +242,23 @@ def build(ctx):
     secs["space"] = time.perf_counter() - t0
     budget = parse_budget(cfg.budget)
     t = time.perf_counter()
-    levels, m, points = searched(sp, budget, report, say)
+    if cfg.levels:  # fixed beforehand (a benchmark's plan): built as it is, scored once
+        levels = dict(cfg.levels)
+        m = sp.scorer.score(levels, sp.outliers) if sp.scorer else {}
+        points = [{"action": "fixed beforehand (the evidence's plan)", **m, "levels": dict(levels)}] if m else []
+        report.reason += "the plan fixed beforehand (the benchmark's own, default.EVIDENCE), not searched"
+    else:
+        levels, m, points = searched(sp, budget, report, say)
     secs["search"] = time.perf_counter() - t
-    ms = plan_ms(levels, sp.cost)
-    met = bool(m) and budget.met({**m, "ms_ratio": ms / sp.fp32_ms})
+    ms = plan_ms(levels, sp.cost) if sp.cost else None
+    met = bool(m) and (ms is None or budget.met({**m, "ms_ratio": ms / sp.fp32_ms}))
     report.plan = {"name": "costed", "levels": levels, "budget": str(budget), "met": met, "simulated": m,
-                   "ms": round(ms, 3), "fp32_ms": round(sp.fp32_ms, 3), "points": points, "front": front(points),
-                   "costs": {"key": sp.table.key, "digest": sp.table.digest(), "threads": sp.table.threads,
-                             "host": sp.table.host, "tokens_per_window": costs.TOKENS_PER_WINDOW},
-                   "extra_bytes": 0, "steps": []}
+                   "fixed": bool(cfg.levels), "ms": None if ms is None else round(ms, 3),
+                   "fp32_ms": round(sp.fp32_ms, 3) if sp.cost else None, "points": points,
+                   "front": front(points) if sp.cost else [], "extra_bytes": 0, "steps": [],
+                   "costs": {} if sp.table is None else {
+                       "key": sp.table.key, "digest": sp.table.digest(), "threads": sp.table.threads,
+                       "host": sp.table.host, "tokens_per_window": costs.TOKENS_PER_WINDOW}}
     t = time.perf_counter()
     say("exporting ONNX")
     per_layer = None
@@ -265,9 +276,10 @@ def build(ctx):
     report.decoder_nodes = sum(v for k, v in dec_n.items() if k != "fp32")
     report.plan["nodes"] = {"encoder": enc_n, "decoder": dec_n}
     secs["quantize"] = time.perf_counter() - t
-    report.reason += (f"searched for {budget} on instruction set {cfg.isa}"
-                      f"{'' if met else ' (not met: the closest plan found)'}: {ms / sp.fp32_ms:.2f}x the FP32 "
-                      f"plan's product time by the cost table")
+    if ms is not None:
+        report.reason += (f"searched for {budget} on instruction set {cfg.isa}"
+                          f"{'' if met else ' (not met: the closest plan found)'}: {ms / sp.fp32_ms:.2f}x the FP32 "
+                          f"plan's product time by the cost table")
     # measured in ONNX Runtime as every plan is, teacher-forced on the reference text (the manifests compare);
     # the search scored on FP32's own tokens
     measured_on = holdout(cfg, ctx.features, ctx.prompt, None, report, say) if sp.samples else []
@@ -287,14 +299,19 @@ def describe(manifest: dict) -> str:
         counts[o] = counts.get(o, 0) + 1
     mix = ", ".join(f"{n} at {o}" for o, n in sorted(counts.items(), key=lambda kv: -kv[1]))
     sim = p.get("simulated") or {}
-    text = (f"Plan 'costed': each layer group at its own INT8 granularity, searched for the budget {p.get('budget')}"
-            f"{'' if p.get('met') else ' (not met: the closest plan found)'} "
-            f"with each option's product time measured on this host (instruction set {q['isa']}, "
-            f"{(p.get('costs') or {}).get('threads', '?')} threads): {mix or 'nothing'} (fp32: FP32; tensor: one "
-            f"activation scale per call; row: per frame/token; row-split: per row, MLP outlier channels FP32; bN: "
-            f"8-bit blocks of N); predicted product time {p.get('ms', 0) / max(p.get('fp32_ms') or 1, 1e-9):.2f}x "
-            f"FP32's by the cost table; {len(p.get('points') or [])} plans scored, {len(p.get('front') or [])} on the "
-            f"Pareto front.")
+    legend = ("(fp32: FP32; tensor: one activation scale per call; row: per frame/token; row-split: per row, MLP "
+              "outlier channels FP32; bN: 8-bit blocks of N)")
+    if p.get("fixed"):
+        text = (f"Plan 'costed' ({p.get('budget')}), as the benchmark that named it the default measured it "
+                f"(the plan fixed, not searched again here): each layer group at its own INT8 granularity, "
+                f"{mix or 'nothing'} {legend}; built for instruction set {q['isa']}.")
+    else:
+        text = (f"Plan 'costed': each layer group at its own INT8 granularity, searched for the budget "
+                f"{p.get('budget')}{'' if p.get('met') else ' (not met: the closest plan found)'} with each option's "
+                f"product time measured on this host (instruction set {q['isa']}, "
+                f"{(p.get('costs') or {}).get('threads', '?')} threads): {mix or 'nothing'} {legend}; predicted "
+                f"product time {(p.get('ms') or 0) / max(p.get('fp32_ms') or 1, 1e-9):.2f}x FP32's by the cost "
+                f"table; {len(p.get('points') or [])} plans scored, {len(p.get('front') or [])} on the Pareto front.")
     if sim:
         text += f" Simulated: mean KL {sim['kl']:.4f}, top-1 {sim['top1']:.1%}."
     return text + measured_sentence(p.get("measured") or {})

@@ -29,6 +29,9 @@ class Evidence:
     command: str  # the benchmark command that measured it
     clips: int
     scores: dict[str, Score] = field(default_factory=dict)
+    # a searched plan's levels as the benchmark built and measured them (its manifest's plan.levels), so
+    # `auto` builds that very plan, not a new search on another cost table
+    levels: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def pick(scores: dict[str, Score]) -> tuple[str, str]:
@@ -69,7 +72,17 @@ EVIDENCE: dict[str, Evidence] = {
                  "docs/benchmark.md)"),
         clips=93,
         scores={"costed:kl=0.004": Score(81 / 93, 0.75), "rows": Score(74 / 93, 0.73),
-                "recipe": Score(64 / 93, 0.68), "blockwise": Score(87 / 93, 1.22)}),
+                "recipe": Score(64 / 93, 0.68), "blockwise": Score(87 / 93, 1.22)},
+        # bench_out/avx2-default/results.json, engine INT8: searched on cost table 2ac35fe998803254
+        levels={"costed:kl=0.004": {
+            "enc.0.attn": "fp32", "enc.0.mlp": "fp32", "enc.1.attn": "tensor", "enc.1.mlp": "row-split",
+            "enc.2.attn": "tensor", "enc.2.mlp": "tensor", "enc.3.attn": "tensor", "enc.3.mlp": "fp32",
+            "enc.4.attn": "tensor", "enc.4.mlp": "row-split", "enc.5.attn": "tensor", "enc.5.mlp": "tensor",
+            "dec.0.self": "b32", "dec.0.cross": "tensor", "dec.0.mlp": "b128", "dec.1.self": "b128",
+            "dec.1.cross": "tensor", "dec.1.mlp": "b128", "dec.2.self": "b32", "dec.2.cross": "tensor",
+            "dec.2.mlp": "b128", "dec.3.self": "b32", "dec.3.cross": "tensor", "dec.3.mlp": "b128",
+            "dec.4.self": "b128", "dec.4.cross": "fp32", "dec.4.mlp": "b32", "dec.5.self": "b128",
+            "dec.5.cross": "tensor", "dec.5.mlp": "b16", "dec.tokens": "b32"}}),
 }
 # Levels with no run of their own: the nearest measured level (VNNI hosts share MLAS's u8s8 kernels;
 # x86 hosts without VNNI share AVX2's saturating u8s8 sums and its 7-bit weights, see probe.py).
@@ -96,6 +109,13 @@ def choose(isa: str) -> tuple[str, str]:
     plan, why = pick(ev.scores)
     where = "on this instruction set" if level == isa else f"on {level} (no run on {isa} yet)"
     return plan, f"{why}, measured {where} over {ev.clips} recorded clips: {ev.command}"
+
+
+def fixed_levels(name: str, isa: str) -> tuple:
+    """The levels the evidence for `isa` measured for plan `name` ("costed:kl=0.004"),
+    as QuantConfig.levels; () when it has none (the plan is then searched)."""
+    _, ev = evidence_for(isa)
+    return tuple(sorted(((ev.levels.get(name) if ev else None) or {}).items()))
 
 
 def resolve(plan: str, isa: str) -> str:
