@@ -107,8 +107,10 @@ def test_real_int8_difference_is_traced_through_its_onnx_graphs(whisper_engines)
     d = r.divergence
     assert d is not None and not d.same, r.message
     assert d.step == k and d.reference_top[0].id == a.token_ids[k] and d.other_top[0].id == b.token_ids[k]
-    assert len(d.layers) == 12 and d.layers[0].part == "encoder" and d.layers[0].rel_error > 1e-4
-    assert all(0 < g.rel_error < 1 and g.cosine > 0.5 for g in d.layers), d.layers
+    assert len(d.layers) == 12 and d.layers[0].part == "encoder"
+    # a plan may keep the first layers FP32 (costed does on AVX2): the error starts where quantization does
+    assert any(g.part == "encoder" and g.rel_error > 1e-4 for g in d.layers), d.layers
+    assert all(0 <= g.rel_error < 1 and g.cosine > 0.5 for g in d.layers), d.layers
 
 
 @pytest.mark.model

@@ -46,5 +46,5 @@ def test_leaves_the_root_logger_as_it_found_it(tmp_path):
 
     root = logging.getLogger()
     before = root.level
-    _script().recipe_model(np.eye(16, dtype=np.float32), 4, tmp_path)
+    _script().costs.tensor_model(np.eye(16, dtype=np.float32), 4, tmp_path)
     assert root.level == before

@@ -266,3 +266,11 @@ def test_auto_builds_the_budgeted_plan_the_evidence_measured(monkeypatch):
     assert (q.plan, q.budget) == ("costed", "kl=0.002")
     q = QuantConfig.from_settings(Settings(int8_plan="costed", int8_budget="time=0.5"))
     assert (q.plan, q.budget) == ("costed", "time=0.5")
+
+
+def test_a_held_plan_is_not_picked_and_the_reason_says_why(monkeypatch):
+    ev = default.Evidence("h", "cmd", 10, {"rows": default.Score(0.8, 0.7), "costed:kl=0.004": default.Score(0.9, 0.8)},
+                          held={"costed:kl=0.004": "held back: fails a check"})
+    monkeypatch.setattr(default, "EVIDENCE", {"avx2": ev})
+    plan, why = default.choose("avx2")
+    assert plan == "rows" and "held back: fails a check" in why

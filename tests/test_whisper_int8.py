@@ -164,7 +164,7 @@ def test_int8_engine_says_what_it_is(int8):
     if plan == "recipe":
         assert int8.encoder_mode in ("static", "dynamic") and f"encoder {int8.encoder_mode}" in info.details.lower()
     else:
-        assert int8.encoder_mode == {"rows": "rows", "blockwise": "blockwise", "search": "dynamic"}[plan]
+        assert int8.encoder_mode == {"rows": "rows", "blockwise": "blockwise", "search": "dynamic", "costed": "costed"}[plan]
     assert f"instruction set {manifest['quant']['isa']}" in info.details or plan != "rows"
     assert manifest["host"]["level"] == manifest["quant"]["isa"]  # built for the host it was built on
     files = [int8.folder / "encoder.onnx", int8.folder / "decoder.onnx"]

@@ -32,6 +32,8 @@ class Evidence:
     # a searched plan's levels as the benchmark built and measured them (its manifest's plan.levels), so
     # `auto` builds that very plan, not a new search on another cost table
     levels: dict[str, dict[str, str]] = field(default_factory=dict)
+    # plans the rule may not pick yet, and why (a check outside the benchmark that they fail)
+    held: dict[str, str] = field(default_factory=dict)
 
 
 def pick(scores: dict[str, Score]) -> tuple[str, str]:
@@ -82,7 +84,11 @@ EVIDENCE: dict[str, Evidence] = {
             "dec.1.cross": "tensor", "dec.1.mlp": "b128", "dec.2.self": "b32", "dec.2.cross": "tensor",
             "dec.2.mlp": "b128", "dec.3.self": "b32", "dec.3.cross": "tensor", "dec.3.mlp": "b128",
             "dec.4.self": "b128", "dec.4.cross": "fp32", "dec.4.mlp": "b32", "dec.5.self": "b128",
-            "dec.5.cross": "tensor", "dec.5.mlp": "b16", "dec.tokens": "b32"}}),
+            "dec.5.cross": "tensor", "dec.5.mlp": "b16", "dec.tokens": "b32"}},
+        held={"costed:kl=0.004": (
+            "held back: with it the long-form check (tests/test_longform.py, a 150 s recording) read WER 0.111 "
+            "against 0.096 for the same speech cut into clips, and a Ray run's INT8 text differed from the "
+            "single process's; both unexplained yet")}),
 }
 # Levels with no run of their own: the nearest measured level (VNNI hosts share MLAS's u8s8 kernels;
 # x86 hosts without VNNI share AVX2's saturating u8s8 sums and its 7-bit weights, see probe.py).
@@ -106,9 +112,10 @@ def choose(isa: str) -> tuple[str, str]:
     level, ev = evidence_for(isa)
     if ev is None:
         return FALLBACK, f"no benchmark run applies to instruction set {isa}; plan '{FALLBACK}' by default"
-    plan, why = pick(ev.scores)
+    plan, why = pick({k: s for k, s in ev.scores.items() if k not in ev.held})
     where = "on this instruction set" if level == isa else f"on {level} (no run on {isa} yet)"
-    return plan, f"{why}, measured {where} over {ev.clips} recorded clips: {ev.command}"
+    held = "".join(f"; {k} {r}" for k, r in sorted(ev.held.items()))
+    return plan, f"{why}, measured {where} over {ev.clips} recorded clips: {ev.command}{held}"
 
 
 def fixed_levels(name: str, isa: str) -> tuple:

@@ -100,13 +100,14 @@ def _uint8_grid(x, lo, scale):
     return (torch.clamp(torch.round(x / scale) + zp, 0, 255) - zp) * scale
 
 
-def _fq_weight(w):
-    """int8 symmetric per-output-channel (dim 0) fake quantization: scale max|w| / 127, as onnxruntime's."""
+def _fq_weight(w, qmax: int = 127):
+    """int8 symmetric per-output-channel (dim 0) fake quantization: scale max|w| / qmax, as onnxruntime's
+    (qmax 64: its reduce_range, where the host's u8s8 sums saturate)."""
     import torch
 
     flat = w.reshape(w.shape[0], -1)
-    scale = flat.abs().amax(1, keepdim=True).clamp(min=1e-12) / 127.0
-    return (torch.clamp(torch.round(flat / scale), -127, 127) * scale).reshape(w.shape)
+    scale = flat.abs().amax(1, keepdim=True).clamp(min=1e-12) / qmax
+    return (torch.clamp(torch.round(flat / scale), -qmax, qmax) * scale).reshape(w.shape)
 
 
 def _patch(module, fn):
@@ -115,7 +116,7 @@ def _patch(module, fn):
     return lambda: setattr(module, "forward", old)
 
 
-def _linear(mod, split_rows=None, split_cols=None, first_call: int = 0):
+def _linear(mod, split_rows=None, split_cols=None, first_call: int = 0, qmax: int = 127):
     """Fake-INT8 forward for an nn.Linear; split_rows/cols: outlier output rows / input columns in FP32;
     first_call: how the activations' calls are laid out (see _fq_act)."""
     import torch
@@ -128,10 +129,10 @@ def _linear(mod, split_rows=None, split_cols=None, first_call: int = 0):
     if split_cols is not None:
         keep = torch.ones(w.shape[1], dtype=torch.bool)
         keep[split_cols] = False
-        wq = _fq_weight(w[:, keep])
+        wq = _fq_weight(w[:, keep], qmax)
         wo = w[:, ~keep]
         return lambda x: F.linear(act(x[..., keep]), wq, b) + F.linear(x[..., ~keep], wo)
-    wq = _fq_weight(w)
+    wq = _fq_weight(w, qmax)
     if split_rows is not None:
         wq = wq.clone()
         wq[split_rows] = 0.0
