@@ -1,8 +1,8 @@
 """The CUDA INT8 recipe (engines/whisper/cuda_recipe.py), checked on a CPU:
 every op of its graphs has a CUDA kernel in the pinned onnxruntime (vendored
 table, and the installed wheel's own CUDA library where present), the packed
-token table is the output projection's, and on the CPU provider it gives the
-CPU INT8 engine's tokens on the English examples."""
+token table is the output projection's, and on the CPU provider it gives
+FP32's tokens on the English examples."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -110,27 +110,24 @@ def test_token_table_is_stored_once_and_lookup_matches_fp32(artifacts, bundle):
 
 
 @pytest.mark.model
-def test_cuda_recipe_gives_the_cpu_int8_tokens_on_the_english_examples(cuda_engine, whisper_engines):
-    """Same decoding loop, same features; the graphs differ (weight-only INT8
-    with FP32 activations vs the CPU recipe's INT8 activations), so equal
-    tokens are what both recipes owe FP32. Where they differ, the CUDA
-    recipe must agree with FP32 (its activations are FP32, so it is the
-    closer of the two), which the assertion checks clip by clip."""
-    cpu8, fp32 = whisper_engines.by_name("INT8"), whisper_engines.by_name("FP32")
+def test_cuda_recipe_gives_fp32_tokens_on_the_english_examples(cuda_engine, whisper_engines):
+    """Same decoding loop, same features. The CUDA recipe is weight-only INT8
+    (8-bit blocks of 128 inputs, FP32 activations, accuracy level 0, so the CPU
+    provider computes it the same way on every instruction set): its only
+    error is the weight grid, and that must not change a token of FP32's on
+    any English example. The CPU INT8 engine is not the yardstick: its INT8
+    activations, and on a host whose u8s8 sums saturate its 7-bit weights,
+    change a word on some clips (on an AVX2 host, 2 of these 5), which the
+    benchmark reports; the CUDA recipe owes FP32 more than that."""
+    fp32 = whisper_engines.by_name("FP32")
     assert cuda_engine.info.device == "CPUExecutionProvider" and cuda_engine.info.nodes_on_cpu is None
     english = [e for e in read_examples(REPO / "examples") if e.language == "en"]
     assert len(english) == 5
-    same = 0
     for ex in english:
         clip = audio.load(ex.path)
-        got, want = cuda_engine.transcribe(clip, "en"), cpu8.transcribe(clip, "en")
-        assert got.ok and want.ok, (got.error, want.error)
-        if got.token_ids == want.token_ids:
-            same += 1
-            continue
-        ref = fp32.transcribe(clip, "en")
-        assert got.token_ids == ref.token_ids, (ex.path.name, got.text, want.text, ref.text)
-    assert same >= 4, f"only {same}/5 clips gave the CPU INT8 tokens"
+        got, ref = cuda_engine.transcribe(clip, "en"), fp32.transcribe(clip, "en")
+        assert got.ok and ref.ok, (got.error, ref.error)
+        assert got.token_ids == ref.token_ids, (ex.path.name, got.text, ref.text)
 
 
 @pytest.mark.model

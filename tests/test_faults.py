@@ -71,7 +71,7 @@ class Rig:
         first = run_page(self.demo, CLIP, "en")
         self.baseline = {n: first.text(n) for n in NAMES}
         assert all(self.baseline.values()), first.status
-        self.slowest_s = max(e.last_s for e in self.engines)
+        self.last_s = {e.info.name: e.last_s for e in self.engines}
 
     def by_name(self, name: str) -> FaultyEngine:
         return next(e for e in self.engines if e.info.name == name)
@@ -110,26 +110,29 @@ def test_every_engine_answers_after_the_faults(rig):
 def test_time_limit(rig):
     """A hang past `inference_timeout_s` is reported as a time-out, the others
     answer, the page answers the next request at once ("still busy" in that
-    column while the abandoned call runs on), and all three once it ends."""
-    # far above any real call of this clip, so only the hang trips it: engines run at nice 10 and
-    # yield to anything else on a shared host (4x was once exceeded there by FP16's emulated half math)
-    limit = max(20.0, 8 * rig.slowest_s)
+    column while the abandoned call runs on), and all three once it ends.
+    The slowest engine hangs, so the limit only has to clear the other two."""
+    name = max(rig.last_s, key=rig.last_s.get)  # FP16 on a CPU: emulated half math
+    others = [n for n in NAMES if n != name]
+    # far above any real call of the others on this clip, so only the hang trips it: engines run at
+    # nice 10 and yield to anything else on a shared host (4x was once exceeded there)
+    limit = max(20.0, 8 * max(rig.last_s[n] for n in others))
     demo = ui.build(rig.set, Settings(inference_timeout_s=limit), examples=[])
-    hung = rig.by_name("INT8")
+    hung = rig.by_name(name)
     gate = threading.Event()
     hung.arm(hang=gate)
     try:
         t0 = time.perf_counter()
         shown = run_page(demo, CLIP, "en")
         waited = time.perf_counter() - t0
-        assert f"timed out: no answer within the {limit:g} s limit" in shown.figures("INT8")
-        assert shown.text("INT8") == "" and hung.busy
-        rig.assert_answers(shown, ["FP32", "FP16"])
+        assert f"timed out: no answer within the {limit:g} s limit" in shown.figures(name)
+        assert shown.text(name) == "" and hung.busy
+        rig.assert_answers(shown, others)
         assert waited >= limit  # it did wait for the limit, then gave up on that engine only
 
         still = run_page(demo, CLIP, "en")
-        assert "still busy with an earlier clip" in still.figures("INT8")
-        rig.assert_answers(still, ["FP32", "FP16"])
+        assert "still busy with an earlier clip" in still.figures(name)
+        rig.assert_answers(still, others)
         assert hung.busy  # the abandoned call is still held: the page did not wait for it
     finally:
         gate.set()

@@ -32,6 +32,23 @@ def test_mel_filters_are_librosas_bit_for_bit():
         assert np.array_equal(ours, librosa.filters.mel(sr=16000, n_fft=400, n_mels=n))
 
 
+def test_features_are_the_same_bits_whatever_numpy_blas_threads():
+    """A Ray worker sets OMP_NUM_THREADS=1, a user's shell may set OPENBLAS_NUM_THREADS, a bigger host
+    has more cores: none may move the log-mel (a `@` through OpenBLAS did, and a near-tie INT8 word
+    flipped with it). Each setting in its own process, since OpenBLAS reads them once at load."""
+    code = ("import hashlib, numpy as np; from asr_quant import audio; from asr_quant.engines.whisper import features;"
+            f"c = audio.load({str(CLIP)!r}); x = np.random.default_rng(0).normal(0, 0.1, 16000 * 61);"
+            "print(hashlib.sha256(features.log_mel(c.samples).tobytes() + features.log_mel(x).tobytes()).hexdigest())")
+    seen = {}
+    for threads in ("1", "2", "4"):
+        env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+        env.update(OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads, PYTHONPATH=str(REPO))
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        seen[threads] = out.stdout.strip()
+    assert len(set(seen.values())) == 1, seen
+
+
 def test_device_plan_without_torch_asks_the_driver(monkeypatch):
     from asr_quant.engines import device
 

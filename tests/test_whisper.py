@@ -146,6 +146,10 @@ def test_lower_precisions_give_fp32s_transcript_on_real_recordings(run, lang):
 SPANISH_S = (1.5, 2.5)
 # Bounds from the full run on all 262 prompts (see SPANISH_EVIDENCE): a regression past them fails.
 SPANISH_BOUNDS = {"FP16": dict(identical=0.95, delta=0.0), "INT8": dict(identical=0.75, delta=0.02)}
+# FP16 on every other prompt (22): PyTorch's half math is emulated on a CPU without native FP16 (~4x
+# FP32's time on an AVX2 EPYC), so the 43 cost CI four minutes. Measured there on all 43: FP16 differs
+# from FP32 on 2 (conf-locked "covencia"/"covrencia", vm-deleted case and stop), 1 of them in the 22.
+SPANISH_EVERY = {"FP16": 2}
 SPANISH_FP32_WER = 0.30  # measured 0.261 on the 43 prompts: digits vs spelled numbers ("7" / "siete") are not normalized
 
 
@@ -158,9 +162,9 @@ def spanish(run):
     utts = [u for u in prompts.builtin_es() if SPANISH_S[0] <= u.duration_s <= SPANISH_S[1]]
     assert len(utts) >= 40, f"only {len(utts)} prompts of {SPANISH_S} s"
 
-    def records(name: str):
+    def records(name: str, every: int = 1):
         return [Record.from_transcript(run(name, Path(u.path), "es"), clip=u.id, row=u.row, language="es",
-                                       run=0, reference=u.text) for u in utts]
+                                       run=0, reference=u.text) for u in utts[::every]]
 
     return records
 
@@ -179,7 +183,8 @@ def test_lower_precisions_match_fp32_on_recorded_spanish_prompts(spanish, name):
     transcripts and the pooled WER delta, each bounded so that a regression fails."""
     from asr_quant.bench import paired
 
-    pairs = paired.pair_clips(spanish(name), spanish("FP32"), metrics.error_rate)
+    every = SPANISH_EVERY.get(name, 1)
+    pairs = paired.pair_clips(spanish(name, every), spanish("FP32", every), metrics.error_rate)
     s = paired.summarize_pairs(pairs)
     differ = [p.clip for p in pairs if not p.identical]
     print(f"{name} on {s['clips']} Spanish prompts: identical {s['identical']:.3f}, vs FP32's text "
@@ -195,14 +200,13 @@ def test_lower_precisions_match_fp32_on_recorded_spanish_prompts(spanish, name):
 CT2_EXCEPTIONS: dict[str, str] = {}
 
 
-def test_fp32_gives_ctranslate2_float32_tokens(whisper_engines):
+def test_fp32_gives_ctranslate2_float32_tokens(whisper_engines, run):
     """The PyTorch model rebuilt from model.bin decodes the same ids as
     CTranslate2 itself reading that model.bin in float32, on the same mel,
     on every clip (the language as our engine found it)."""
     from asr_quant.engines.whisper import features
 
-    engine = whisper_engines.by_name("FP32")
-    bundle = engine.bundle
+    bundle = whisper_engines.by_name("FP32").bundle
     ct = ctranslate2.models.Whisper(str(bundle.ct2_dir), device="cpu", compute_type="float32",
                                     intra_threads=2)
     clips = [(ex.path, "en") for ex in english_examples()]
@@ -211,7 +215,7 @@ def test_fp32_gives_ctranslate2_float32_tokens(whisper_engines):
     differ = {}
     for path, lang in clips:
         clip = audio.load(path)
-        ours = engine.transcribe(clip, lang)
+        ours = run("FP32", path, lang)  # the module's FP32 transcript of this clip, decoded once
         mel = features.windows(clip.samples, bundle.n_mels)[0].mel
         out = ct.generate(ctranslate2.StorageView.from_array(mel), [bundle.tokens.prompt(ours.language)],
                           beam_size=1, max_length=448, suppress_blank=True)

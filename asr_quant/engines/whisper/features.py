@@ -68,7 +68,11 @@ def log_mel(samples: np.ndarray, n_mels: int = 80) -> np.ndarray:
     window = np.hanning(N_FFT + 1)[:-1].astype(np.float32)
     spec = np.fft.rfft(frames * window, n=N_FFT, axis=-1).astype(np.complex64)
     power = (np.abs(spec[:-1]) ** 2).T  # [201, frames - 1]
-    mel = mel_filters(n_mels) @ power
+    # Not `@`: numpy's BLAS (OpenBLAS) splits a product by its thread count, which OMP_NUM_THREADS and
+    # OPENBLAS_NUM_THREADS set (Ray sets OMP_NUM_THREADS=1 in its workers), and the features' last bits
+    # moved with it, enough to flip a near-tie word of INT8. einsum's own loop (optimize=False never
+    # calls BLAS) sums in one order on every thread setting; ~6 ms per 30 s window.
+    mel = np.einsum("mk,kt->mt", mel_filters(n_mels), power, optimize=False)
     log_spec = np.log10(np.clip(mel, 1e-10, None))
     log_spec = np.maximum(log_spec, log_spec.max() - 8.0)
     return ((log_spec + 4.0) / 4.0).astype(np.float32)
