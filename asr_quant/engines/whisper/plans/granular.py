@@ -80,14 +80,6 @@ def _fq_weight_blocks(w, block: int):
     return q[..., :k] if pad else q
 
 
-def _fq_weight_rows(w, qmax: int):
-    """int8 symmetric per output channel on [-qmax, qmax] (rowwise.int8_columns)."""
-    import torch
-
-    s = w.abs().amax(1, keepdim=True).clamp(min=1e-12) / qmax
-    return torch.clamp(torch.round(w / s), -qmax, qmax) * s
-
-
 def _linear(mod, option: str, first_call: int, qmax: int, split=None):
     """Fake-quantized forward of an nn.Linear at `option`. split: ("rows"|"cols",
     channels) of an MLP's outliers, computed exactly in FP32."""
@@ -100,23 +92,23 @@ def _linear(mod, option: str, first_call: int, qmax: int, split=None):
         wq = _fq_weight_blocks(w, n)  # weight [out, in]: blocks along the inputs, per output channel
         act = lambda x: _fq_blocks(x, n)  # noqa: E731
     elif option == "tensor":
-        wq = _fq_weight(w) if qmax == QMAX else _fq_weight_rows(w, 64)  # reduce_range: [-64, 64]
+        wq = _fq_weight(w, QMAX if qmax == QMAX else 64)  # reduce_range: [-64, 64]
         act = lambda x: _fq_act(x, first_call)  # noqa: E731
     else:  # row, row-split
-        wq = _fq_weight_rows(w, qmax)
+        wq = _fq_weight(w, qmax)
         act = _fq_rows
     if split is None:
         return lambda x: F.linear(act(x), wq, b)
     how, ch = split
     if how == "rows":  # fc1: outlier output channels FP32
-        wq = _fq_weight_rows(w, qmax).clone()
+        wq = _fq_weight(w, qmax).clone()
         wq[ch] = 0.0
         wo = torch.zeros_like(w)
         wo[ch] = w[ch]
         return lambda x: F.linear(act(x), wq, b) + F.linear(x, wo)
     keep = torch.ones(w.shape[1], dtype=torch.bool)  # fc2: outlier input channels FP32
     keep[ch] = False
-    wk, wo = _fq_weight_rows(w[:, keep], qmax), w[:, ~keep]
+    wk, wo = _fq_weight(w[:, keep], qmax), w[:, ~keep]
     return lambda x: F.linear(act(x[..., keep]), wk, b) + F.linear(x[..., ~keep], wo)
 
 

@@ -102,7 +102,7 @@ def _uint8_grid(x, lo, scale):
 
 def _fq_weight(w, qmax: int = 127):
     """int8 symmetric per-output-channel (dim 0) fake quantization: scale max|w| / qmax, as onnxruntime's
-    (qmax 64: its reduce_range, where the host's u8s8 sums saturate)."""
+    (qmax 64: its reduce_range; 63: plan rows' 7-bit grid, where the host's u8s8 sums saturate)."""
     import torch
 
     flat = w.reshape(w.shape[0], -1)
