@@ -112,7 +112,7 @@ def test_time_limit(rig):
     answer, the page answers the next request at once ("still busy" in that
     column while the abandoned call runs on), and all three once it ends.
     The slowest engine hangs, so the limit only has to clear the other two."""
-    name = max(rig.last_s, key=rig.last_s.get)  # FP16 on a CPU: emulated half math
+    name = max(rig.last_s, key=rig.last_s.get)
     others = [n for n in NAMES if n != name]
     # far above any real call of the others on this clip, so only the hang trips it: engines run at
     # nice 10 and yield to anything else on a shared host (4x was once exceeded there)

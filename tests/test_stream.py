@@ -122,6 +122,28 @@ def test_an_engine_that_cannot_keep_up_says_so_and_is_left_out():
     assert s.rtf > 1.0
 
 
+def test_an_engine_fast_alone_but_behind_beside_the_others_is_left_out_once_judged():
+    """Each engine alone is faster than real time, but FP16 only starts when INT8 and FP32 are idle,
+    so per second of audio it takes 0.3 + 0.2 + 0.8 of wall clock: its queue would only grow. It is
+    left out once 3 s of audio are done, long before 30 s of backlog; the two that keep up stay in."""
+    pieces = cut(speech(8))
+    d = min(p.duration_s for p in pieces)
+    int8, fp32, fp16 = Recorder("INT8", 0.3 * d), Recorder("FP32", 0.2 * d), Recorder("FP16", 0.8 * d)
+    sess = stream.LiveSession([fp16, fp32, int8], "en", stream.LiveConfig(judge_after_s=3 * d))
+    for p in pieces:  # in real time, as a recording streams
+        sess._hand_out([p])
+        time.sleep(p.duration_s)
+    sess.stop()
+    assert sess.wait(20.0)
+    states = {s.name: s for s in sess.states()}
+    behind = states["FP16"]
+    assert behind.dropped and behind.rtf < 1.0 < behind.wall_rtf
+    assert 3 <= behind.done < len(pieces)
+    assert "sharing the CPU" in behind.line() and "left out of live mode" in behind.line()
+    for name in ("INT8", "FP32"):
+        assert states[name].done == len(pieces) and states[name].keeps_up and states[name].wall_rtf < 1.0
+
+
 def test_an_engine_without_context_says_so_in_its_column(tmp_path):
     live = pages.LivePages(catch_up_s=5.0)
     live.start("k", [NoContext()], "en")

@@ -36,6 +36,7 @@ class LiveConfig:
     silence_s: float = SILENCE_S
     max_s: float = MAX_S
     max_backlog_s: float = 30.0  # audio waiting for an engine before it is left out of live mode
+    judge_after_s: float = 8.0  # audio an engine has done before a wall-clock RTF over 1 leaves it out
 
 
 def to_mono_16k(sample_rate: int, data: np.ndarray) -> np.ndarray:
@@ -69,7 +70,8 @@ class LiveSession:
         for i, e in enumerate(ordered):  # each starts a segment only while those before it are idle
             idle = (lambda before=tuple(self.workers): all(w.idle_now for w in before)) if i else None
             self.workers.append(EngineWorker(e, language, idle=idle, max_backlog_s=self.config.max_backlog_s,
-                                             clock=clock, nice=min(19, NICE_PER_RANK * i)))
+                                             clock=clock, nice=min(19, NICE_PER_RANK * i),
+                                             judge_after_s=self.config.judge_after_s))
 
     @property
     def recorded_s(self) -> float:

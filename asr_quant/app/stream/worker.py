@@ -12,9 +12,16 @@ encoder layers) as soon as one ranked before it gets a segment, so on a
 2-core CPU INT8 has the cores to itself within milliseconds of its segment's
 cut. A pause is not counted in an engine's compute or RTF. What a pause
 cannot split (one emulated FP16 matrix product can take 0.1-0.3 s) is left
-to the OS: a lower-ranked worker runs 5 nice levels lower per rank. One whose backlog
-grows past `max_backlog_s` of audio stops taking segments: it "falls behind",
-says so, and is left to the whole-recording pass at the end.
+to the OS: a lower-ranked worker runs 5 nice levels lower per rank.
+
+A worker stops taking segments (it "falls behind", says so, and is left to
+the whole-recording pass at the end) when its backlog grows past
+`max_backlog_s` of audio, or sooner, once `judge_after_s` of audio is done,
+when its wall-clock RTF is over 1: the time from taking each segment to its
+text, the waits for those ranked before it included, against the audio. That
+is the rate its queue drains at on this host with the others beside it; over
+1 the backlog only grows, and every second it stays it takes cores from the
+engines that do keep up (on a 2-core CPU, emulated FP16 beside INT8).
 """
 from __future__ import annotations
 
@@ -38,6 +45,7 @@ class Done:
     piece: Piece
     text: str
     compute_s: float  # the engine's own time on it, its pauses for engines ranked before it left out
+    wall_s: float  # from taking it off the queue to its text: compute plus every wait for those ranked before
     delay_s: float  # from the segment being cut (handed to the engines) to its text
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
@@ -53,6 +61,7 @@ class WorkerState:
     done: int
     waiting: int
     rtf: float | None
+    wall_rtf: float | None  # wall-clock time per second of audio, waits for engines ranked before included
     keeps_up: bool
     dropped: bool
     busy: bool
@@ -61,6 +70,8 @@ class WorkerState:
 
     def line(self) -> str:
         rtf = f"RTF {self.rtf:.2f}" if self.rtf is not None else "RTF -"
+        if self.wall_rtf is not None and self.rtf is not None and self.wall_rtf > 1.0 >= self.rtf:
+            rtf += f" alone, {self.wall_rtf:.2f} sharing the CPU"  # fast enough alone, not beside the others
         if self.dropped:
             return f"falls behind: {rtf}; left out of live mode, transcribed when the recording stops"
         if not self.keeps_up:
@@ -71,15 +82,18 @@ class WorkerState:
 
 class EngineWorker:
     def __init__(self, engine: Engine, language: str | None, idle: Callable[[], bool] | None = None,
-                 max_backlog_s: float = 30.0, clock: Callable[[], float] = time.perf_counter, nice: int = 0):
+                 max_backlog_s: float = 30.0, clock: Callable[[], float] = time.perf_counter, nice: int = 0,
+                 judge_after_s: float = 8.0):
         """`idle`: True when the workers ranked before this one have nothing to do (None: the first).
-        `nice`: added to this worker thread's nice value (and so to the compute threads it starts)."""
+        `nice`: added to this worker thread's nice value (and so to the compute threads it starts).
+        `judge_after_s`: audio done before its wall-clock RTF can leave it out of live mode."""
         self.engine = engine
         self.nice = nice
         self.name = engine.info.name
         self.language = language
         self.idle = idle
         self.max_backlog_s = max_backlog_s
+        self.judge_after_s = judge_after_s
         self.clock = clock
         self.done: list[Done] = []
         self.dropped = False
@@ -124,12 +138,10 @@ class EngineWorker:
         with self._lock:
             done = list(self.done)
             waiting, dropped, busy = self._queue.qsize(), self.dropped, self.busy
-        audio = sum(d.piece.duration_s for d in done)
-        compute = sum(d.compute_s for d in done)
-        rtf = compute / audio if audio > 0 else None
+        rtf, wall_rtf = _rtfs(done)
         keeps_up = not dropped and (rtf is None or rtf <= 1.0) and waiting <= 1
         notes = sorted({w for d in done for w in d.warnings if "context" in w})
-        return WorkerState(self.name, self.text(), len(done), waiting, rtf, keeps_up, dropped, busy,
+        return WorkerState(self.name, self.text(), len(done), waiting, rtf, wall_rtf, keeps_up, dropped, busy,
                            done[-1].delay_s if done else None, "; ".join(notes))
 
     def text(self) -> str:
@@ -157,6 +169,7 @@ class EngineWorker:
                 if self.dropped:
                     continue
                 self.busy = True
+            taken = self.clock()
             gate = Gate(self._held)
             gate.wait()  # start only while those ranked before are idle
             start_wait = gate.waited_s
@@ -169,6 +182,22 @@ class EngineWorker:
             compute = max(0.0, t.timings.total_s - (gate.waited_s - start_wait))
             with self._lock:
                 self._waiting_s = max(0.0, self._waiting_s - piece.duration_s)
-                self.done.append(Done(piece, t.text.strip(), compute, now - cut_at, t.error, list(t.warnings),
-                                      shown_at=now))
+                self.done.append(Done(piece, t.text.strip(), compute, now - taken, now - cut_at, t.error,
+                                      list(t.warnings), shown_at=now))
                 self.busy = False
+                if not self.dropped and self._too_slow():
+                    self.dropped = True  # its queue would only grow: leave the cores to those that keep up
+                    self._drain()
+
+    def _too_slow(self) -> bool:
+        audio = sum(d.piece.duration_s for d in self.done)
+        _, wall_rtf = _rtfs(self.done)
+        return audio >= self.judge_after_s and wall_rtf is not None and wall_rtf > 1.0
+
+
+def _rtfs(done: list[Done]) -> tuple[float | None, float | None]:
+    """(own compute, wall clock) per second of audio over the segments done."""
+    audio = sum(d.piece.duration_s for d in done)
+    if audio <= 0:
+        return None, None
+    return sum(d.compute_s for d in done) / audio, sum(d.wall_s for d in done) / audio
