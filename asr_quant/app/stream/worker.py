@@ -1,8 +1,8 @@
 """One engine's side of live mode: a thread with its own queue of segments.
 
-Why a thread per engine: engines must not wait on each other. On a CPU
-without FP16 arithmetic FP16 is emulated and several times slower than real
-time, and a shared queue would hold INT8's text back behind it. Each worker
+Why a thread per engine: engines must not wait on each other. On a small CPU
+one of them may be slower than real time, and a shared queue would hold
+INT8's text back behind it. Each worker
 transcribes its segments in order, with the text of the segments before as
 context (Whisper: after <|startofprev|>, as condition_on_previous_text), and
 keeps its live real-time factor. Workers are ranked (INT8, FP32, then the
@@ -11,7 +11,7 @@ one under way pauses (`engines.gate`: between decoder steps and PyTorch
 encoder layers) as soon as one ranked before it gets a segment, so on a
 2-core CPU INT8 has the cores to itself within milliseconds of its segment's
 cut. A pause is not counted in an engine's compute or RTF. What a pause
-cannot split (one emulated FP16 matrix product can take 0.1-0.3 s) is left
+cannot split (one long matrix product) is left
 to the OS: a lower-ranked worker runs 5 nice levels lower per rank.
 
 A worker stops taking segments (it "falls behind", says so, and is left to
@@ -21,7 +21,7 @@ when its wall-clock RTF is over 1: the time from taking each segment to its
 text, the waits for those ranked before it included, against the audio. That
 is the rate its queue drains at on this host with the others beside it; over
 1 the backlog only grows, and every second it stays it takes cores from the
-engines that do keep up (on a 2-core CPU, emulated FP16 beside INT8).
+engines that do keep up (on a 2-core CPU, INT8 and FP32).
 """
 from __future__ import annotations
 

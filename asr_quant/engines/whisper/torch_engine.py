@@ -71,9 +71,12 @@ ATTENTION = "asrq_fp32_compute_sdpa"
 
 
 def cpu_flags() -> set[str]:
+    """All of this CPU's flags (host.Isa keeps only those of integer products)."""
+    from ...host import parse_cpuinfo
+
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
-            return set(next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), []))
+            return parse_cpuinfo(f.read())[1]
     except OSError:
         return set()
 
@@ -152,7 +155,7 @@ class TorchStepModel:
 
 def _pause_between_layers(model) -> None:
     """`gate.pause_point()` before each leaf layer of the encoder: the encoder
-    is most of a segment's compute here (FP16 emulated: seconds), and a live
+    is most of a segment's compute here (a second or more a window), and a live
     engine ranked lower must give the cores back within milliseconds. The
     decoder pauses once a token, in the decoding loop: a hook on each of its
     leaf layers would cost Python time every token in every benchmark, for
