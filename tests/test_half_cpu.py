@@ -19,6 +19,9 @@ from asr_quant.engines.whisper import torch_engine as te
     ("bf16", {"avx512_bf16"}, True),
     ("bf16", {"amx_bf16"}, True),
     ("bf16", {"avx512_fp16"}, False),
+    ("fp16", {"fp", "asimd", "fphp", "asimdhp"}, True),  # ARM (Features line)
+    ("fp16", {"fp", "asimd"}, False),
+    ("bf16", {"asimd", "bf16"}, True),
 ])
 def test_which_cpus_have_16_bit_arithmetic(precision, flags, native):
     assert te.cpu_has_half_math(precision, flags) is native

@@ -5,8 +5,8 @@ FP16/BF16 follow openai-whisper's mixed precision: every weight is cast
 before casting back, because LayerNorm's variance loses too much in 16 bits.
 Logits are handed to the decoder as FP32 in every precision.
 
-On a CPU without arithmetic for that 16-bit type (no avx512_fp16/amx_fp16 for
-FP16, no avx512_bf16/amx_bf16 for BF16) PyTorch's own half kernels are slow
+On a CPU without arithmetic for that 16-bit type (no avx512_fp16/amx_fp16, or
+ARM's asimdhp, for FP16; no avx512_bf16/amx_bf16, or ARM's bf16, for BF16) PyTorch's own half kernels are slow
 scalar paths (a 30 s window's FP16 encoder: 5.5 s against FP32's 1.2 s here,
 its two convolutions alone 1.35 s). There the products of many rows (every
 encoder product, a decoder call's prompt) and attention take the values as
@@ -65,7 +65,8 @@ def keep_layernorm_fp32(model) -> None:
                 setattr(module, name, ln)
 
 
-_NATIVE_HALF_FLAGS = {"fp16": ("avx512_fp16", "amx_fp16"), "bf16": ("avx512_bf16", "amx_bf16")}
+# x86 flags, then ARM's /proc/cpuinfo Features (asimdhp: NEON FP16 arithmetic; bf16: BFDOT/BFMMLA)
+_NATIVE_HALF_FLAGS = {"fp16": ("avx512_fp16", "amx_fp16", "asimdhp"), "bf16": ("avx512_bf16", "amx_bf16", "bf16")}
 MANY_ROWS = 16  # a product over at least this many rows computes in FP32 on a CPU without 16-bit math
 ATTENTION = "asrq_fp32_compute_sdpa"
 
