@@ -20,6 +20,7 @@ the CPU's flags, not by a timing, so the arithmetic is the same on every load.
 """
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -71,15 +72,17 @@ MANY_ROWS = 16  # a product over at least this many rows computes in FP32 on a C
 ATTENTION = "asrq_fp32_compute_sdpa"
 
 
-def cpu_flags() -> set[str]:
-    """All of this CPU's flags (host.Isa keeps only those of integer products)."""
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """All of this CPU's flags (host.Isa keeps only those of integer products), read once:
+    each half engine's load asks twice (its arithmetic, its details)."""
     from ...host import parse_cpuinfo
 
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
-            return parse_cpuinfo(f.read())[1]
+            return frozenset(parse_cpuinfo(f.read())[1])
     except OSError:
-        return set()
+        return frozenset()
 
 
 def cpu_has_half_math(precision: str, flags: set[str] | None = None) -> bool:
