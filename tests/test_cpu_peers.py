@@ -117,11 +117,10 @@ def test_peer_transcribes_an_english_example_like_fp32(kind, whisper_engines):
     theirs = peer.transcribe(clip, "en")
     assert theirs.error is None and theirs.text
     out = default_error_fn()(ours.text, theirs.text, "en")
-    from asr_quant.engines.whisper.plans import probe
-
-    if kind == "torch-int8" and probe.u8s8() == probe.SATURATES:
-        # PyTorch's own dynamic INT8 on a CPU whose u8s8 sums saturate (AVX2, no VNNI) misreads this clip's
-        # first words ("but whatever will be done in the morning"): the peer's figure, not a broken wrapper
+    if kind == "torch-int8":
+        # PyTorch's own dynamic INT8 (fbgemm, 7-bit activations) misreads this clip's first words ("but
+        # whatever will be done in the morning") on the AVX2 host and on the AVX512-VNNI one alike: the
+        # peer's figure, not a broken wrapper (a broken conversion is off on most of the 15 words)
         assert out.ref_len >= 10 and out.substitutions + out.deletions + out.insertions <= 6, (ours.text, theirs.text)
     else:
         assert out.ref_len >= 10 and out.substitutions + out.deletions + out.insertions <= 2, (ours.text, theirs.text)

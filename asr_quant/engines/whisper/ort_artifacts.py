@@ -245,6 +245,10 @@ def _child(argv: list[str] | None = None) -> int:
         report["report"] = asdict(built)
         report["calibration_languages"] = calibration.languages(calibration.CALIBRATION, quant.calib_size)
         report["holdout_languages"] = calibration.languages(calibration.HOLDOUT, quant.holdout_size)
+        from .plans.storage import store_exact_fp16
+
+        _say("storing the FP32 weights FP16 holds exactly in FP16")
+        report["stored_fp16"] = {n: store_exact_fp16(out / n) for n in FILES}
     report["weights_bytes"] = {n: onnx_initializer_bytes(out / n) for n in FILES}
     (out / "report.json").write_text(json.dumps(report))
     return 0

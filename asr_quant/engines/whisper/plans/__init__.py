@@ -21,6 +21,7 @@ Layout (arrows are imports; no module imports a plan but this one):
     granular     every granularity simulated in PyTorch per group
     mixed        ONNX graphs with a granularity per group
     costed       plan "costed": the search with time as a cost (-> costs, granular, mixed)
+    storage      the kept FP32 weights stored in FP16 where FP16 holds them exactly (every plan's output)
 """
 from __future__ import annotations
 
