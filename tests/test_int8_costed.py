@@ -190,6 +190,8 @@ def test_the_probe_says_whether_8_bit_weights_survive_this_hosts_u8s8_sums():
     assert QuantConfig(plan="rows", u8s8="saturates", isa="amx").weight_qmax == 63
     assert QuantConfig(plan="rows", u8s8="exact", isa="amx").weight_qmax == 127
     assert QuantConfig(plan="rows", u8s8="exact", isa="avx2").weight_qmax == 63
+    # the shipped probe graph is the one probe_model writes (the engine's load reads the file, without onnx)
+    assert probe.PROBE_FILE.read_bytes() == probe.probe_model()
 
 
 def _matmul_integer(a: np.ndarray, b: np.ndarray) -> np.ndarray:

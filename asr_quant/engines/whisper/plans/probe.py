@@ -15,6 +15,10 @@ relative error against 1.1 % for exact 8-bit arithmetic; 7-bit weights
 The probe multiplies the worst case (all 255 by all 127) in a tiny graph and
 compares with the exact sum. It runs once per process (microseconds of
 compute) and its answer is a QuantConfig field, so it is in the artifact key.
+The graph ships as `u8s8_probe.onnx` (1 KB, written by `probe_model`, which a
+test checks it equals): every INT8 engine's load asks the probe, and building
+the graph there would import the `onnx` package, ~1 s and 16 MB of resident
+memory in a process that otherwise never needs it.
 """
 from __future__ import annotations
 
@@ -25,25 +29,36 @@ import numpy as np
 EXACT, SATURATES = "exact", "saturates"
 
 
+from pathlib import Path
+
+PROBE_FILE = Path(__file__).with_name("u8s8_probe.onnx")
+M, K, N = 16, 64, 16
+
+
+def probe_model() -> bytes:
+    """The probe graph: A [M, K] uint8 (fed) times B [K, N] int8 (all 127), MatMulInteger to int32."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    b = np.full((K, N), 127, np.int8)
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["A", "B"], ["Y"])], "probe",
+        [helper.make_tensor_value_info("A", TensorProto.UINT8, [M, K])],
+        [helper.make_tensor_value_info("Y", TensorProto.INT32, None)], [numpy_helper.from_array(b, "B")])
+    return helper.make_model(graph, ir_version=9, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
 @lru_cache(maxsize=None)
 def u8s8() -> str:
     """"exact" or "saturates" for this process's ONNX Runtime on this CPU
     ("exact" where ONNX Runtime cannot be loaded: nothing is built then)."""
     try:
         import onnxruntime as ort
-        from onnx import TensorProto, helper, numpy_helper
     except ImportError:
         return EXACT
-    m, k, n = 16, 64, 16
-    a = np.full((m, k), 255, np.uint8)
-    b = np.full((k, n), 127, np.int8)
-    graph = helper.make_graph(
-        [helper.make_node("MatMulInteger", ["A", "B"], ["Y"])], "probe",
-        [helper.make_tensor_value_info("A", TensorProto.UINT8, [m, k])],
-        [helper.make_tensor_value_info("Y", TensorProto.INT32, None)], [numpy_helper.from_array(b, "B")])
-    model = helper.make_model(graph, ir_version=9, opset_imports=[helper.make_opsetid("", 17)])
+    model = PROBE_FILE.read_bytes() if PROBE_FILE.is_file() else probe_model()
     so = ort.SessionOptions()
     so.log_severity_level = 3
     so.intra_op_num_threads = 1
-    y = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"]).run(None, {"A": a})[0]
-    return EXACT if int(y[0, 0]) == k * 255 * 127 else SATURATES
+    a = np.full((M, K), 255, np.uint8)
+    y = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"]).run(None, {"A": a})[0]
+    return EXACT if int(y[0, 0]) == K * 255 * 127 else SATURATES
