@@ -136,3 +136,37 @@ def test_a_peer_that_cannot_load_is_a_row_with_its_reason(tmp_path):
     assert [r.info.name for r in rows] == ["OpenVINO INT8 (NNCF)", "PyTorch dynamic INT8"]
     assert all(not r.info.available and r.info.error for r in rows)
     assert [r.peer_kind for r in rows] == ["openvino-int8", "torch-int8"]
+
+
+@pytest.mark.model
+def test_openvino_smoothquant_peer_quantizes_activations_and_reads_like_fp32(whisper_engines, monkeypatch, tmp_path):
+    """`openvino-int8-sq`, built on 3 calibration clips (the row's own build takes 30; the count is in its
+    key, so this is another artifact): both graphs get NNCF's activation quantizers (FakeQuantize) and
+    SmoothQuant's scales, and the weather example reads within 2 words of our FP32."""
+    pytest.importorskip("nncf")
+    from asr_quant import audio
+    from asr_quant.bench.stats import default_error_fn
+    from asr_quant.engines.whisper import peer_engines
+    from asr_quant.engines.whisper.cpu_peers import openvino as ov_peer
+    from asr_quant.settings import Settings
+
+    monkeypatch.setattr(ov_peer, "SQ_CLIPS", 3)
+    settings = Settings(model="base", precisions="fp32", device="cpu", threads=2,
+                        cache_dir=Settings.from_env().cache_dir)
+    (peer,) = peer_engines(settings, ["openvino-int8-sq"], "Whisper base")
+    assert peer.info.available, peer.info.error
+    assert peer.info.name == "OpenVINO INT8 (NNCF SmoothQuant)" and "SmoothQuant" in peer.info.details
+    import openvino as ov
+
+    folder = peer.folder
+    for name in ("encoder", "decoder"):
+        ops = [op for op in ov.Core().read_model(str(folder / f"{name}.xml")).get_ops()]
+        assert sum(op.get_type_name() == "FakeQuantize" for op in ops) >= 10, name
+        assert any("smooth_quant" in op.get_friendly_name() for op in ops), name
+    clip = audio.load("examples/weather_en.flac", max_s=None)
+    ours = whisper_engines.by_name("FP32").transcribe(clip, "en")
+    theirs = peer.transcribe(clip, "en")
+    assert theirs.error is None and theirs.text
+    out = default_error_fn()(ours.text, theirs.text, "en")
+    assert out.ref_len >= 10 and out.substitutions + out.deletions + out.insertions <= 2, (ours.text, theirs.text)
+    peer.close()

@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--peers", default=DEFAULT_PEERS,
                    help="peer rows on the same weights (Whisper only): faster-whisper compute types (float32, "
                         "int8, ...) and torch-int8, openai-whisper, whispercpp-q8_0, whispercpp-f16, "
-                        f"openvino-fp32, openvino-int8 (docs/peers.md); or 'none' (default {DEFAULT_PEERS})")
+                        f"openvino-fp32, openvino-int8, openvino-int8-sq (docs/peers.md); or 'none' (default {DEFAULT_PEERS})")
     p.add_argument("--runs", type=int, default=3, help="timed runs per clip and engine (default 3)")
     p.add_argument("--warmup", type=int, default=1, help="untimed warm-up calls per engine (default 1)")
     p.add_argument("--threads", type=int, default=None, help="threads for torch, ONNX Runtime and CTranslate2")

@@ -4,8 +4,8 @@ a benchmark peer row beside faster-whisper's.
 
 Kinds (`--peers`): `torch-int8` (PyTorch dynamic INT8), `openai-whisper`
 (the reference implementation, FP32), `whispercpp-q8_0` / `whispercpp-f16`
-(whisper.cpp via pywhispercpp), `openvino-fp32` / `openvino-int8`
-(optimum-intel, NNCF). Timed like every engine: `Engine.transcribe` around
+(whisper.cpp via pywhispercpp), `openvino-fp32` / `openvino-int8` (NNCF weight
+compression) / `openvino-int8-sq` (NNCF full INT8 with SmoothQuant). Timed like every engine: `Engine.transcribe` around
 16 kHz samples in, text out (features, encoder, greedy decoding and
 detokenization inside). One that cannot be built here becomes an unavailable
 row carrying the exact reason, never a missing row.
@@ -22,6 +22,7 @@ KINDS = {
     "whispercpp-f16": ("whisper.cpp F16", "fp16", "whisper.cpp"),
     "openvino-fp32": ("OpenVINO FP32", "fp32", "OpenVINO"),
     "openvino-int8": ("OpenVINO INT8 (NNCF)", "int8", "OpenVINO"),
+    "openvino-int8-sq": ("OpenVINO INT8 (NNCF SmoothQuant)", "int8", "OpenVINO"),
 }
 
 
