@@ -65,7 +65,11 @@ def main(argv=None) -> int:
     clips = max(((res.get("paired") or {}).get("engines", {}).get(rows[k]) or {}).get("recorded", {}).get("clips", 0)
                 for k in s)
     print(f'    "{a.level}": Evidence(')
-    print(f'        host={res.get("host", {}).get("describe", "")!r},')
+    m = res.get("machine") or {}
+    isa = m.get("isa") or {}
+    print(f'        host={(str(m.get("cpu", "")) + ", " + str(isa.get("label", ""))).strip(", ")!r},')
+    if isa.get("level") and isa["level"] != a.level:
+        print(f"# note: the run was on level {isa['level']}, not {a.level}", file=sys.stderr)
     print(f'        command={res.get("command", "")!r},')
     print(f"        clips={clips},")
     print("        scores={" + ", ".join(f'"{k}": Score({round(v.identical * clips)} / {clips}, {v.vs_peer})'

@@ -85,6 +85,36 @@ EVIDENCE: dict[str, Evidence] = {
             "dec.2.mlp": "b128", "dec.3.self": "b32", "dec.3.cross": "tensor", "dec.3.mlp": "b128",
             "dec.4.self": "b128", "dec.4.cross": "fp32", "dec.4.mlp": "b32", "dec.5.self": "b128",
             "dec.5.cross": "tensor", "dec.5.mlp": "b16", "dec.tokens": "b32"}}),
+    # The AMD EPYC with AVX512-VNNI + AVX512-BF16 (no AMX): every plan and every CPU peer in one run over all 267
+    # recorded clips; printed by `python scripts/plan_evidence.py bench_out/vnni-all/results.json --level avx512-vnni`.
+    "avx512-vnni": Evidence(
+        host="AMD EPYC, AVX512-VNNI + AVX512-BF16 (no AMX)",
+        command=('python -m asr_quant.bench --model base --corpus prompts-es --corpus ../shared/speech --engines '
+                 'fp32,int8,ort-fp32 --int8-plans blockwise,costed:kl=0.004,costed:kl=0.002 --peers '
+                 'int8,float32,torch-int8,openai-whisper,whispercpp-q8_0,whispercpp-f16,openvino-fp32,openvino-int8 '
+                 '--runs 1 --warmup 1 --threads 2 --out bench_out/vnni-all --docs docs/benchmark.md'),
+        clips=267,
+        scores={"blockwise": Score(251 / 267, 0.79), "rows": Score(216 / 267, 0.59),
+                "costed:kl=0.002": Score(218 / 267, 0.65), "costed:kl=0.004": Score(208 / 267, 0.56)},
+        # bench_out/vnni-all/results.json: the costed engines' levels as built and measured
+        levels={"costed:kl=0.004": {
+            "dec.0.cross": "tensor", "dec.0.mlp": "b128", "dec.0.self": "b128", "dec.1.cross": "tensor",
+            "dec.1.mlp": "b128", "dec.1.self": "b128", "dec.2.cross": "tensor", "dec.2.mlp": "b128",
+            "dec.2.self": "b128", "dec.3.cross": "tensor", "dec.3.mlp": "b128", "dec.3.self": "b128",
+            "dec.4.cross": "tensor", "dec.4.mlp": "b16", "dec.4.self": "b32", "dec.5.cross": "b128",
+            "dec.5.mlp": "fp32", "dec.5.self": "b128", "dec.tokens": "b128", "enc.0.attn": "b128",
+            "enc.0.mlp": "row-split", "enc.1.attn": "tensor", "enc.1.mlp": "tensor", "enc.2.attn": "row",
+            "enc.2.mlp": "tensor", "enc.3.attn": "tensor", "enc.3.mlp": "row-split", "enc.4.attn": "tensor",
+            "enc.4.mlp": "tensor", "enc.5.attn": "tensor", "enc.5.mlp": "tensor"},
+                "costed:kl=0.002": {
+            "dec.0.cross": "b32", "dec.0.mlp": "b16", "dec.0.self": "b32", "dec.1.cross": "b128",
+            "dec.1.mlp": "b128", "dec.1.self": "fp32", "dec.2.cross": "b32", "dec.2.mlp": "b16",
+            "dec.2.self": "fp32", "dec.3.cross": "b32", "dec.3.mlp": "b32", "dec.3.self": "b32",
+            "dec.4.cross": "b128", "dec.4.mlp": "b16", "dec.4.self": "b32", "dec.5.cross": "b128",
+            "dec.5.mlp": "fp32", "dec.5.self": "fp32", "dec.tokens": "b32", "enc.0.attn": "b128",
+            "enc.0.mlp": "b16", "enc.1.attn": "tensor", "enc.1.mlp": "b128", "enc.2.attn": "row",
+            "enc.2.mlp": "row", "enc.3.attn": "tensor", "enc.3.mlp": "row-split", "enc.4.attn": "b128",
+            "enc.4.mlp": "tensor", "enc.5.attn": "tensor", "enc.5.mlp": "b128"}}),
     # costed:kl=0.004 was held back for a while (the long-form check read 0.111 against 0.096, a Ray run's
     # text differed); both came from numpy's BLAS thread count moving the log-mel's last bits (Ray sets
     # OMP_NUM_THREADS=1), fixed in features.py: the long-form check then read 0.096 against 0.096.
