@@ -49,7 +49,8 @@ def ort_session_options(threads: int):
     # No memory pattern: with it, a session's second call allocates one block for
     # the whole planned run beside the arena's chunks from the first, so the INT8
     # engine's peak resident memory grew by ~45 MB from its first call to its
-    # second (base, AVX512-VNNI EPYC: 355 -> 311 MB alone); the decoder's shapes
+    # second (base, plan rows, AVX512-VNNI EPYC: 360 MB alone before, 326 MB with
+    # this and plans/probe.py's shipped graph, docs/memory.md); the decoder's shapes
     # change every step, so a plan is rarely reused anyway. Measured time: the same
     # (0.98x over 8 interleaved encoder + 30-step rounds).
     so.enable_mem_pattern = False
