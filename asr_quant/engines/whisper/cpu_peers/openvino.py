@@ -65,11 +65,15 @@ class OVStepModel:
         self.encoder.infer({"mel": np.ascontiguousarray(mel, dtype=np.float32)})
         return {k: self.encoder.get_tensor(k).data.copy() for k in self._cross}
 
-    def step(self, enc: Any, tokens: np.ndarray, cache: Any) -> tuple[np.ndarray, Any]:
+    def feed(self, enc: Any, tokens: np.ndarray, cache: Any) -> dict:
+        """One step's decoder inputs: the window's cross keys and values (shared, not copied), cache, tokens."""
         feed = dict(enc)
         feed.update(zip(self._cache, cache if cache is not None else self._empty))
         feed["tokens"] = np.ascontiguousarray(tokens, dtype=np.int64)
-        self.decoder.infer(feed)
+        return feed
+
+    def step(self, enc: Any, tokens: np.ndarray, cache: Any) -> tuple[np.ndarray, Any]:
+        self.decoder.infer(self.feed(enc, tokens, cache))
         out = [self.decoder.get_tensor(k).data.copy() for k in self._outputs]
         return out[0][0, -1], out[1:]
 
@@ -100,10 +104,7 @@ class _Recorder:
         return self.inner.encode(mel)
 
     def step(self, enc: Any, tokens: np.ndarray, cache: Any) -> tuple[np.ndarray, Any]:
-        feed = dict(enc)  # the window's cross keys and values, shared by its steps, not copied
-        feed.update(zip(self.inner._cache, cache if cache is not None else self.inner._empty))
-        feed["tokens"] = np.ascontiguousarray(tokens, dtype=np.int64)
-        self.feeds.append(feed)
+        self.feeds.append(self.inner.feed(enc, tokens, cache))
         return self.inner.step(enc, tokens, cache)
 
 
