@@ -23,14 +23,11 @@ memory in a process that otherwise never needs it.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
 EXACT, SATURATES = "exact", "saturates"
-
-
-from pathlib import Path
-
 PROBE_FILE = Path(__file__).with_name("u8s8_probe.onnx")
 M, K, N = 16, 64, 16
 
